@@ -1,0 +1,1 @@
+//! Message codec (see codec tests).

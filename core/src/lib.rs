@@ -1,0 +1,8 @@
+//! GovFS core: sans-IO state machines. Nothing here opens a socket, reads a
+//! clock, spawns a thread or touches a disk; callers feed messages and time in
+//! and carry out the actions that come back.
+
+pub mod codec;
+pub mod president;
+pub mod raft;
+pub mod wal;
