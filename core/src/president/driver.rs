@@ -1,0 +1,214 @@
+//! Runs on the elected president: watches member reports and turns failures
+//! and missing ministries into orders for the president's log.
+//!
+//! Sans-IO like the rest of the core: reports and poll answers in, orders to
+//! propose out. Every order is re-derived from the replicated map, so a new
+//! president simply picks up where the old one stopped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::map::{ClusterMap, MinistryInfo, Order};
+use crate::raft::{GroupId, Index, Micros, NodeId, PollAnswer, Term};
+
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Ministries to form when enough idle shards exist.
+    pub ministries: usize,
+    /// Members per ministry.
+    pub ministry_size: usize,
+    /// A node not heard from within this is considered failed.
+    pub failure_timeout: Micros,
+    /// Retry an unfinished appointment after this long.
+    pub appointment_timeout: Micros,
+    /// Injected fault: appoint after a single poll answer instead of a majority.
+    pub appoint_without_majority: bool,
+}
+
+/// What a shard in a ministry reports about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardReport {
+    pub group: GroupId,
+    pub term: Term,
+    pub leader: bool,
+    pub commit: Index,
+    /// Term of the entry at `commit`: equal to `term` once a minister has
+    /// committed in its own term (its appointment is settled).
+    pub commit_term: Term,
+    /// Members this shard has not heard from within H (thesis 6.2: the
+    /// president may reach both ends of a broken link).
+    pub unreachable: Vec<NodeId>,
+}
+
+/// The periodic report every node sends the president.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberReport {
+    pub shard: NodeId,
+    pub ministry: Option<ShardReport>,
+}
+
+const CREATE_KEY: GroupId = GroupId::MAX;
+
+pub struct PresidentDriver {
+    cfg: DriverConfig,
+    started: Micros,
+    heard: BTreeMap<NodeId, (Micros, MemberReport)>,
+    answers: BTreeMap<GroupId, (Term, BTreeMap<NodeId, PollAnswer>)>,
+    /// When an order was last proposed per ministry (or for creation / registration).
+    last_order: BTreeMap<GroupId, Micros>,
+}
+
+impl PresidentDriver {
+    pub fn new(cfg: DriverConfig, now: Micros) -> Self {
+        assert!(cfg.ministry_size > 0 && cfg.failure_timeout > 0 && cfg.appointment_timeout > 0);
+        PresidentDriver { cfg, started: now, heard: BTreeMap::new(), answers: BTreeMap::new(), last_order: BTreeMap::new() }
+    }
+
+    pub fn on_report(&mut self, now: Micros, report: MemberReport) {
+        self.heard.insert(report.shard, (now, report));
+    }
+
+    pub fn on_poll_answer(&mut self, answer: PollAnswer) {
+        let slot = self.answers.entry(answer.group).or_insert((answer.term, BTreeMap::new()));
+        if answer.term > slot.0 {
+            *slot = (answer.term, BTreeMap::new());
+        }
+        if answer.term == slot.0 {
+            slot.1.insert(answer.from, answer);
+        }
+    }
+
+    fn alive(&self, now: Micros, shard: NodeId) -> bool {
+        self.heard.get(&shard).is_some_and(|(t, _)| now.saturating_sub(*t) < self.cfg.failure_timeout)
+    }
+
+    fn report(&self, shard: NodeId) -> Option<&ShardReport> {
+        self.heard.get(&shard).and_then(|(_, r)| r.ministry.as_ref())
+    }
+
+    /// One order per ministry per appointment timeout; a new president also
+    /// waits that long before judging ministries it has just started watching.
+    fn throttled(&self, now: Micros, key: GroupId) -> bool {
+        let since = match self.last_order.get(&key) {
+            Some(t) => *t,
+            None if key == CREATE_KEY => return false,
+            None => self.started,
+        };
+        now.saturating_sub(since) < self.cfg.appointment_timeout
+    }
+
+    /// Orders to propose now. Call on every tick while this node is president.
+    pub fn tick(&mut self, now: Micros, map: &ClusterMap) -> Vec<Order> {
+        let mut orders = Vec::new();
+        let reported: Vec<NodeId> = self.heard.keys().copied().filter(|s| !map.shards.contains(s)).collect();
+        for shard in reported {
+            let key = u64::MAX - 1 - shard;
+            if !self.last_order.get(&key).is_some_and(|t| now.saturating_sub(*t) < self.cfg.appointment_timeout) {
+                self.last_order.insert(key, now);
+                orders.push(Order::RegisterShard { shard });
+            }
+        }
+        let mut taken: BTreeSet<NodeId> = BTreeSet::new();
+        let in_grace = now.saturating_sub(self.started) < self.cfg.failure_timeout;
+        for info in map.ministries.values() {
+            if self.throttled(now, info.id) {
+                continue;
+            }
+            let order = if info.pending.is_some() {
+                self.finish_appointment(info)
+            } else if in_grace {
+                None
+            } else {
+                self.repair(now, map, info, &mut taken)
+            };
+            if let Some(order) = order {
+                self.last_order.insert(info.id, now);
+                orders.push(order);
+            }
+        }
+        if map.ministries.len() < self.cfg.ministries && !self.throttled(now, CREATE_KEY) {
+            let idle: Vec<NodeId> = map
+                .idle_shards()
+                .filter(|s| self.alive(now, *s) && !taken.contains(s))
+                .take(self.cfg.ministry_size)
+                .collect();
+            if idle.len() == self.cfg.ministry_size {
+                self.last_order.insert(CREATE_KEY, now);
+                orders.push(Order::BeginAppointment { ministry: None, members: idle });
+            }
+        }
+        orders
+    }
+
+    /// With answers from a majority of the poll set, appoint the most
+    /// up-to-date; without them, draw a fresh term and poll again.
+    fn finish_appointment(&mut self, info: &MinistryInfo) -> Option<Order> {
+        let pending = info.pending.as_ref()?;
+        let answers: Vec<&PollAnswer> = self
+            .answers
+            .get(&info.id)
+            .filter(|(t, _)| *t == pending.term)
+            .map(|(_, a)| a.values().filter(|a| pending.poll_set.contains(&a.from)).collect())
+            .unwrap_or_default();
+        let need = if pending.poll_set.is_empty() {
+            0
+        } else if self.cfg.appoint_without_majority {
+            1
+        } else {
+            pending.poll_set.len() / 2 + 1
+        };
+        if answers.len() < need {
+            return Some(Order::BeginAppointment { ministry: Some(info.id), members: pending.members.clone() });
+        }
+        let minister = match answers.iter().max_by_key(|a| (a.last_term, a.last_index, std::cmp::Reverse(a.from))) {
+            Some(best) => best.from,
+            None => *pending.members.first()?, // a new ministry: all logs are empty
+        };
+        // The most up-to-date member may be the one a change would remove:
+        // keep the membership this round rather than lose its log.
+        let members = if pending.members.contains(&minister) { pending.members.clone() } else { info.members.clone() };
+        Some(Order::Appoint { ministry: info.id, term: pending.term, minister, members })
+    }
+
+    /// A settled ministry with a live minister gets at most one membership
+    /// change: grow with an idle shard, or drop a member that is gone.
+    fn repair(&self, now: Micros, map: &ClusterMap, info: &MinistryInfo, taken: &mut BTreeSet<NodeId>) -> Option<Order> {
+        let begin = |members: Vec<NodeId>| Some(Order::BeginAppointment { ministry: Some(info.id), members });
+        let Some(minister) = info.minister else { return begin(info.members.clone()) };
+        let leading = self.alive(now, minister)
+            && self.report(minister).is_some_and(|r| r.group == info.id && r.term == info.term && r.leader);
+        let clerks: Vec<NodeId> = info.members.iter().copied().filter(|m| *m != minister).collect();
+        let cut_off = clerks
+            .iter()
+            .filter(|c| self.report(**c).is_some_and(|r| r.group == info.id && r.unreachable.contains(&minister)))
+            .count();
+        if !leading || (!clerks.is_empty() && cut_off * 2 > clerks.len()) {
+            return begin(info.members.clone());
+        }
+        let report = self.report(minister)?;
+        if report.commit_term != info.term {
+            return None; // not settled: a second change could break quorum overlap
+        }
+        let gone: Vec<NodeId> = clerks
+            .iter()
+            .copied()
+            .filter(|c| !self.alive(now, *c) || report.unreachable.contains(c))
+            .collect();
+        let idle = map.idle_shards().find(|s| self.alive(now, *s) && !taken.contains(s));
+        let mut members = info.members.clone();
+        if members.len() <= self.cfg.ministry_size && (members.len() < self.cfg.ministry_size || !gone.is_empty()) {
+            if let Some(idle) = idle {
+                taken.insert(idle);
+                members.push(idle);
+                return begin(members);
+            }
+        }
+        let dead = *gone.first()?;
+        if members.len() > 1 {
+            members.retain(|m| *m != dead);
+            return begin(members);
+        }
+        None
+    }
+}
