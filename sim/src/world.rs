@@ -1,0 +1,615 @@
+//! The event loop: a virtual clock, a network that loses, duplicates, delays
+//! and reorders messages and can be partitioned (also one way), disks that
+//! lose unsynced writes on crash, clients, and a fault schedule, all drawn
+//! from one seed.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use govfs_core::president::DriverConfig;
+use govfs_core::raft::{GroupId, InjectedFaults, Micros, NodeId, PRESIDENT_GROUP};
+
+use crate::checker::{Checker, Violation};
+use crate::kv::{KvCommand, KvOp};
+use crate::node::{Addr, DiskId, Effects, NetMsg, NodeConfig, Observation, Reply, SimNode, Timing};
+use crate::rng::{Fnv, Rng};
+
+/// Deliberate bugs the checker must catch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    VoteIgnoresTerm,
+    CommitWithoutMajority,
+    AppointWithoutMajority,
+    AcceptStaleTerm,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 4] = [Bug::VoteIgnoresTerm, Bug::CommitWithoutMajority, Bug::AppointWithoutMajority, Bug::AcceptStaleTerm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::VoteIgnoresTerm => "vote-ignores-term",
+            Bug::CommitWithoutMajority => "commit-without-majority",
+            Bug::AppointWithoutMajority => "appoint-without-majority",
+            Bug::AcceptStaleTerm => "accept-stale-term",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == s)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub nodes: u64,
+    pub voters: u64,
+    pub ministries: usize,
+    pub ministry_size: usize,
+    pub clients: u64,
+    /// Faults are injected until this virtual time, then the cluster is healed.
+    pub fault_until: Micros,
+    /// The run ends here; clients stop starting operations a little before.
+    pub end: Micros,
+    pub bug: Option<Bug>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            nodes: 7,
+            voters: 3,
+            ministries: 2,
+            ministry_size: 3,
+            clients: 6,
+            fault_until: 10_000_000,
+            end: 14_000_000,
+            bug: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RunReport {
+    pub seed: u64,
+    pub steps: u64,
+    pub hash: u64,
+    pub completed_ops: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub leader_changes: u64,
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub violation: Violation,
+    /// The last steps before the violation, oldest first.
+    pub trace: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Deliver { from: Addr, to: Addr, msg: NetMsg },
+    Tick { node: NodeId, incarnation: u64 },
+    Sync { node: NodeId, incarnation: u64, disk: DiskId, seq: u64 },
+    ClientTick { client: u64 },
+    Fault,
+    Restart { node: NodeId },
+    Heal { cut: u64 },
+    LossBurstEnd,
+}
+
+struct Scheduled {
+    at: Micros,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct Outstanding {
+    cmd: KvCommand,
+    floor: u64,
+    sent_at: Micros,
+}
+
+struct Client {
+    ministry: GroupId,
+    seq: u64,
+    target: NodeId,
+    outstanding: Option<Outstanding>,
+    next_op_at: Micros,
+}
+
+const TICK: Micros = 10_000;
+const CLIENT_TICK: Micros = 20_000;
+const CLIENT_TIMEOUT: Micros = 200_000;
+const TRACE_LEN: usize = 80;
+
+pub struct World {
+    opts: SimOptions,
+    now: Micros,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    rng: Rng,
+    nodes: BTreeMap<NodeId, SimNode>,
+    clients: Vec<Client>,
+    checker: Checker,
+    /// Directed links that drop everything, with a count of cuts covering each.
+    cut_links: BTreeMap<(NodeId, NodeId), u32>,
+    cuts: BTreeMap<u64, Vec<(NodeId, NodeId)>>,
+    next_cut: u64,
+    loss: f64,
+    trace: std::collections::VecDeque<String>,
+    /// GOVFS_SIM_TRACE set: print every step to stderr as it happens.
+    trace_all: bool,
+    hash: Fnv,
+    steps: u64,
+    crashes: u64,
+    partitions: u64,
+    leader_changes: u64,
+}
+
+fn timing() -> Timing {
+    Timing {
+        heartbeat: 50_000,
+        election_timeout: 300_000,
+        serve_timeout: 500_000,
+        report_interval: 100_000,
+        failure_timeout: 800_000,
+        appointment_timeout: 400_000,
+        snapshot_every: 64,
+    }
+}
+
+impl World {
+    pub fn new(seed: u64, opts: SimOptions) -> Self {
+        let faults = InjectedFaults {
+            vote_ignores_term: opts.bug == Some(Bug::VoteIgnoresTerm),
+            commit_without_majority: opts.bug == Some(Bug::CommitWithoutMajority),
+            accept_stale_term: opts.bug == Some(Bug::AcceptStaleTerm),
+        };
+        let t = timing();
+        let driver = DriverConfig {
+            ministries: opts.ministries,
+            ministry_size: opts.ministry_size,
+            failure_timeout: t.failure_timeout,
+            appointment_timeout: t.appointment_timeout,
+            appoint_without_majority: opts.bug == Some(Bug::AppointWithoutMajority),
+        };
+        let voters: Vec<NodeId> = (1..=opts.voters).collect();
+        let learners: Vec<NodeId> = (opts.voters + 1..=opts.nodes).collect();
+        let mut w = World {
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            rng: Rng::new(seed),
+            nodes: BTreeMap::new(),
+            clients: Vec::new(),
+            checker: Checker::default(),
+            cut_links: BTreeMap::new(),
+            cuts: BTreeMap::new(),
+            next_cut: 0,
+            loss: 0.01,
+            trace: Default::default(),
+            trace_all: std::env::var_os("GOVFS_SIM_TRACE").is_some(),
+            hash: Fnv::default(),
+            steps: 0,
+            crashes: 0,
+            partitions: 0,
+            leader_changes: 0,
+            opts,
+        };
+        for id in 1..=w.opts.nodes {
+            let cfg = NodeConfig {
+                id,
+                voters: voters.clone(),
+                learners: learners.clone(),
+                timing: t.clone(),
+                faults,
+                driver: driver.clone(),
+            };
+            w.nodes.insert(id, SimNode::new(cfg, 0));
+            let at = w.rng.range(0, TICK);
+            w.schedule(at, Ev::Tick { node: id, incarnation: 0 });
+        }
+        for c in 0..w.opts.clients {
+            let ministry = c % w.opts.ministries as u64 + 1;
+            let target = w.rng.range(1, w.opts.nodes + 1);
+            w.clients.push(Client { ministry, seq: 0, target, outstanding: None, next_op_at: 1_500_000 });
+            w.schedule(1_000_000 + c * 1000, Ev::ClientTick { client: c + 1 });
+        }
+        let first_fault = w.rng.range(2_000_000, 3_000_000);
+        w.schedule(first_fault, Ev::Fault);
+        w
+    }
+
+    fn schedule(&mut self, at: Micros, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { at, seq: self.seq, ev }));
+    }
+
+    fn note(&mut self, kind: u64, a: u64, b: u64, text: impl FnOnce() -> String) {
+        self.hash.u64(self.now);
+        self.hash.u64(kind);
+        self.hash.u64(a);
+        self.hash.u64(b);
+        if self.trace.len() == TRACE_LEN {
+            self.trace.pop_front();
+        }
+        let line = format!("t={:>9}us {}", self.now, text());
+        if self.trace_all {
+            eprintln!("{line}");
+        }
+        self.trace.push_back(line);
+    }
+
+    pub fn run(mut self, seed: u64) -> Result<RunReport, Failure> {
+        while let Some(Reverse(s)) = self.queue.pop() {
+            if s.at > self.opts.end {
+                break;
+            }
+            self.now = s.at;
+            self.steps += 1;
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(s.ev)));
+            let violation = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(v)) => v,
+                Err(panic) => format!("assertion failed inside the cluster: {}", panic_text(&*panic)),
+            };
+            return Err(Failure { seed, violation, trace: self.trace.into_iter().collect() });
+        }
+        if let Err(violation) = self.checker.check_acknowledged() {
+            return Err(Failure { seed, violation, trace: self.trace.into_iter().collect() });
+        }
+        self.hash.u64(self.checker.completed_ops);
+        Ok(RunReport {
+            seed,
+            steps: self.steps,
+            hash: self.hash.0,
+            completed_ops: self.checker.completed_ops,
+            crashes: self.crashes,
+            partitions: self.partitions,
+            leader_changes: self.leader_changes,
+        })
+    }
+
+    fn step(&mut self, ev: Ev) -> Result<(), Violation> {
+        let mut fx = Effects::default();
+        let mut acted_on: Option<NodeId> = None;
+        match ev {
+            Ev::Tick { node, incarnation } => {
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if !n.alive || n.incarnation != incarnation {
+                    return Ok(());
+                }
+                n.tick(self.now, &mut fx);
+                self.schedule(self.now + TICK, Ev::Tick { node, incarnation });
+                acted_on = Some(node);
+            }
+            Ev::Sync { node, incarnation, disk, seq } => {
+                let n = &self.nodes[&node];
+                if !n.alive || n.incarnation != incarnation {
+                    return Ok(());
+                }
+                self.note(2, node, seq, || format!("node {node} synced {disk:?} #{seq}"));
+                self.nodes.get_mut(&node).expect("node exists").synced(self.now, disk, seq, &mut fx);
+                acted_on = Some(node);
+            }
+            Ev::Deliver { from, to, msg } => match to {
+                Addr::Node(id) => {
+                    let n = self.nodes.get_mut(&id).expect("node exists");
+                    if !n.alive {
+                        return Ok(());
+                    }
+                    let (kind, a) = msg_digest(&msg);
+                    self.note(3, id, kind ^ a, || format!("{from:?} -> node {id}: {}", describe(&msg)));
+                    self.nodes.get_mut(&id).expect("node exists").receive(self.now, from, msg, &mut fx);
+                    acted_on = Some(id);
+                }
+                Addr::Client(c) => self.client_receive(c, from, msg)?,
+            },
+            Ev::ClientTick { client } => {
+                self.client_tick(client);
+                self.schedule(self.now + CLIENT_TICK, Ev::ClientTick { client });
+            }
+            Ev::Fault => self.inject_fault(&mut fx),
+            Ev::Restart { node } => {
+                self.note(5, node, 0, || format!("node {node} restarts"));
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if !n.alive {
+                    n.restart(self.now, &mut fx);
+                    let inc = n.incarnation;
+                    self.schedule(self.now + 1, Ev::Tick { node, incarnation: inc });
+                }
+            }
+            Ev::Heal { cut } => {
+                for link in self.cuts.remove(&cut).unwrap_or_default() {
+                    if let Some(c) = self.cut_links.get_mut(&link) {
+                        *c -= 1;
+                        if *c == 0 {
+                            self.cut_links.remove(&link);
+                        }
+                    }
+                }
+                self.note(6, cut, 0, || format!("cut {cut} healed"));
+            }
+            Ev::LossBurstEnd => self.loss = 0.01,
+        }
+        self.apply_effects(acted_on, fx)
+    }
+
+    fn apply_effects(&mut self, node: Option<NodeId>, fx: Effects) -> Result<(), Violation> {
+        for obs in &fx.observed {
+            self.checker.observe(obs)?;
+            if let Observation::BecameLeader { node, group, term } = obs {
+                self.leader_changes += 1;
+                let (node, group, term) = (*node, *group, *term);
+                self.note(7, node, term, || format!("node {node} leads group {group} at term {term}"));
+                let n = &self.nodes[&node];
+                let raft = if group == PRESIDENT_GROUP { Some(&n.pres) } else { n.shard_raft() };
+                if let Some(raft) = raft.filter(|r| r.is_leader() && r.term() == term) {
+                    self.checker.check_leader_log(raft)?;
+                }
+            }
+        }
+        if let Some(node) = node {
+            let inc = self.nodes[&node].incarnation;
+            for (disk, seq) in fx.syncs {
+                let at = self.now + self.rng.range(300, 3_000);
+                self.schedule(at, Ev::Sync { node, incarnation: inc, disk, seq });
+            }
+        }
+        for (from, to, msg) in fx.send {
+            self.send(from, to, msg);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, from: Addr, to: Addr, msg: NetMsg) {
+        if let (Addr::Node(a), Addr::Node(b)) = (from, to) {
+            if self.cut_links.contains_key(&(a, b)) {
+                return;
+            }
+        }
+        if self.rng.chance(self.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(0.01) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = if self.rng.chance(0.05) { self.rng.range(20_000, 150_000) } else { self.rng.range(200, 5_000) };
+            self.schedule(self.now + delay, Ev::Deliver { from, to, msg: msg.clone() });
+        }
+    }
+
+    fn alive_nodes(&self) -> Vec<NodeId> {
+        self.nodes.values().filter(|n| n.alive).map(|n| n.id()).collect()
+    }
+
+    fn cut(&mut self, links: Vec<(NodeId, NodeId)>, duration: Micros) {
+        let id = self.next_cut;
+        self.next_cut += 1;
+        for l in &links {
+            *self.cut_links.entry(*l).or_default() += 1;
+        }
+        self.cuts.insert(id, links);
+        self.partitions += 1;
+        self.schedule(self.now + duration, Ev::Heal { cut: id });
+    }
+
+    fn inject_fault(&mut self, fx: &mut Effects) {
+        let _ = fx;
+        if self.now >= self.opts.fault_until {
+            // Heal everything and bring every node back: the cluster must settle.
+            let cuts: Vec<u64> = self.cuts.keys().copied().collect();
+            for cut in cuts {
+                self.schedule(self.now, Ev::Heal { cut });
+            }
+            for id in 1..=self.opts.nodes {
+                if !self.nodes[&id].alive {
+                    self.schedule(self.now, Ev::Restart { node: id });
+                }
+            }
+            self.loss = 0.01;
+            return;
+        }
+        let alive = self.alive_nodes();
+        let all: Vec<NodeId> = (1..=self.opts.nodes).collect();
+        let roll = self.rng.range(0, 100);
+        match roll {
+            0..=29 if alive.len() + 2 > self.opts.nodes as usize => {
+                let Some(&victim) = self.rng.pick(&alive) else { return };
+                self.crashes += 1;
+                self.note(8, victim, 0, || format!("node {victim} crashes"));
+                let n = self.nodes.get_mut(&victim).expect("node exists");
+                n.crash(&mut self.rng);
+                let back = self.now + self.rng.range(100_000, 3_000_000);
+                self.schedule(back, Ev::Restart { node: victim });
+            }
+            0..=54 => {
+                let side: BTreeSet<NodeId> = all.iter().copied().filter(|_| self.rng.chance(0.4)).collect();
+                let mut links = Vec::new();
+                for a in &all {
+                    for b in &all {
+                        if side.contains(a) != side.contains(b) {
+                            links.push((*a, *b));
+                        }
+                    }
+                }
+                let d = self.rng.range(300_000, 3_000_000);
+                self.note(9, side.len() as u64, d, || format!("partition {side:?} from the rest for {d}us"));
+                self.cut(links, d);
+            }
+            55..=79 => {
+                // Thesis 6.2: only the minister cannot reach one clerk (maybe one way).
+                let views: Vec<(NodeId, Vec<NodeId>)> = self
+                    .nodes
+                    .values()
+                    .filter(|n| n.alive)
+                    .flat_map(|n| n.map.ministries.values().filter_map(|m| m.minister.map(|x| (x, m.members.clone()))).collect::<Vec<_>>())
+                    .collect();
+                let Some((minister, members)) = self.rng.pick(&views).cloned() else { return };
+                let clerks: Vec<NodeId> = members.into_iter().filter(|m| *m != minister).collect();
+                let Some(&clerk) = self.rng.pick(&clerks) else { return };
+                let links = if self.rng.chance(0.5) { vec![(minister, clerk)] } else { vec![(minister, clerk), (clerk, minister)] };
+                let d = self.rng.range(500_000, 3_000_000);
+                self.note(10, minister, clerk, || format!("cut minister {minister} from clerk {clerk}: {links:?} for {d}us"));
+                self.cut(links, d);
+            }
+            80..=89 => {
+                let Some(&victim) = self.rng.pick(&alive) else { return };
+                let links: Vec<(NodeId, NodeId)> = all.iter().filter(|o| **o != victim).flat_map(|o| [(victim, *o), (*o, victim)]).collect();
+                let d = self.rng.range(300_000, 2_000_000);
+                self.note(11, victim, d, || format!("isolate node {victim} for {d}us"));
+                self.cut(links, d);
+            }
+            _ => {
+                self.loss = 0.3;
+                let d = self.rng.range(200_000, 1_000_000);
+                self.note(12, d, 0, || format!("30% message loss for {d}us"));
+                self.schedule(self.now + d, Ev::LossBurstEnd);
+            }
+        }
+        let next = self.now + self.rng.range(200_000, 1_000_000);
+        self.schedule(next.min(self.opts.fault_until), Ev::Fault);
+    }
+
+    fn client_tick(&mut self, id: u64) {
+        let idx = (id - 1) as usize;
+        let now = self.now;
+        let stop_at = self.opts.end.saturating_sub(1_500_000);
+        let c = &self.clients[idx];
+        if let Some(o) = &c.outstanding {
+            if now.saturating_sub(o.sent_at) >= CLIENT_TIMEOUT {
+                // Resend the same request (same seq) elsewhere: it must apply once.
+                let target = self.rng.range(1, self.opts.nodes + 1);
+                let c = &mut self.clients[idx];
+                c.target = target;
+                let o = c.outstanding.as_mut().expect("checked");
+                o.sent_at = now;
+                let msg = NetMsg::Request { ministry: c.ministry, cmd: o.cmd.clone() };
+                self.send(Addr::Client(id), Addr::Node(target), msg);
+            }
+            return;
+        }
+        if now < c.next_op_at || now >= stop_at {
+            return;
+        }
+        let key = self.rng.range(0, 4) as u8;
+        let op = if self.rng.chance(0.7) { KvOp::Append { key, value: (id << 32) | (c.seq + 1) } } else { KvOp::Read { key } };
+        let floor = self.checker.invoke(c.ministry);
+        let c = &mut self.clients[idx];
+        c.seq += 1;
+        let cmd = KvCommand { client: id, seq: c.seq, op };
+        c.outstanding = Some(Outstanding { cmd: cmd.clone(), floor, sent_at: now });
+        let (target, ministry) = (c.target, c.ministry);
+        self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request { ministry, cmd });
+    }
+
+    fn client_receive(&mut self, id: u64, from: Addr, msg: NetMsg) -> Result<(), Violation> {
+        let NetMsg::Reply { seq, reply } = msg else { return Ok(()) };
+        let idx = (id - 1) as usize;
+        let Some(o) = self.clients[idx].outstanding.as_ref().filter(|o| o.cmd.seq == seq) else { return Ok(()) };
+        match reply {
+            Reply::Ok(result) => {
+                let (ministry, cmd, floor) = (self.clients[idx].ministry, o.cmd.clone(), o.floor);
+                self.note(13, id, result.index, || format!("client {id} seq {seq} done at index {}", result.index));
+                self.checker.complete(ministry, floor, &cmd, &result)?;
+                let think = self.rng.range(0, 20_000);
+                let c = &mut self.clients[idx];
+                c.outstanding = None;
+                c.next_op_at = self.now + think;
+            }
+            Reply::NotLeader { hint, members } => {
+                let target = match hint {
+                    Some(h) if Addr::Node(h) != from => h,
+                    _ => match self.rng.pick(&members) {
+                        Some(m) => *m,
+                        None => self.rng.range(1, self.opts.nodes + 1),
+                    },
+                };
+                let c = &mut self.clients[idx];
+                c.target = target;
+                // Go to the hinted member at the next client tick's timeout check.
+                if let Some(o) = c.outstanding.as_mut() {
+                    o.sent_at = self.now.saturating_sub(CLIENT_TIMEOUT - 10_000);
+                }
+                let (ministry, cmd) = (c.ministry, c.outstanding.as_ref().map(|o| o.cmd.clone()));
+                if let Some(cmd) = cmd {
+                    self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request { ministry, cmd });
+                    if let Some(o) = self.clients[idx].outstanding.as_mut() {
+                        o.sent_at = self.now;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn msg_digest(msg: &NetMsg) -> (u64, u64) {
+    use govfs_core::raft::MessageBody as B;
+    match msg {
+        NetMsg::Raft(m) => {
+            let k = match &m.body {
+                B::PreVote { .. } => 1,
+                B::PreVoteResponse { .. } => 2,
+                B::Vote { .. } => 3,
+                B::VoteResponse { .. } => 4,
+                B::Append { entries, .. } => 5 + ((entries.len() as u64) << 8),
+                B::AppendResponse { index, .. } => 6 + (index << 8),
+                B::InstallSnapshot { .. } => 7,
+                B::SnapshotResponse { .. } => 8,
+            };
+            (k, m.term ^ (m.group << 40) ^ (m.from << 48))
+        }
+        NetMsg::Poll(a) => (20, a.term),
+        NetMsg::Report(r) => (21, r.shard),
+        NetMsg::Request { cmd, .. } => (22, cmd.client << 32 | cmd.seq),
+        NetMsg::Reply { seq, .. } => (23, *seq),
+    }
+}
+
+fn describe(msg: &NetMsg) -> String {
+    use govfs_core::raft::MessageBody as B;
+    match msg {
+        NetMsg::Raft(m) => {
+            let body = match &m.body {
+                B::Append { prev_index, prev_term, entries, commit } => {
+                    format!("Append prev=({prev_index},{prev_term}) n={} commit={commit}", entries.len())
+                }
+                B::InstallSnapshot { snapshot } => format!("InstallSnapshot up to {}", snapshot.meta.index),
+                other => format!("{other:?}"),
+            };
+            format!("raft g{} t{} {body}", m.group, m.term)
+        }
+        NetMsg::Poll(a) => format!("poll answer {a:?}"),
+        NetMsg::Report(r) => format!("report {:?}", r.ministry.as_ref().map(|m| (m.group, m.term, m.leader, m.commit))),
+        NetMsg::Request { ministry, cmd } => format!("request m{ministry} {cmd:?}"),
+        NetMsg::Reply { seq, reply } => format!("reply seq {seq} {reply:?}"),
+    }
+}
