@@ -87,26 +87,71 @@ impl Checker {
                 }
                 Ok(())
             }
-            Observation::LogReset { node, group, index, term } => {
-                let base_chain = if *index == 0 { Some(0) } else { self.chains.get(group).and_then(|c| c.get(&(*index, *term)).copied()) };
-                self.shadows.insert((*node, *group), Shadow { base: *index, base_chain, chain: Vec::new() });
+            Observation::LogReset {
+                node,
+                group,
+                index,
+                term,
+            } => {
+                let base_chain = if *index == 0 {
+                    Some(0)
+                } else {
+                    self.chains
+                        .get(group)
+                        .and_then(|c| c.get(&(*index, *term)).copied())
+                };
+                self.shadows.insert(
+                    (*node, *group),
+                    Shadow {
+                        base: *index,
+                        base_chain,
+                        chain: Vec::new(),
+                    },
+                );
                 Ok(())
             }
-            Observation::Persisted { node, group, entries } => self.persisted(*node, *group, entries),
-            Observation::Applied { node, group, entry, result } => self.applied(*node, *group, entry, result.as_ref()),
+            Observation::Persisted {
+                node,
+                group,
+                entries,
+            } => self.persisted(*node, *group, entries),
+            Observation::Applied {
+                node,
+                group,
+                entry,
+                result,
+            } => self.applied(*node, *group, entry, result.as_ref()),
         }
     }
 
-    fn persisted(&mut self, node: NodeId, group: GroupId, entries: &[Entry]) -> Result<(), Violation> {
-        let Some(first) = entries.first() else { return Ok(()) };
-        let shadow = self.shadows.entry((node, group)).or_insert_with(|| Shadow { base: 0, base_chain: Some(0), chain: Vec::new() });
+    fn persisted(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        entries: &[Entry],
+    ) -> Result<(), Violation> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let shadow = self.shadows.entry((node, group)).or_insert_with(|| Shadow {
+            base: 0,
+            base_chain: Some(0),
+            chain: Vec::new(),
+        });
         if first.index <= shadow.base {
             // Overwrites below our anchor: re-anchor from scratch, unchecked.
-            *shadow = Shadow { base: first.index - 1, base_chain: None, chain: Vec::new() };
+            *shadow = Shadow {
+                base: first.index - 1,
+                base_chain: None,
+                chain: Vec::new(),
+            };
         }
         let keep = (first.index - shadow.base - 1) as usize;
         if keep > shadow.chain.len() {
-            return Err(format!("node {node} group {group}: log gap before index {}", first.index));
+            return Err(format!(
+                "node {node} group {group}: log gap before index {}",
+                first.index
+            ));
         }
         shadow.chain.truncate(keep);
         let chains = self.chains.entry(group).or_default();
@@ -135,7 +180,13 @@ impl Checker {
         Ok(())
     }
 
-    fn applied(&mut self, node: NodeId, group: GroupId, e: &Entry, result: Option<&KvResult>) -> Result<(), Violation> {
+    fn applied(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        e: &Entry,
+        result: Option<&KvResult>,
+    ) -> Result<(), Violation> {
         let log = self.committed.entry(group).or_default();
         let digest = payload_digest(&e.payload);
         let i = e.index as usize;
@@ -154,7 +205,8 @@ impl Checker {
                 let model = self.models.entry(group).or_default();
                 let expected = match &e.payload {
                     Payload::Command(bytes) => {
-                        let cmd: KvCommand = postcard::from_bytes(bytes).map_err(|_| format!("undecodable command at {}", e.index))?;
+                        let cmd: KvCommand = postcard::from_bytes(bytes)
+                            .map_err(|_| format!("undecodable command at {}", e.index))?;
                         model.kv.apply(e.index, &cmd)
                     }
                     _ => None,
@@ -162,10 +214,19 @@ impl Checker {
                 model.results.insert(e.index, expected);
             }
         } else {
-            return Err(format!("node {node} group {group} applied index {} before anyone applied {}", e.index, log.len() + 1));
+            return Err(format!(
+                "node {node} group {group} applied index {} before anyone applied {}",
+                e.index,
+                log.len() + 1
+            ));
         }
         if group != PRESIDENT_GROUP {
-            let expected = self.models.get(&group).and_then(|m| m.results.get(&e.index)).cloned().flatten();
+            let expected = self
+                .models
+                .get(&group)
+                .and_then(|m| m.results.get(&e.index))
+                .cloned()
+                .flatten();
             if expected.as_ref() != result {
                 return Err(format!(
                     "state machine diverged: node {node} group {group} index {} gave {result:?}, the model {expected:?}",
@@ -178,7 +239,9 @@ impl Checker {
 
     /// A new leader must hold every entry known to be committed in its group.
     pub fn check_leader_log(&self, raft: &Raft) -> Result<(), Violation> {
-        let Some(log) = self.committed.get(&raft.group()) else { return Ok(()) };
+        let Some(log) = self.committed.get(&raft.group()) else {
+            return Ok(());
+        };
         let l = raft.log();
         if (log.len() as u64) > l.last_index() {
             return Err(format!(
@@ -192,7 +255,11 @@ impl Checker {
         }
         for i in l.first_index()..=(log.len() as u64) {
             if l.term(i) != Some(log[i as usize - 1].0) {
-                return Err(format!("leader {} of group {} holds a different entry at committed index {i}", raft.id(), raft.group()));
+                return Err(format!(
+                    "leader {} of group {} holds a different entry at committed index {i}",
+                    raft.id(),
+                    raft.group()
+                ));
             }
         }
         Ok(())
@@ -203,14 +270,25 @@ impl Checker {
         self.completed_max.get(&ministry).copied().unwrap_or(0)
     }
 
-    pub fn complete(&mut self, ministry: GroupId, floor: Index, cmd: &KvCommand, got: &KvResult) -> Result<(), Violation> {
+    pub fn complete(
+        &mut self,
+        ministry: GroupId,
+        floor: Index,
+        cmd: &KvCommand,
+        got: &KvResult,
+    ) -> Result<(), Violation> {
         if got.index <= floor {
             return Err(format!(
                 "not linearizable: client {} seq {} took effect at index {} though an operation at index {floor} completed before it was sent",
                 cmd.client, cmd.seq, got.index
             ));
         }
-        let expected = self.models.get(&ministry).and_then(|m| m.results.get(&got.index)).cloned().flatten();
+        let expected = self
+            .models
+            .get(&ministry)
+            .and_then(|m| m.results.get(&got.index))
+            .cloned()
+            .flatten();
         if expected.as_ref() != Some(got) {
             return Err(format!(
                 "not linearizable: client {} seq {} was answered {got:?}, but the committed log gives {expected:?} at that position",

@@ -27,7 +27,10 @@ pub enum Op {
     /// Overwrite from the first entry's index on.
     Entries(Vec<Entry>),
     /// Start afresh in another ministry, keeping the term.
-    Join { group: GroupId, hs: HardState },
+    Join {
+        group: GroupId,
+        hs: HardState,
+    },
     Leave,
 }
 
@@ -40,7 +43,11 @@ impl Image {
                 self.snapshot = Some(s.clone());
             }
             Op::Compact(s) => {
-                if self.snapshot.as_ref().is_none_or(|old| old.meta.index < s.meta.index) {
+                if self
+                    .snapshot
+                    .as_ref()
+                    .is_none_or(|old| old.meta.index < s.meta.index)
+                {
                     self.entries.retain(|e| e.index > s.meta.index);
                     self.snapshot = Some(s.clone());
                 }
@@ -51,11 +58,18 @@ impl Image {
                 self.entries.extend(es.iter().cloned());
             }
             Op::Join { group, hs } => {
-                *self = Image { group: Some(*group), hs: *hs, ..Default::default() };
+                *self = Image {
+                    group: Some(*group),
+                    hs: *hs,
+                    ..Default::default()
+                };
             }
             Op::Leave => {
                 let hs = self.hs;
-                *self = Image { hs, ..Default::default() };
+                *self = Image {
+                    hs,
+                    ..Default::default()
+                };
             }
         }
     }

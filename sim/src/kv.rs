@@ -52,9 +52,15 @@ impl Kv {
             KvOp::Append { key, value } => {
                 let list = self.data.entry(key).or_default();
                 list.push(value);
-                KvResult { index, values: list.clone() }
+                KvResult {
+                    index,
+                    values: list.clone(),
+                }
             }
-            KvOp::Read { key } => KvResult { index, values: self.data.get(&key).cloned().unwrap_or_default() },
+            KvOp::Read { key } => KvResult {
+                index,
+                values: self.data.get(&key).cloned().unwrap_or_default(),
+            },
         };
         self.sessions.insert(cmd.client, (cmd.seq, result.clone()));
         Some(result)

@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use govfs_core::president::{Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver, ShardReport};
+use govfs_core::president::{
+    Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver, ShardReport,
+};
 use govfs_core::raft::{
-    Config, Entry, Event, GroupId, HardState, Index, InjectedFaults, Membership, Micros, Mode, NodeId, Payload,
-    PollAnswer, Raft, Ready, PRESIDENT_GROUP,
+    Config, Entry, Event, GroupId, HardState, Index, InjectedFaults, Membership, Micros, Mode,
+    NodeId, Payload, PollAnswer, Raft, Ready, PRESIDENT_GROUP,
 };
 
 use crate::disk::{Image, Op, SimDisk};
@@ -31,7 +33,10 @@ pub enum DiskId {
 #[derive(Clone, Debug)]
 pub enum Reply {
     Ok(KvResult),
-    NotLeader { hint: Option<NodeId>, members: Vec<NodeId> },
+    NotLeader {
+        hint: Option<NodeId>,
+        members: Vec<NodeId>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -46,12 +51,30 @@ pub enum NetMsg {
 /// What the checker needs to see.
 #[derive(Clone, Debug)]
 pub enum Observation {
-    BecameLeader { node: NodeId, group: GroupId, term: u64 },
+    BecameLeader {
+        node: NodeId,
+        group: GroupId,
+        term: u64,
+    },
     /// Entries written to a member's log (the first one overwrites from its index).
-    Persisted { node: NodeId, group: GroupId, entries: Vec<Entry> },
+    Persisted {
+        node: NodeId,
+        group: GroupId,
+        entries: Vec<Entry>,
+    },
     /// A member's log now starts after a snapshot at (index, term), with nothing after it.
-    LogReset { node: NodeId, group: GroupId, index: Index, term: u64 },
-    Applied { node: NodeId, group: GroupId, entry: Entry, result: Option<KvResult> },
+    LogReset {
+        node: NodeId,
+        group: GroupId,
+        index: Index,
+        term: u64,
+    },
+    Applied {
+        node: NodeId,
+        group: GroupId,
+        entry: Entry,
+        result: Option<KvResult>,
+    },
 }
 
 #[derive(Default)]
@@ -126,7 +149,12 @@ fn raft_config(cfg: &NodeConfig, group: GroupId, mode: Mode, incarnation: u64) -
 impl SimNode {
     pub fn new(cfg: NodeConfig, now: Micros) -> Self {
         let membership = Membership::new(cfg.voters.clone(), cfg.learners.clone());
-        let pres = Raft::new(raft_config(&cfg, PRESIDENT_GROUP, Mode::Elected, 0), HardState::default(), membership, now);
+        let pres = Raft::new(
+            raft_config(&cfg, PRESIDENT_GROUP, Mode::Elected, 0),
+            HardState::default(),
+            membership,
+            now,
+        );
         SimNode {
             cfg,
             alive: true,
@@ -186,17 +214,51 @@ impl SimNode {
             .map(|s| ClusterMap::decode(&s.data).expect("our own snapshot decodes"))
             .unwrap_or_else(ClusterMap::new);
         let cfg = raft_config(&self.cfg, PRESIDENT_GROUP, Mode::Elected, self.incarnation);
-        self.pres = Raft::restore(cfg, img.hs, img.snapshot.clone(), img.entries.clone(), membership, now);
+        self.pres = Raft::restore(
+            cfg,
+            img.hs,
+            img.snapshot.clone(),
+            img.entries.clone(),
+            membership,
+            now,
+        );
         observe_recovered(fx, id, PRESIDENT_GROUP, &img);
         let img = self.shard_disk.durable.clone();
         self.shard = img.group.map(|group| {
             let cfg = raft_config(&self.cfg, group, Mode::Appointed, self.incarnation);
-            let kv = img.snapshot.as_ref().map(|s| Kv::decode(&s.data).expect("our own snapshot decodes")).unwrap_or_default();
-            let raft = Raft::restore(cfg, img.hs, img.snapshot.clone(), img.entries.clone(), Membership::default(), now);
+            let kv = img
+                .snapshot
+                .as_ref()
+                .map(|s| Kv::decode(&s.data).expect("our own snapshot decodes"))
+                .unwrap_or_default();
+            let raft = Raft::restore(
+                cfg,
+                img.hs,
+                img.snapshot.clone(),
+                img.entries.clone(),
+                Membership::default(),
+                now,
+            );
             observe_recovered(fx, id, group, &img);
-            Shard { raft, kv, since_snapshot: 0 }
+            Shard {
+                raft,
+                kv,
+                since_snapshot: 0,
+            }
         });
         self.last_report = now;
+    }
+
+    /// On the president: propose one change of the voter set.
+    pub fn change_president_voters(
+        &mut self,
+        now: Micros,
+        next: Membership,
+        fx: &mut Effects,
+    ) -> Result<(), govfs_core::raft::ProposeError> {
+        let result = self.pres.propose_membership(next).map(|_| ());
+        self.turn(now, fx);
+        result
     }
 
     pub fn tick(&mut self, now: Micros, fx: &mut Effects) {
@@ -206,7 +268,9 @@ impl SimNode {
         }
         if let Some(driver) = &mut self.driver {
             for order in driver.tick(now, &self.map) {
-                let _ = self.pres.propose(postcard::to_stdvec(&order).expect("orders encode"));
+                let _ = self
+                    .pres
+                    .propose(postcard::to_stdvec(&order).expect("orders encode"));
             }
         }
         if now.saturating_sub(self.last_report) >= self.cfg.timing.report_interval {
@@ -228,14 +292,21 @@ impl SimNode {
                 unreachable: s.raft.unreachable_members(now),
             }
         });
-        let report = MemberReport { shard: self.cfg.id, ministry };
+        let report = MemberReport {
+            shard: self.cfg.id,
+            ministry,
+        };
         match self.pres.leader() {
             Some(l) if l == self.cfg.id => {
                 if let Some(d) = &mut self.driver {
                     d.on_report(now, report)
                 }
             }
-            Some(l) => fx.send.push((Addr::Node(self.cfg.id), Addr::Node(l), NetMsg::Report(report))),
+            Some(l) => fx.send.push((
+                Addr::Node(self.cfg.id),
+                Addr::Node(l),
+                NetMsg::Report(report),
+            )),
             None => {}
         }
     }
@@ -268,21 +339,38 @@ impl SimNode {
         self.turn(now, fx);
     }
 
-    fn on_request(&mut self, now: Micros, client: u64, ministry: GroupId, cmd: KvCommand, fx: &mut Effects) {
+    fn on_request(
+        &mut self,
+        now: Micros,
+        client: u64,
+        ministry: GroupId,
+        cmd: KvCommand,
+        fx: &mut Effects,
+    ) {
         let me = Addr::Node(self.cfg.id);
         let seq = cmd.seq;
         if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == ministry) {
             if s.raft.is_leader() && s.raft.is_serving(now) {
                 if let Some((done, result)) = s.kv.sessions.get(&client) {
                     if *done == seq {
-                        fx.send.push((me, Addr::Client(client), NetMsg::Reply { seq, reply: Reply::Ok(result.clone()) }));
+                        fx.send.push((
+                            me,
+                            Addr::Client(client),
+                            NetMsg::Reply {
+                                seq,
+                                reply: Reply::Ok(result.clone()),
+                            },
+                        ));
                         return;
                     }
                 }
                 if self.waiting.contains_key(&(client, seq)) {
                     return;
                 }
-                if s.raft.propose(postcard::to_stdvec(&cmd).expect("commands encode")).is_ok() {
+                if s.raft
+                    .propose(postcard::to_stdvec(&cmd).expect("commands encode"))
+                    .is_ok()
+                {
                     self.waiting.insert((client, seq), ());
                 }
                 return;
@@ -296,7 +384,14 @@ impl SimNode {
             .and_then(|s| s.raft.leader())
             .or_else(|| info.and_then(|i| i.minister));
         let members = info.map(|i| i.members.clone()).unwrap_or_default();
-        fx.send.push((me, Addr::Client(client), NetMsg::Reply { seq, reply: Reply::NotLeader { hint, members } }));
+        fx.send.push((
+            me,
+            Addr::Client(client),
+            NetMsg::Reply {
+                seq,
+                reply: Reply::NotLeader { hint, members },
+            },
+        ));
     }
 
     pub fn synced(&mut self, now: Micros, disk: DiskId, seq: u64, fx: &mut Effects) {
@@ -317,7 +412,11 @@ impl SimNode {
                 }
             }
         }
-        let done: Vec<(DiskId, u64)> = self.held.range((disk, 0)..=(disk, seq)).map(|(k, _)| *k).collect();
+        let done: Vec<(DiskId, u64)> = self
+            .held
+            .range((disk, 0)..=(disk, seq))
+            .map(|(k, _)| *k)
+            .collect();
         for key in done {
             for (to, msg) in self.held.remove(&key).unwrap_or_default() {
                 fx.send.push((Addr::Node(self.cfg.id), to, msg));
@@ -335,7 +434,11 @@ impl SimNode {
                 let rd = self.pres.ready();
                 self.handle_ready(now, DiskId::President, rd, fx);
             }
-            if self.shard.as_ref().is_some_and(|s| s.raft.has_ready() || self.shard_disk.has_staged()) {
+            if self
+                .shard
+                .as_ref()
+                .is_some_and(|s| s.raft.has_ready() || self.shard_disk.has_staged())
+            {
                 busy = true;
                 let rd = self.shard.as_mut().expect("checked").raft.ready();
                 self.handle_ready(now, DiskId::Shard, rd, fx);
@@ -358,10 +461,17 @@ impl SimNode {
             ops.push(Op::HardState(hs));
         }
         if let Some(s) = &rd.snapshot {
-            fx.observed.push(Observation::LogReset { node: id, group, index: s.meta.index, term: s.meta.term });
+            fx.observed.push(Observation::LogReset {
+                node: id,
+                group,
+                index: s.meta.index,
+                term: s.meta.term,
+            });
             ops.push(Op::Install(s.clone()));
             match disk_id {
-                DiskId::President => self.map = ClusterMap::decode(&s.data).expect("leader snapshots decode"),
+                DiskId::President => {
+                    self.map = ClusterMap::decode(&s.data).expect("leader snapshots decode")
+                }
                 DiskId::Shard => {
                     if let Some(sh) = &mut self.shard {
                         sh.kv = Kv::decode(&s.data).expect("leader snapshots decode");
@@ -370,26 +480,46 @@ impl SimNode {
             }
         }
         if !rd.entries.is_empty() {
-            fx.observed.push(Observation::Persisted { node: id, group, entries: rd.entries.clone() });
+            fx.observed.push(Observation::Persisted {
+                node: id,
+                group,
+                entries: rd.entries.clone(),
+            });
             ops.push(Op::Entries(rd.entries));
         }
         let disk = match disk_id {
             DiskId::President => &mut self.pres_disk,
             DiskId::Shard => &mut self.shard_disk,
         };
-        let mut later: Vec<(Addr, NetMsg)> = rd.persisted_messages.into_iter().map(|m| (Addr::Node(m.to), NetMsg::Raft(m))).collect();
+        let mut later: Vec<(Addr, NetMsg)> = rd
+            .persisted_messages
+            .into_iter()
+            .map(|m| (Addr::Node(m.to), NetMsg::Raft(m)))
+            .collect();
         if let Some(pl) = self.pres.leader() {
-            later.extend(rd.poll_answers.into_iter().map(|a| (Addr::Node(pl), NetMsg::Poll(a))));
+            later.extend(
+                rd.poll_answers
+                    .into_iter()
+                    .map(|a| (Addr::Node(pl), NetMsg::Poll(a))),
+            );
         }
         if !ops.is_empty() || disk.has_staged() {
             let seq = self.last_sync.get(&disk_id).copied().unwrap_or(0) + 1;
             self.last_sync.insert(disk_id, seq);
             disk.write(seq, ops);
             fx.syncs.push((disk_id, seq));
-            let generation = if disk_id == DiskId::Shard { self.shard_generation } else { 0 };
+            let generation = if disk_id == DiskId::Shard {
+                self.shard_generation
+            } else {
+                0
+            };
             self.syncs.insert((disk_id, seq), (generation, rd.number));
             self.held.entry((disk_id, seq)).or_default().extend(later);
-        } else if let Some(&n) = self.last_sync.get(&disk_id).filter(|n| self.held.contains_key(&(disk_id, **n))) {
+        } else if let Some(&n) = self
+            .last_sync
+            .get(&disk_id)
+            .filter(|n| self.held.contains_key(&(disk_id, **n)))
+        {
             // Nothing new to write, but an earlier sync is still in flight.
             self.held.entry((disk_id, n)).or_default().extend(later);
         } else {
@@ -407,7 +537,11 @@ impl SimNode {
         for ev in rd.events {
             match ev {
                 Event::BecameLeader { term } => {
-                    fx.observed.push(Observation::BecameLeader { node: id, group, term });
+                    fx.observed.push(Observation::BecameLeader {
+                        node: id,
+                        group,
+                        term,
+                    });
                     if disk_id == DiskId::President {
                         self.driver = Some(PresidentDriver::new(self.cfg.driver.clone(), now));
                     }
@@ -442,8 +576,12 @@ impl SimNode {
                     let r = s.kv.apply(entry.index, &cmd);
                     if let Some(r) = &r {
                         if self.waiting.remove(&(cmd.client, cmd.seq)).is_some() {
-                            let reply = NetMsg::Reply { seq: cmd.seq, reply: Reply::Ok(r.clone()) };
-                            fx.send.push((Addr::Node(id), Addr::Client(cmd.client), reply));
+                            let reply = NetMsg::Reply {
+                                seq: cmd.seq,
+                                reply: Reply::Ok(r.clone()),
+                            };
+                            fx.send
+                                .push((Addr::Node(id), Addr::Client(cmd.client), reply));
                         }
                     }
                     r
@@ -452,7 +590,12 @@ impl SimNode {
             },
             _ => None,
         };
-        fx.observed.push(Observation::Applied { node: id, group, entry: entry.clone(), result });
+        fx.observed.push(Observation::Applied {
+            node: id,
+            group,
+            entry: entry.clone(),
+            result,
+        });
         s.since_snapshot += 1;
         if s.since_snapshot >= self.cfg.timing.snapshot_every {
             s.since_snapshot = 0;
@@ -464,7 +607,12 @@ impl SimNode {
 
     fn apply_order(&mut self, now: Micros, entry: Entry, fx: &mut Effects) {
         let id = self.cfg.id;
-        fx.observed.push(Observation::Applied { node: id, group: PRESIDENT_GROUP, entry: entry.clone(), result: None });
+        fx.observed.push(Observation::Applied {
+            node: id,
+            group: PRESIDENT_GROUP,
+            entry: entry.clone(),
+            result: None,
+        });
         if let Payload::Command(bytes) = &entry.payload {
             if let Ok(order) = postcard::from_bytes::<Order>(bytes) {
                 let applied = self.map.apply(&order);
@@ -483,25 +631,53 @@ impl SimNode {
     /// Act on what the president's log says about this node's shard.
     fn react(&mut self, now: Micros, applied: Applied, fx: &mut Effects) {
         let id = self.cfg.id;
-        let shard_term = self.shard.as_ref().map_or(self.shard_disk.durable.hs.term, |s| s.raft.term());
+        let shard_term = self
+            .shard
+            .as_ref()
+            .map_or(self.shard_disk.durable.hs.term, |s| s.raft.term());
         match applied {
-            Applied::Poll { ministry, term, poll_set } => {
+            Applied::Poll {
+                ministry,
+                term,
+                poll_set,
+            } => {
                 if poll_set.contains(&id) {
                     if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == ministry) {
                         let _ = s.raft.poll(now, term);
                     }
                 }
             }
-            Applied::Appointed { ministry, term, minister, members, removed } => {
+            Applied::Appointed {
+                ministry,
+                term,
+                minister,
+                members,
+                removed,
+            } => {
                 let current = self.shard.as_ref().map(|s| s.raft.group());
                 if members.contains(&id) && current != Some(ministry) && shard_term < term {
                     // Joining a ministry: its log starts afresh; the term carries over.
-                    let hs = HardState { term: shard_term, vote: None };
+                    let hs = HardState {
+                        term: shard_term,
+                        vote: None,
+                    };
                     let cfg = raft_config(&self.cfg, ministry, Mode::Appointed, self.incarnation);
                     let raft = Raft::new(cfg, hs, Membership::default(), now);
-                    self.shard = Some(Shard { raft, kv: Kv::default(), since_snapshot: 0 });
-                    self.replace_shard_log(Op::Join { group: ministry, hs });
-                    fx.observed.push(Observation::LogReset { node: id, group: ministry, index: 0, term: 0 });
+                    self.shard = Some(Shard {
+                        raft,
+                        kv: Kv::default(),
+                        since_snapshot: 0,
+                    });
+                    self.replace_shard_log(Op::Join {
+                        group: ministry,
+                        hs,
+                    });
+                    fx.observed.push(Observation::LogReset {
+                        node: id,
+                        group: ministry,
+                        index: 0,
+                        term: 0,
+                    });
                 }
                 if removed.contains(&id) && current == Some(ministry) && shard_term <= term {
                     self.shard = None;
@@ -532,9 +708,21 @@ impl SimNode {
 }
 
 fn observe_recovered(fx: &mut Effects, node: NodeId, group: GroupId, img: &Image) {
-    let (index, term) = img.snapshot.as_ref().map_or((0, 0), |s| (s.meta.index, s.meta.term));
-    fx.observed.push(Observation::LogReset { node, group, index, term });
+    let (index, term) = img
+        .snapshot
+        .as_ref()
+        .map_or((0, 0), |s| (s.meta.index, s.meta.term));
+    fx.observed.push(Observation::LogReset {
+        node,
+        group,
+        index,
+        term,
+    });
     if !img.entries.is_empty() {
-        fx.observed.push(Observation::Persisted { node, group, entries: img.entries.clone() });
+        fx.observed.push(Observation::Persisted {
+            node,
+            group,
+            entries: img.entries.clone(),
+        });
     }
 }

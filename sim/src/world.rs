@@ -24,7 +24,12 @@ pub enum Bug {
 }
 
 impl Bug {
-    pub const ALL: [Bug; 4] = [Bug::VoteIgnoresTerm, Bug::CommitWithoutMajority, Bug::AppointWithoutMajority, Bug::AcceptStaleTerm];
+    pub const ALL: [Bug; 4] = [
+        Bug::VoteIgnoresTerm,
+        Bug::CommitWithoutMajority,
+        Bug::AppointWithoutMajority,
+        Bug::AcceptStaleTerm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -78,6 +83,8 @@ pub struct RunReport {
     pub crashes: u64,
     pub partitions: u64,
     pub leader_changes: u64,
+    /// President voter-set changes accepted.
+    pub reconfigs: u64,
 }
 
 #[derive(Debug)]
@@ -90,13 +97,31 @@ pub struct Failure {
 
 #[derive(Clone, Debug)]
 enum Ev {
-    Deliver { from: Addr, to: Addr, msg: NetMsg },
-    Tick { node: NodeId, incarnation: u64 },
-    Sync { node: NodeId, incarnation: u64, disk: DiskId, seq: u64 },
-    ClientTick { client: u64 },
+    Deliver {
+        from: Addr,
+        to: Addr,
+        msg: NetMsg,
+    },
+    Tick {
+        node: NodeId,
+        incarnation: u64,
+    },
+    Sync {
+        node: NodeId,
+        incarnation: u64,
+        disk: DiskId,
+        seq: u64,
+    },
+    ClientTick {
+        client: u64,
+    },
     Fault,
-    Restart { node: NodeId },
-    Heal { cut: u64 },
+    Restart {
+        node: NodeId,
+    },
+    Heal {
+        cut: u64,
+    },
     LossBurstEnd,
 }
 
@@ -164,6 +189,7 @@ pub struct World {
     crashes: u64,
     partitions: u64,
     leader_changes: u64,
+    reconfigs: u64,
 }
 
 fn timing() -> Timing {
@@ -214,6 +240,7 @@ impl World {
             crashes: 0,
             partitions: 0,
             leader_changes: 0,
+            reconfigs: 0,
             opts,
         };
         for id in 1..=w.opts.nodes {
@@ -227,12 +254,24 @@ impl World {
             };
             w.nodes.insert(id, SimNode::new(cfg, 0));
             let at = w.rng.range(0, TICK);
-            w.schedule(at, Ev::Tick { node: id, incarnation: 0 });
+            w.schedule(
+                at,
+                Ev::Tick {
+                    node: id,
+                    incarnation: 0,
+                },
+            );
         }
         for c in 0..w.opts.clients {
             let ministry = c % w.opts.ministries as u64 + 1;
             let target = w.rng.range(1, w.opts.nodes + 1);
-            w.clients.push(Client { ministry, seq: 0, target, outstanding: None, next_op_at: 1_500_000 });
+            w.clients.push(Client {
+                ministry,
+                seq: 0,
+                target,
+                outstanding: None,
+                next_op_at: 1_500_000,
+            });
             w.schedule(1_000_000 + c * 1000, Ev::ClientTick { client: c + 1 });
         }
         let first_fault = w.rng.range(2_000_000, 3_000_000);
@@ -242,7 +281,11 @@ impl World {
 
     fn schedule(&mut self, at: Micros, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Scheduled { at, seq: self.seq, ev }));
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        }));
     }
 
     fn note(&mut self, kind: u64, a: u64, b: u64, text: impl FnOnce() -> String) {
@@ -267,16 +310,28 @@ impl World {
             }
             self.now = s.at;
             self.steps += 1;
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(s.ev)));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(s.ev)));
             let violation = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(v)) => v,
-                Err(panic) => format!("assertion failed inside the cluster: {}", panic_text(&*panic)),
+                Err(panic) => format!(
+                    "assertion failed inside the cluster: {}",
+                    panic_text(&*panic)
+                ),
             };
-            return Err(Failure { seed, violation, trace: self.trace.into_iter().collect() });
+            return Err(Failure {
+                seed,
+                violation,
+                trace: self.trace.into_iter().collect(),
+            });
         }
         if let Err(violation) = self.checker.check_acknowledged() {
-            return Err(Failure { seed, violation, trace: self.trace.into_iter().collect() });
+            return Err(Failure {
+                seed,
+                violation,
+                trace: self.trace.into_iter().collect(),
+            });
         }
         self.hash.u64(self.checker.completed_ops);
         Ok(RunReport {
@@ -287,6 +342,7 @@ impl World {
             crashes: self.crashes,
             partitions: self.partitions,
             leader_changes: self.leader_changes,
+            reconfigs: self.reconfigs,
         })
     }
 
@@ -303,13 +359,23 @@ impl World {
                 self.schedule(self.now + TICK, Ev::Tick { node, incarnation });
                 acted_on = Some(node);
             }
-            Ev::Sync { node, incarnation, disk, seq } => {
+            Ev::Sync {
+                node,
+                incarnation,
+                disk,
+                seq,
+            } => {
                 let n = &self.nodes[&node];
                 if !n.alive || n.incarnation != incarnation {
                     return Ok(());
                 }
-                self.note(2, node, seq, || format!("node {node} synced {disk:?} #{seq}"));
-                self.nodes.get_mut(&node).expect("node exists").synced(self.now, disk, seq, &mut fx);
+                self.note(2, node, seq, || {
+                    format!("node {node} synced {disk:?} #{seq}")
+                });
+                self.nodes
+                    .get_mut(&node)
+                    .expect("node exists")
+                    .synced(self.now, disk, seq, &mut fx);
                 acted_on = Some(node);
             }
             Ev::Deliver { from, to, msg } => match to {
@@ -319,8 +385,13 @@ impl World {
                         return Ok(());
                     }
                     let (kind, a) = msg_digest(&msg);
-                    self.note(3, id, kind ^ a, || format!("{from:?} -> node {id}: {}", describe(&msg)));
-                    self.nodes.get_mut(&id).expect("node exists").receive(self.now, from, msg, &mut fx);
+                    self.note(3, id, kind ^ a, || {
+                        format!("{from:?} -> node {id}: {}", describe(&msg))
+                    });
+                    self.nodes
+                        .get_mut(&id)
+                        .expect("node exists")
+                        .receive(self.now, from, msg, &mut fx);
                     acted_on = Some(id);
                 }
                 Addr::Client(c) => self.client_receive(c, from, msg)?,
@@ -329,14 +400,20 @@ impl World {
                 self.client_tick(client);
                 self.schedule(self.now + CLIENT_TICK, Ev::ClientTick { client });
             }
-            Ev::Fault => self.inject_fault(&mut fx),
+            Ev::Fault => acted_on = self.inject_fault(&mut fx),
             Ev::Restart { node } => {
                 self.note(5, node, 0, || format!("node {node} restarts"));
                 let n = self.nodes.get_mut(&node).expect("node exists");
                 if !n.alive {
                     n.restart(self.now, &mut fx);
                     let inc = n.incarnation;
-                    self.schedule(self.now + 1, Ev::Tick { node, incarnation: inc });
+                    self.schedule(
+                        self.now + 1,
+                        Ev::Tick {
+                            node,
+                            incarnation: inc,
+                        },
+                    );
                 }
             }
             Ev::Heal { cut } => {
@@ -361,9 +438,15 @@ impl World {
             if let Observation::BecameLeader { node, group, term } = obs {
                 self.leader_changes += 1;
                 let (node, group, term) = (*node, *group, *term);
-                self.note(7, node, term, || format!("node {node} leads group {group} at term {term}"));
+                self.note(7, node, term, || {
+                    format!("node {node} leads group {group} at term {term}")
+                });
                 let n = &self.nodes[&node];
-                let raft = if group == PRESIDENT_GROUP { Some(&n.pres) } else { n.shard_raft() };
+                let raft = if group == PRESIDENT_GROUP {
+                    Some(&n.pres)
+                } else {
+                    n.shard_raft()
+                };
                 if let Some(raft) = raft.filter(|r| r.is_leader() && r.term() == term) {
                     self.checker.check_leader_log(raft)?;
                 }
@@ -373,7 +456,15 @@ impl World {
             let inc = self.nodes[&node].incarnation;
             for (disk, seq) in fx.syncs {
                 let at = self.now + self.rng.range(300, 3_000);
-                self.schedule(at, Ev::Sync { node, incarnation: inc, disk, seq });
+                self.schedule(
+                    at,
+                    Ev::Sync {
+                        node,
+                        incarnation: inc,
+                        disk,
+                        seq,
+                    },
+                );
             }
         }
         for (from, to, msg) in fx.send {
@@ -393,13 +484,28 @@ impl World {
         }
         let copies = if self.rng.chance(0.01) { 2 } else { 1 };
         for _ in 0..copies {
-            let delay = if self.rng.chance(0.05) { self.rng.range(20_000, 150_000) } else { self.rng.range(200, 5_000) };
-            self.schedule(self.now + delay, Ev::Deliver { from, to, msg: msg.clone() });
+            let delay = if self.rng.chance(0.05) {
+                self.rng.range(20_000, 150_000)
+            } else {
+                self.rng.range(200, 5_000)
+            };
+            self.schedule(
+                self.now + delay,
+                Ev::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
         }
     }
 
     fn alive_nodes(&self) -> Vec<NodeId> {
-        self.nodes.values().filter(|n| n.alive).map(|n| n.id()).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.alive)
+            .map(|n| n.id())
+            .collect()
     }
 
     fn cut(&mut self, links: Vec<(NodeId, NodeId)>, duration: Micros) {
@@ -413,8 +519,8 @@ impl World {
         self.schedule(self.now + duration, Ev::Heal { cut: id });
     }
 
-    fn inject_fault(&mut self, fx: &mut Effects) {
-        let _ = fx;
+    /// Returns the node that acted, if any, so its syncs get scheduled.
+    fn inject_fault(&mut self, fx: &mut Effects) -> Option<NodeId> {
         if self.now >= self.opts.fault_until {
             // Heal everything and bring every node back: the cluster must settle.
             let cuts: Vec<u64> = self.cuts.keys().copied().collect();
@@ -427,14 +533,17 @@ impl World {
                 }
             }
             self.loss = 0.01;
-            return;
+            return None;
         }
         let alive = self.alive_nodes();
         let all: Vec<NodeId> = (1..=self.opts.nodes).collect();
         let roll = self.rng.range(0, 100);
+        let mut acted = None;
         match roll {
             0..=29 if alive.len() + 2 > self.opts.nodes as usize => {
-                let Some(&victim) = self.rng.pick(&alive) else { return };
+                let Some(&victim) = self.rng.pick(&alive) else {
+                    return None;
+                };
                 self.crashes += 1;
                 self.note(8, victim, 0, || format!("node {victim} crashes"));
                 let n = self.nodes.get_mut(&victim).expect("node exists");
@@ -443,7 +552,11 @@ impl World {
                 self.schedule(back, Ev::Restart { node: victim });
             }
             0..=54 => {
-                let side: BTreeSet<NodeId> = all.iter().copied().filter(|_| self.rng.chance(0.4)).collect();
+                let side: BTreeSet<NodeId> = all
+                    .iter()
+                    .copied()
+                    .filter(|_| self.rng.chance(0.4))
+                    .collect();
                 let mut links = Vec::new();
                 for a in &all {
                     for b in &all {
@@ -453,7 +566,9 @@ impl World {
                     }
                 }
                 let d = self.rng.range(300_000, 3_000_000);
-                self.note(9, side.len() as u64, d, || format!("partition {side:?} from the rest for {d}us"));
+                self.note(9, side.len() as u64, d, || {
+                    format!("partition {side:?} from the rest for {d}us")
+                });
                 self.cut(links, d);
             }
             55..=79 => {
@@ -462,22 +577,47 @@ impl World {
                     .nodes
                     .values()
                     .filter(|n| n.alive)
-                    .flat_map(|n| n.map.ministries.values().filter_map(|m| m.minister.map(|x| (x, m.members.clone()))).collect::<Vec<_>>())
+                    .flat_map(|n| {
+                        n.map
+                            .ministries
+                            .values()
+                            .filter_map(|m| m.minister.map(|x| (x, m.members.clone())))
+                            .collect::<Vec<_>>()
+                    })
                     .collect();
-                let Some((minister, members)) = self.rng.pick(&views).cloned() else { return };
+                let Some((minister, members)) = self.rng.pick(&views).cloned() else {
+                    return None;
+                };
                 let clerks: Vec<NodeId> = members.into_iter().filter(|m| *m != minister).collect();
-                let Some(&clerk) = self.rng.pick(&clerks) else { return };
-                let links = if self.rng.chance(0.5) { vec![(minister, clerk)] } else { vec![(minister, clerk), (clerk, minister)] };
+                let Some(&clerk) = self.rng.pick(&clerks) else {
+                    return None;
+                };
+                let links = if self.rng.chance(0.5) {
+                    vec![(minister, clerk)]
+                } else {
+                    vec![(minister, clerk), (clerk, minister)]
+                };
                 let d = self.rng.range(500_000, 3_000_000);
-                self.note(10, minister, clerk, || format!("cut minister {minister} from clerk {clerk}: {links:?} for {d}us"));
+                self.note(10, minister, clerk, || {
+                    format!("cut minister {minister} from clerk {clerk}: {links:?} for {d}us")
+                });
                 self.cut(links, d);
             }
-            80..=89 => {
-                let Some(&victim) = self.rng.pick(&alive) else { return };
-                let links: Vec<(NodeId, NodeId)> = all.iter().filter(|o| **o != victim).flat_map(|o| [(victim, *o), (*o, victim)]).collect();
+            80..=84 => {
+                let Some(&victim) = self.rng.pick(&alive) else {
+                    return None;
+                };
+                let links: Vec<(NodeId, NodeId)> = all
+                    .iter()
+                    .filter(|o| **o != victim)
+                    .flat_map(|o| [(victim, *o), (*o, victim)])
+                    .collect();
                 let d = self.rng.range(300_000, 2_000_000);
                 self.note(11, victim, d, || format!("isolate node {victim} for {d}us"));
                 self.cut(links, d);
+            }
+            85..=92 => {
+                acted = self.reconfigure_president(fx);
             }
             _ => {
                 self.loss = 0.3;
@@ -488,6 +628,61 @@ impl World {
         }
         let next = self.now + self.rng.range(200_000, 1_000_000);
         self.schedule(next.min(self.opts.fault_until), Ev::Fault);
+        acted
+    }
+
+    /// Change the president group's voter set by one: promote a live learner
+    /// (up to 5 voters) or demote a voter, the president itself included (down to 3).
+    fn reconfigure_president(&mut self, fx: &mut Effects) -> Option<NodeId> {
+        let leader = self
+            .nodes
+            .values()
+            .find(|n| n.alive && n.pres.is_leader())?
+            .id();
+        let current = self.nodes[&leader].pres.membership().clone();
+        let alive = self.alive_nodes();
+        let learners: Vec<NodeId> = current
+            .learners
+            .iter()
+            .copied()
+            .filter(|l| alive.contains(l))
+            .collect();
+        let grow = current.voters.len() < 5 && (current.voters.len() <= 3 || self.rng.chance(0.5));
+        let next = if grow {
+            let add = *self.rng.pick(&learners)?;
+            let voters = current.voters.iter().copied().chain([add]).collect();
+            let learners = current
+                .learners
+                .iter()
+                .copied()
+                .filter(|l| *l != add)
+                .collect();
+            govfs_core::raft::Membership::new(voters, learners)
+        } else {
+            let drop = *self.rng.pick(&current.voters)?;
+            let voters = current
+                .voters
+                .iter()
+                .copied()
+                .filter(|v| *v != drop)
+                .collect();
+            let learners = current.learners.iter().copied().chain([drop]).collect();
+            govfs_core::raft::Membership::new(voters, learners)
+        };
+        let (voters, now) = (next.voters.clone(), self.now);
+        let ok = self
+            .nodes
+            .get_mut(&leader)
+            .expect("node exists")
+            .change_president_voters(now, next, fx)
+            .is_ok();
+        self.note(14, leader, voters.len() as u64, || {
+            format!("president {leader} proposes voters {voters:?}: accepted={ok}")
+        });
+        if ok {
+            self.reconfigs += 1;
+        }
+        Some(leader)
     }
 
     fn client_tick(&mut self, id: u64) {
@@ -503,7 +698,10 @@ impl World {
                 c.target = target;
                 let o = c.outstanding.as_mut().expect("checked");
                 o.sent_at = now;
-                let msg = NetMsg::Request { ministry: c.ministry, cmd: o.cmd.clone() };
+                let msg = NetMsg::Request {
+                    ministry: c.ministry,
+                    cmd: o.cmd.clone(),
+                };
                 self.send(Addr::Client(id), Addr::Node(target), msg);
             }
             return;
@@ -512,24 +710,53 @@ impl World {
             return;
         }
         let key = self.rng.range(0, 4) as u8;
-        let op = if self.rng.chance(0.7) { KvOp::Append { key, value: (id << 32) | (c.seq + 1) } } else { KvOp::Read { key } };
+        let op = if self.rng.chance(0.7) {
+            KvOp::Append {
+                key,
+                value: (id << 32) | (c.seq + 1),
+            }
+        } else {
+            KvOp::Read { key }
+        };
         let floor = self.checker.invoke(c.ministry);
         let c = &mut self.clients[idx];
         c.seq += 1;
-        let cmd = KvCommand { client: id, seq: c.seq, op };
-        c.outstanding = Some(Outstanding { cmd: cmd.clone(), floor, sent_at: now });
+        let cmd = KvCommand {
+            client: id,
+            seq: c.seq,
+            op,
+        };
+        c.outstanding = Some(Outstanding {
+            cmd: cmd.clone(),
+            floor,
+            sent_at: now,
+        });
         let (target, ministry) = (c.target, c.ministry);
-        self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request { ministry, cmd });
+        self.send(
+            Addr::Client(id),
+            Addr::Node(target),
+            NetMsg::Request { ministry, cmd },
+        );
     }
 
     fn client_receive(&mut self, id: u64, from: Addr, msg: NetMsg) -> Result<(), Violation> {
-        let NetMsg::Reply { seq, reply } = msg else { return Ok(()) };
+        let NetMsg::Reply { seq, reply } = msg else {
+            return Ok(());
+        };
         let idx = (id - 1) as usize;
-        let Some(o) = self.clients[idx].outstanding.as_ref().filter(|o| o.cmd.seq == seq) else { return Ok(()) };
+        let Some(o) = self.clients[idx]
+            .outstanding
+            .as_ref()
+            .filter(|o| o.cmd.seq == seq)
+        else {
+            return Ok(());
+        };
         match reply {
             Reply::Ok(result) => {
                 let (ministry, cmd, floor) = (self.clients[idx].ministry, o.cmd.clone(), o.floor);
-                self.note(13, id, result.index, || format!("client {id} seq {seq} done at index {}", result.index));
+                self.note(13, id, result.index, || {
+                    format!("client {id} seq {seq} done at index {}", result.index)
+                });
                 self.checker.complete(ministry, floor, &cmd, &result)?;
                 let think = self.rng.range(0, 20_000);
                 let c = &mut self.clients[idx];
@@ -552,7 +779,11 @@ impl World {
                 }
                 let (ministry, cmd) = (c.ministry, c.outstanding.as_ref().map(|o| o.cmd.clone()));
                 if let Some(cmd) = cmd {
-                    self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request { ministry, cmd });
+                    self.send(
+                        Addr::Client(id),
+                        Addr::Node(target),
+                        NetMsg::Request { ministry, cmd },
+                    );
                     if let Some(o) = self.clients[idx].outstanding.as_mut() {
                         o.sent_at = self.now;
                     }
@@ -599,16 +830,31 @@ fn describe(msg: &NetMsg) -> String {
     match msg {
         NetMsg::Raft(m) => {
             let body = match &m.body {
-                B::Append { prev_index, prev_term, entries, commit } => {
-                    format!("Append prev=({prev_index},{prev_term}) n={} commit={commit}", entries.len())
+                B::Append {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit,
+                } => {
+                    format!(
+                        "Append prev=({prev_index},{prev_term}) n={} commit={commit}",
+                        entries.len()
+                    )
                 }
-                B::InstallSnapshot { snapshot } => format!("InstallSnapshot up to {}", snapshot.meta.index),
+                B::InstallSnapshot { snapshot } => {
+                    format!("InstallSnapshot up to {}", snapshot.meta.index)
+                }
                 other => format!("{other:?}"),
             };
             format!("raft g{} t{} {body}", m.group, m.term)
         }
         NetMsg::Poll(a) => format!("poll answer {a:?}"),
-        NetMsg::Report(r) => format!("report {:?}", r.ministry.as_ref().map(|m| (m.group, m.term, m.leader, m.commit))),
+        NetMsg::Report(r) => format!(
+            "report {:?}",
+            r.ministry
+                .as_ref()
+                .map(|m| (m.group, m.term, m.leader, m.commit))
+        ),
         NetMsg::Request { ministry, cmd } => format!("request m{ministry} {cmd:?}"),
         NetMsg::Reply { seq, reply } => format!("reply seq {seq} {reply:?}"),
     }

@@ -5,7 +5,11 @@ mod sim_cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "govfs", version, about = "GovFS: a distributed file system whose control plane scales out")]
+#[command(
+    name = "govfs",
+    version,
+    about = "GovFS: a distributed file system whose control plane scales out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

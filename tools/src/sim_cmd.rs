@@ -67,20 +67,21 @@ pub fn run(args: SimArgs) -> i32 {
     std::panic::set_hook(Box::new(|_| {}));
     let started = Instant::now();
     let mut run_hash = 0xcbf2_9ce4_8422_2325u64;
-    let (mut ops, mut steps, mut crashes, mut cuts) = (0u64, 0u64, 0u64, 0u64);
+    let (mut ops, mut steps, mut crashes, mut cuts, mut reconfigs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for &seed in &seeds {
         match run_seed(seed, &opts) {
             Ok(r) => {
                 if args.verbose || seeds.len() == 1 {
                     println!(
-                        "seed {seed}: ok, {} steps, {} client ops, {} crashes, {} cuts, {} leader changes, hash {:016x}",
-                        r.steps, r.completed_ops, r.crashes, r.partitions, r.leader_changes, r.hash
+                        "seed {seed}: ok, {} steps, {} client ops, {} crashes, {} cuts, {} leader changes, {} voter changes, hash {:016x}",
+                        r.steps, r.completed_ops, r.crashes, r.partitions, r.leader_changes, r.reconfigs, r.hash
                     );
                 }
                 ops += r.completed_ops;
                 steps += r.steps;
                 crashes += r.crashes;
                 cuts += r.partitions;
+                reconfigs += r.reconfigs;
                 for b in r.hash.to_le_bytes() {
                     run_hash ^= b as u64;
                     run_hash = run_hash.wrapping_mul(0x0100_0000_01b3);
@@ -92,13 +93,17 @@ pub fn run(args: SimArgs) -> i32 {
                 for line in &f.trace {
                     println!("  {line}");
                 }
-                println!("reproduce with: govfs sim --seed {}{}", f.seed, bug_flag(&args));
+                println!(
+                    "reproduce with: govfs sim --seed {}{}",
+                    f.seed,
+                    bug_flag(&args)
+                );
                 return 1;
             }
         }
     }
     println!(
-        "{} seeds passed in {:.1}s: {steps} steps, {ops} client ops checked, {crashes} crashes, {cuts} network cuts",
+        "{} seeds passed in {:.1}s: {steps} steps, {ops} client ops checked, {crashes} crashes, {cuts} network cuts, {reconfigs} president voter changes",
         seeds.len(),
         started.elapsed().as_secs_f64()
     );
@@ -108,7 +113,12 @@ pub fn run(args: SimArgs) -> i32 {
 
 fn bug_flag(args: &SimArgs) -> String {
     match args.inject_bug {
-        Some(b) => format!(" --inject-bug {}", b.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()),
+        Some(b) => format!(
+            " --inject-bug {}",
+            b.to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        ),
         None => String::new(),
     }
 }
