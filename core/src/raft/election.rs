@@ -84,7 +84,6 @@ impl Raft {
         if self.now.saturating_sub(self.last_quorum_check) >= self.cfg.election_timeout {
             self.last_quorum_check = self.now;
             let contact = self.quorum_contact();
-            self.last_quorum_contact = contact;
             let stale = contact.is_none_or(|t| self.now.saturating_sub(t) >= self.cfg.election_timeout);
             if stale && self.cfg.mode == Mode::Elected {
                 // Check-quorum: a leader cut off from a majority steps down.

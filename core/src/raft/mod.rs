@@ -216,8 +216,6 @@ pub struct Raft {
     last_quorum_check: Micros,
     /// When a valid message from the current leader last arrived.
     last_leader_contact: Option<Micros>,
-    /// Leader: when a majority last answered.
-    last_quorum_contact: Option<Micros>,
     /// When this member last became leader.
     leader_since: Micros,
     rng: u64,
@@ -281,7 +279,6 @@ impl Raft {
             last_heartbeat: now,
             last_quorum_check: now,
             last_leader_contact: None,
-            last_quorum_contact: None,
             leader_since: now,
             out: Outbox::default(),
             unstable: VecDeque::new(),
@@ -514,7 +511,7 @@ impl Raft {
     pub fn is_serving(&self, now: Micros) -> bool {
         let fresh = |t: Option<Micros>| t.is_some_and(|t| now.saturating_sub(t) < self.cfg.serve_timeout);
         match self.role {
-            Role::Leader => self.membership.voters.len() == 1 || fresh(self.last_quorum_contact),
+            Role::Leader => self.membership.voters.len() == 1 || fresh(self.quorum_contact()),
             _ => self.leader.is_some() && fresh(self.last_leader_contact),
         }
     }
@@ -592,7 +589,6 @@ impl Raft {
         self.leader = leader;
         self.progress.clear();
         self.votes.clear();
-        self.last_quorum_contact = None;
         self.reset_election_deadline();
         if was_leader {
             self.out.events.push(Event::SteppedDown { term: self.hs.term });
@@ -615,7 +611,6 @@ impl Raft {
             .collect();
         self.last_heartbeat = self.now;
         self.last_quorum_check = self.now;
-        self.last_quorum_contact = Some(self.now);
         self.leader_since = self.now;
         self.out.events.push(Event::BecameLeader { term: self.hs.term });
         self.append_own(first);
