@@ -212,7 +212,7 @@ impl SimNode {
             .snapshot
             .as_ref()
             .map(|s| ClusterMap::decode(&s.data).expect("our own snapshot decodes"))
-            .unwrap_or_else(ClusterMap::new);
+            .unwrap_or_default();
         let cfg = raft_config(&self.cfg, PRESIDENT_GROUP, Mode::Elected, self.incarnation);
         self.pres = Raft::restore(
             cfg,

@@ -541,9 +541,7 @@ impl World {
         let mut acted = None;
         match roll {
             0..=29 if alive.len() + 2 > self.opts.nodes as usize => {
-                let Some(&victim) = self.rng.pick(&alive) else {
-                    return None;
-                };
+                let &victim = self.rng.pick(&alive)?;
                 self.crashes += 1;
                 self.note(8, victim, 0, || format!("node {victim} crashes"));
                 let n = self.nodes.get_mut(&victim).expect("node exists");
@@ -585,13 +583,9 @@ impl World {
                             .collect::<Vec<_>>()
                     })
                     .collect();
-                let Some((minister, members)) = self.rng.pick(&views).cloned() else {
-                    return None;
-                };
+                let (minister, members) = self.rng.pick(&views).cloned()?;
                 let clerks: Vec<NodeId> = members.into_iter().filter(|m| *m != minister).collect();
-                let Some(&clerk) = self.rng.pick(&clerks) else {
-                    return None;
-                };
+                let &clerk = self.rng.pick(&clerks)?;
                 let links = if self.rng.chance(0.5) {
                     vec![(minister, clerk)]
                 } else {
@@ -604,9 +598,7 @@ impl World {
                 self.cut(links, d);
             }
             80..=84 => {
-                let Some(&victim) = self.rng.pick(&alive) else {
-                    return None;
-                };
+                let &victim = self.rng.pick(&alive)?;
                 let links: Vec<(NodeId, NodeId)> = all
                     .iter()
                     .filter(|o| **o != victim)

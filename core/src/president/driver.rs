@@ -104,7 +104,7 @@ impl PresidentDriver {
         let reported: Vec<NodeId> = self.heard.keys().copied().filter(|s| !map.shards.contains(s)).collect();
         for shard in reported {
             let key = u64::MAX - 1 - shard;
-            if !self.last_order.get(&key).is_some_and(|t| now.saturating_sub(*t) < self.cfg.appointment_timeout) {
+            if self.last_order.get(&key).is_none_or(|t| now.saturating_sub(*t) >= self.cfg.appointment_timeout) {
                 self.last_order.insert(key, now);
                 orders.push(Order::RegisterShard { shard });
             }

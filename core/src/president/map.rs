@@ -43,7 +43,7 @@ pub struct MinistryInfo {
     pub pending: Option<PendingAppointment>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMap {
     /// The next appointment term; strictly increasing, never reused.
     pub next_term: Term,
@@ -77,9 +77,16 @@ fn single_change(old: &[NodeId], new: &[NodeId]) -> bool {
     added + removed <= 1
 }
 
+impl Default for ClusterMap {
+    /// Terms and ministry ids start at 1: 0 means "none yet".
+    fn default() -> Self {
+        ClusterMap { next_term: 1, next_ministry: 1, shards: BTreeSet::new(), ministries: BTreeMap::new() }
+    }
+}
+
 impl ClusterMap {
     pub fn new() -> Self {
-        ClusterMap { next_term: 1, next_ministry: 1, ..Default::default() }
+        Self::default()
     }
 
     pub fn apply(&mut self, order: &Order) -> Applied {
@@ -118,8 +125,7 @@ impl ClusterMap {
                 id
             }
         };
-        if let Some(m) = members.iter().find(|m| self.ministry_of(**m).is_some_and(|g| g != id)) {
-            let _ = m;
+        if members.iter().any(|m| self.ministry_of(*m).is_some_and(|g| g != id)) {
             return Applied::Rejected("a shard serves one ministry at a time");
         }
         let term = self.next_term;
