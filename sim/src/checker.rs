@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 
 use govfs_core::raft::{Entry, GroupId, Index, NodeId, Payload, Raft, Term, PRESIDENT_GROUP};
 
-use crate::kv::{Kv, KvCommand, KvOp, KvResult};
-use crate::node::Observation;
+use govfs_core::node::{Observation, Proposal};
+
+use crate::kv::{decode_result, Kv, KvCommand, KvOp, KvResult};
 use crate::rng::Fnv;
 
 fn payload_digest(p: &Payload) -> u64 {
@@ -120,7 +121,10 @@ impl Checker {
                 group,
                 entry,
                 result,
-            } => self.applied(*node, *group, entry, result.as_ref()),
+            } => {
+                let result = result.as_ref().and_then(|(i, out)| decode_result(*i, out));
+                self.applied(*node, *group, entry, result.as_ref())
+            }
         }
     }
 
@@ -205,9 +209,11 @@ impl Checker {
                 let model = self.models.entry(group).or_default();
                 let expected = match &e.payload {
                     Payload::Command(bytes) => {
-                        let cmd: KvCommand = postcard::from_bytes(bytes)
+                        let p: Proposal = postcard::from_bytes(bytes)
+                            .map_err(|_| format!("undecodable proposal at {}", e.index))?;
+                        let op: KvOp = postcard::from_bytes(&p.command)
                             .map_err(|_| format!("undecodable command at {}", e.index))?;
-                        model.kv.apply(e.index, &cmd)
+                        model.kv.apply(e.index, &KvCommand { client: p.client, seq: p.seq, op })
                     }
                     _ => None,
                 };

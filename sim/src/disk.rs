@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use govfs_core::raft::{Entry, GroupId, HardState, Index, Snapshot};
+use govfs_core::raft::{Entry, GroupId, HardState, Snapshot};
 
 use crate::rng::Rng;
 
@@ -17,22 +17,7 @@ pub struct Image {
     pub entries: Vec<Entry>,
 }
 
-#[derive(Clone, Debug)]
-pub enum Op {
-    HardState(HardState),
-    /// A snapshot received from a leader: voids the whole log.
-    Install(Snapshot),
-    /// Our own snapshot: drops entries it covers.
-    Compact(Snapshot),
-    /// Overwrite from the first entry's index on.
-    Entries(Vec<Entry>),
-    /// Start afresh in another ministry, keeping the term.
-    Join {
-        group: GroupId,
-        hs: HardState,
-    },
-    Leave,
-}
+pub use govfs_core::node::LogOp as Op;
 
 impl Image {
     fn apply(&mut self, op: &Op) {
@@ -80,30 +65,16 @@ pub struct SimDisk {
     pub durable: Image,
     /// Writes not yet synced, tagged with the sync sequence number that covers them.
     pending: VecDeque<(u64, Op)>,
-    /// Ops staged by the engine (compaction, joins) for the next sync.
-    staged: Vec<Op>,
+    /// Highest sequence number written so far.
+    pub written: u64,
 }
 
 impl SimDisk {
-    pub fn stage(&mut self, op: Op) {
-        self.staged.push(op);
-    }
-
-    /// Apply `op` durably at once, dropping unsynced writes (joining or
-    /// leaving a ministry replaces the log wholesale).
-    pub fn reset_now(&mut self, op: Op) {
-        self.pending.clear();
-        self.staged.clear();
-        self.durable.apply(&op);
-    }
-
-    pub fn has_staged(&self) -> bool {
-        !self.staged.is_empty()
-    }
-
     /// Queue `ops` (after anything staged) to become durable with sync `number` (increasing).
     pub fn write(&mut self, number: u64, ops: Vec<Op>) {
-        for op in self.staged.drain(..).chain(ops) {
+        assert!(number > self.written, "sync numbers only grow");
+        self.written = number;
+        for op in ops {
             self.pending.push_back((number, op));
         }
     }
@@ -119,7 +90,8 @@ impl SimDisk {
     /// Power loss: an unsynced prefix of the queued writes may have reached
     /// the platter (the log's crc and torn-tail truncation keep it a prefix).
     pub fn crash(&mut self, rng: &mut Rng) -> Image {
-        self.staged.clear();
+        // The restarted node numbers its syncs afresh.
+        self.written = 0;
         let keep = rng.range(0, self.pending.len() as u64 + 1) as usize;
         let mut image = self.durable.clone();
         for (i, (_, op)) in self.pending.drain(..).enumerate() {
@@ -136,9 +108,5 @@ impl SimDisk {
         }
         self.durable = image.clone();
         image
-    }
-
-    pub fn last_index(&self) -> Index {
-        self.durable.entries.last().map_or(0, |e| e.index)
     }
 }

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use govfs_core::codec::{decode_exact, DecodeError};
+use govfs_core::node::App;
 use govfs_core::raft::Index;
 use serde::{Deserialize, Serialize};
 
@@ -73,4 +75,40 @@ impl Kv {
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         postcard::from_bytes(bytes).ok()
     }
+}
+
+/// The key-value store as the nodes run it: the session table (exactly-once)
+/// is the node's, so the application only holds data. [`Kv`] above keeps its
+/// own sessions and serves as the checker's independent reference model.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvApp {
+    pub data: BTreeMap<u8, Vec<u64>>,
+}
+
+impl App for KvApp {
+    fn apply(&mut self, _index: Index, command: &[u8]) -> Vec<u8> {
+        let values = match decode_exact::<KvOp>(command) {
+            Ok(KvOp::Append { key, value }) => {
+                let list = self.data.entry(key).or_default();
+                list.push(value);
+                list.clone()
+            }
+            Ok(KvOp::Read { key }) => self.data.get(&key).cloned().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        postcard::to_stdvec(&values).expect("values encode")
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("kv encodes")
+    }
+
+    fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_exact(bytes)
+    }
+}
+
+/// Decode a node's answer into the model's terms.
+pub fn decode_result(index: Index, output: &[u8]) -> Option<KvResult> {
+    decode_exact::<Vec<u64>>(output).ok().map(|values| KvResult { index, values })
 }

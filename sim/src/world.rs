@@ -9,9 +9,24 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use govfs_core::president::DriverConfig;
 use govfs_core::raft::{GroupId, InjectedFaults, Micros, NodeId, PRESIDENT_GROUP};
 
+use govfs_core::node::{ClientReply, ClientRequest, Disk, NodeConfig, NodeMsg, NodeTiming, Observation, Output};
+
 use crate::checker::{Checker, Violation};
-use crate::kv::{KvCommand, KvOp};
-use crate::node::{Addr, DiskId, Effects, NetMsg, NodeConfig, Observation, Reply, SimNode, Timing};
+use crate::kv::{decode_result, KvCommand, KvOp};
+use crate::node::SimNode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Addr {
+    Node(NodeId),
+    Client(u64),
+}
+
+#[derive(Clone, Debug)]
+enum NetMsg {
+    Node(NodeMsg),
+    Request(ClientRequest),
+    Reply(ClientReply),
+}
 use crate::rng::{Fnv, Rng};
 
 /// Deliberate bugs the checker must catch.
@@ -109,7 +124,7 @@ enum Ev {
     Sync {
         node: NodeId,
         incarnation: u64,
-        disk: DiskId,
+        disk: Disk,
         seq: u64,
     },
     ClientTick {
@@ -192,17 +207,21 @@ pub struct World {
     reconfigs: u64,
 }
 
-fn timing() -> Timing {
-    Timing {
+fn timing() -> NodeTiming {
+    NodeTiming {
         heartbeat: 50_000,
         election_timeout: 300_000,
         serve_timeout: 500_000,
         report_interval: 100_000,
-        failure_timeout: 800_000,
-        appointment_timeout: 400_000,
         snapshot_every: 64,
+        max_inflight: 8,
+        max_append_bytes: 16 * 1024,
     }
 }
+
+/// The president's failure detection, relative to the member timing above.
+const FAILURE_TIMEOUT: Micros = 800_000;
+const APPOINTMENT_TIMEOUT: Micros = 400_000;
 
 impl World {
     pub fn new(seed: u64, opts: SimOptions) -> Self {
@@ -215,8 +234,8 @@ impl World {
         let driver = DriverConfig {
             ministries: opts.ministries,
             ministry_size: opts.ministry_size,
-            failure_timeout: t.failure_timeout,
-            appointment_timeout: t.appointment_timeout,
+            failure_timeout: FAILURE_TIMEOUT,
+            appointment_timeout: APPOINTMENT_TIMEOUT,
             appoint_without_majority: opts.bug == Some(Bug::AppointWithoutMajority),
         };
         let voters: Vec<NodeId> = (1..=opts.voters).collect();
@@ -347,7 +366,7 @@ impl World {
     }
 
     fn step(&mut self, ev: Ev) -> Result<(), Violation> {
-        let mut fx = Effects::default();
+        let mut fx = Output::default();
         let mut acted_on: Option<NodeId> = None;
         match ev {
             Ev::Tick { node, incarnation } => {
@@ -388,10 +407,12 @@ impl World {
                     self.note(3, id, kind ^ a, || {
                         format!("{from:?} -> node {id}: {}", describe(&msg))
                     });
-                    self.nodes
-                        .get_mut(&id)
-                        .expect("node exists")
-                        .receive(self.now, from, msg, &mut fx);
+                    let n = self.nodes.get_mut(&id).expect("node exists");
+                    match msg {
+                        NetMsg::Node(m) => n.receive(self.now, m, &mut fx),
+                        NetMsg::Request(r) => n.client_request(self.now, r, &mut fx),
+                        NetMsg::Reply(_) => {}
+                    }
                     acted_on = Some(id);
                 }
                 Addr::Client(c) => self.client_receive(c, from, msg)?,
@@ -405,6 +426,7 @@ impl World {
                 self.note(5, node, 0, || format!("node {node} restarts"));
                 let n = self.nodes.get_mut(&node).expect("node exists");
                 if !n.alive {
+                    acted_on = Some(node);
                     n.restart(self.now, &mut fx);
                     let inc = n.incarnation;
                     self.schedule(
@@ -432,7 +454,7 @@ impl World {
         self.apply_effects(acted_on, fx)
     }
 
-    fn apply_effects(&mut self, node: Option<NodeId>, fx: Effects) -> Result<(), Violation> {
+    fn apply_effects(&mut self, node: Option<NodeId>, fx: Output) -> Result<(), Violation> {
         for obs in &fx.observed {
             self.checker.observe(obs)?;
             if let Observation::BecameLeader { node, group, term } = obs {
@@ -443,7 +465,7 @@ impl World {
                 });
                 let n = &self.nodes[&node];
                 let raft = if group == PRESIDENT_GROUP {
-                    Some(&n.pres)
+                    Some(n.pres())
                 } else {
                     n.shard_raft()
                 };
@@ -452,23 +474,17 @@ impl World {
                 }
             }
         }
-        if let Some(node) = node {
-            let inc = self.nodes[&node].incarnation;
-            for (disk, seq) in fx.syncs {
-                let at = self.now + self.rng.range(300, 3_000);
-                self.schedule(
-                    at,
-                    Ev::Sync {
-                        node,
-                        incarnation: inc,
-                        disk,
-                        seq,
-                    },
-                );
-            }
+        let Some(node) = node else { return Ok(()) };
+        let inc = self.nodes[&node].incarnation;
+        for (disk, seq, _) in fx.persist {
+            let at = self.now + self.rng.range(300, 3_000);
+            self.schedule(at, Ev::Sync { node, incarnation: inc, disk, seq });
         }
-        for (from, to, msg) in fx.send {
-            self.send(from, to, msg);
+        for (to, msg) in fx.send {
+            self.send(Addr::Node(node), Addr::Node(to), NetMsg::Node(msg));
+        }
+        for (client, reply) in fx.replies {
+            self.send(Addr::Node(node), Addr::Client(client), NetMsg::Reply(reply));
         }
         Ok(())
     }
@@ -520,7 +536,7 @@ impl World {
     }
 
     /// Returns the node that acted, if any, so its syncs get scheduled.
-    fn inject_fault(&mut self, fx: &mut Effects) -> Option<NodeId> {
+    fn inject_fault(&mut self, fx: &mut Output) -> Option<NodeId> {
         if self.now >= self.opts.fault_until {
             // Heal everything and bring every node back: the cluster must settle.
             let cuts: Vec<u64> = self.cuts.keys().copied().collect();
@@ -576,7 +592,8 @@ impl World {
                     .values()
                     .filter(|n| n.alive)
                     .flat_map(|n| {
-                        n.map
+                        n.core
+                            .map()
                             .ministries
                             .values()
                             .filter_map(|m| m.minister.map(|x| (x, m.members.clone())))
@@ -625,13 +642,13 @@ impl World {
 
     /// Change the president group's voter set by one: promote a live learner
     /// (up to 5 voters) or demote a voter, the president itself included (down to 3).
-    fn reconfigure_president(&mut self, fx: &mut Effects) -> Option<NodeId> {
+    fn reconfigure_president(&mut self, fx: &mut Output) -> Option<NodeId> {
         let leader = self
             .nodes
             .values()
-            .find(|n| n.alive && n.pres.is_leader())?
+            .find(|n| n.alive && n.pres().is_leader())?
             .id();
-        let current = self.nodes[&leader].pres.membership().clone();
+        let current = self.nodes[&leader].pres().membership().clone();
         let alive = self.alive_nodes();
         let learners: Vec<NodeId> = current
             .learners
@@ -690,10 +707,7 @@ impl World {
                 c.target = target;
                 let o = c.outstanding.as_mut().expect("checked");
                 o.sent_at = now;
-                let msg = NetMsg::Request {
-                    ministry: c.ministry,
-                    cmd: o.cmd.clone(),
-                };
+                let msg = NetMsg::Request(request(c.ministry, &o.cmd));
                 self.send(Addr::Client(id), Addr::Node(target), msg);
             }
             return;
@@ -724,16 +738,15 @@ impl World {
             sent_at: now,
         });
         let (target, ministry) = (c.target, c.ministry);
-        self.send(
-            Addr::Client(id),
-            Addr::Node(target),
-            NetMsg::Request { ministry, cmd },
-        );
+        self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request(request(ministry, &cmd)));
     }
 
     fn client_receive(&mut self, id: u64, from: Addr, msg: NetMsg) -> Result<(), Violation> {
-        let NetMsg::Reply { seq, reply } = msg else {
+        let NetMsg::Reply(reply) = msg else {
             return Ok(());
+        };
+        let seq = match &reply {
+            ClientReply::Done { seq, .. } | ClientReply::NotLeader { seq, .. } => *seq,
         };
         let idx = (id - 1) as usize;
         let Some(o) = self.clients[idx]
@@ -744,7 +757,8 @@ impl World {
             return Ok(());
         };
         match reply {
-            Reply::Ok(result) => {
+            ClientReply::Done { index, output, .. } => {
+                let result = decode_result(index, &output).ok_or_else(|| format!("client {id}: undecodable answer"))?;
                 let (ministry, cmd, floor) = (self.clients[idx].ministry, o.cmd.clone(), o.floor);
                 self.note(13, id, result.index, || {
                     format!("client {id} seq {seq} done at index {}", result.index)
@@ -755,7 +769,7 @@ impl World {
                 c.outstanding = None;
                 c.next_op_at = self.now + think;
             }
-            Reply::NotLeader { hint, members } => {
+            ClientReply::NotLeader { hint, members, .. } => {
                 let target = match hint {
                     Some(h) if Addr::Node(h) != from => h,
                     _ => match self.rng.pick(&members) {
@@ -771,11 +785,7 @@ impl World {
                 }
                 let (ministry, cmd) = (c.ministry, c.outstanding.as_ref().map(|o| o.cmd.clone()));
                 if let Some(cmd) = cmd {
-                    self.send(
-                        Addr::Client(id),
-                        Addr::Node(target),
-                        NetMsg::Request { ministry, cmd },
-                    );
+                    self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request(request(ministry, &cmd)));
                     if let Some(o) = self.clients[idx].outstanding.as_mut() {
                         o.sent_at = self.now;
                     }
@@ -784,6 +794,11 @@ impl World {
         }
         Ok(())
     }
+}
+
+fn request(ministry: GroupId, cmd: &KvCommand) -> ClientRequest {
+    let command = postcard::to_stdvec(&cmd.op).expect("ops encode");
+    ClientRequest { ministry, client: cmd.client, seq: cmd.seq, command }
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
@@ -797,7 +812,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 fn msg_digest(msg: &NetMsg) -> (u64, u64) {
     use govfs_core::raft::MessageBody as B;
     match msg {
-        NetMsg::Raft(m) => {
+        NetMsg::Node(NodeMsg::Raft(m)) => {
             let k = match &m.body {
                 B::PreVote { .. } => 1,
                 B::PreVoteResponse { .. } => 2,
@@ -810,44 +825,31 @@ fn msg_digest(msg: &NetMsg) -> (u64, u64) {
             };
             (k, m.term ^ (m.group << 40) ^ (m.from << 48))
         }
-        NetMsg::Poll(a) => (20, a.term),
-        NetMsg::Report(r) => (21, r.shard),
-        NetMsg::Request { cmd, .. } => (22, cmd.client << 32 | cmd.seq),
-        NetMsg::Reply { seq, .. } => (23, *seq),
+        NetMsg::Node(NodeMsg::Poll(a)) => (20, a.term),
+        NetMsg::Node(NodeMsg::Report(r)) => (21, r.shard),
+        NetMsg::Request(r) => (22, (r.client << 32) | r.seq),
+        NetMsg::Reply(_) => (23, 0),
     }
 }
 
 fn describe(msg: &NetMsg) -> String {
     use govfs_core::raft::MessageBody as B;
     match msg {
-        NetMsg::Raft(m) => {
+        NetMsg::Node(NodeMsg::Raft(m)) => {
             let body = match &m.body {
-                B::Append {
-                    prev_index,
-                    prev_term,
-                    entries,
-                    commit,
-                } => {
-                    format!(
-                        "Append prev=({prev_index},{prev_term}) n={} commit={commit}",
-                        entries.len()
-                    )
+                B::Append { prev_index, prev_term, entries, commit } => {
+                    format!("Append prev=({prev_index},{prev_term}) n={} commit={commit}", entries.len())
                 }
-                B::InstallSnapshot { snapshot } => {
-                    format!("InstallSnapshot up to {}", snapshot.meta.index)
-                }
+                B::InstallSnapshot { snapshot } => format!("InstallSnapshot up to {}", snapshot.meta.index),
                 other => format!("{other:?}"),
             };
             format!("raft g{} t{} {body}", m.group, m.term)
         }
-        NetMsg::Poll(a) => format!("poll answer {a:?}"),
-        NetMsg::Report(r) => format!(
-            "report {:?}",
-            r.ministry
-                .as_ref()
-                .map(|m| (m.group, m.term, m.leader, m.commit))
-        ),
-        NetMsg::Request { ministry, cmd } => format!("request m{ministry} {cmd:?}"),
-        NetMsg::Reply { seq, reply } => format!("reply seq {seq} {reply:?}"),
+        NetMsg::Node(NodeMsg::Poll(a)) => format!("poll answer {a:?}"),
+        NetMsg::Node(NodeMsg::Report(r)) => {
+            format!("report {:?}", r.ministry.as_ref().map(|m| (m.group, m.term, m.leader, m.commit)))
+        }
+        NetMsg::Request(r) => format!("request m{} client {} seq {}", r.ministry, r.client, r.seq),
+        NetMsg::Reply(r) => format!("reply {r:?}"),
     }
 }

@@ -43,7 +43,9 @@ impl Raft {
         if !self.accept_leader(from, term) {
             return;
         }
-        let reply_term = self.hs.term;
+        // Only the injected stale-term fault lets an older leader through; a
+        // member that accepts one answers in that leader's term.
+        let reply_term = term.min(self.hs.term);
         let last_sent = prev_index + entries.len() as u64;
         let (mut prev_index, mut prev_term) = (prev_index, prev_term);
         if prev_index < self.commit {

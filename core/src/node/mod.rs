@@ -1,0 +1,46 @@
+//! A GovFS node as a sans-IO state machine: its member of the president group
+//! (voter or learner) with the cluster map it applies, and its shard, which
+//! serves a ministry when the map says so.
+//!
+//! The engine (or the simulator) feeds ticks, messages, client requests and
+//! completed syncs in, and carries out the [`Output`]: write and sync log
+//! operations, send messages, answer clients. Messages that promise
+//! durability are held here until the sync they depend on completes, so no
+//! engine can get that ordering wrong.
+
+pub mod app;
+mod core;
+pub mod log_op;
+pub mod session;
+pub mod wire;
+
+pub use self::core::{NodeConfig, NodeCore, NodeTiming, Recovered};
+pub use app::App;
+pub use log_op::{Disk, LogOp};
+pub use session::{Dedup, Sessions};
+pub use wire::{ClientReply, ClientRequest, NodeMsg, Proposal};
+
+use crate::raft::{Entry, GroupId, Index, NodeId, Term};
+
+/// What the node saw happen, for the simulator's checkers, logs and metrics.
+#[derive(Clone, Debug)]
+pub enum Observation {
+    BecameLeader { node: NodeId, group: GroupId, term: Term },
+    /// Entries written to a member's log (the first one overwrites from its index).
+    Persisted { node: NodeId, group: GroupId, entries: Vec<Entry> },
+    /// A member's log now starts after a snapshot at (index, term), with nothing after it.
+    LogReset { node: NodeId, group: GroupId, index: Index, term: Term },
+    /// A committed entry was applied; `result` is the session result of a client command.
+    Applied { node: NodeId, group: GroupId, entry: Entry, result: Option<(Index, Vec<u8>)> },
+}
+
+/// Work for the engine from one call into the node.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Write these operations to the disk's log, then sync once and call
+    /// [`NodeCore::synced`] with the sequence number.
+    pub persist: Vec<(Disk, u64, Vec<LogOp>)>,
+    pub send: Vec<(NodeId, NodeMsg)>,
+    pub replies: Vec<(u64, ClientReply)>,
+    pub observed: Vec<Observation>,
+}
