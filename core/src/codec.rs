@@ -28,13 +28,25 @@ pub enum DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
     #[error("entry {position} has index {found}, expected {expected}")]
-    IndexGap { position: usize, expected: Index, found: Index },
+    IndexGap {
+        position: usize,
+        expected: Index,
+        found: Index,
+    },
     #[error("entry index overflows after {prev_index}")]
     IndexOverflow { prev_index: Index },
     #[error("entry {index} has term {term}, below the preceding term {prev}")]
-    TermDecreases { index: Index, term: Term, prev: Term },
+    TermDecreases {
+        index: Index,
+        term: Term,
+        prev: Term,
+    },
     #[error("entry {index} has term {term}, above the sender's term {sender}")]
-    TermAboveSender { index: Index, term: Term, sender: Term },
+    TermAboveSender {
+        index: Index,
+        term: Term,
+        sender: Term,
+    },
     #[error("membership {list} are not sorted without duplicates")]
     Unsorted { list: &'static str },
     #[error("node {0} is both voter and learner")]
@@ -64,7 +76,10 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
 /// Decodes one message and checks its invariants (see [`validate_message`]).
 pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     if bytes.len() > MAX_MESSAGE_LEN {
-        return Err(DecodeError::TooLarge { len: bytes.len(), max: MAX_MESSAGE_LEN });
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_MESSAGE_LEN,
+        });
     }
     let msg: Message = decode_exact(bytes)?;
     validate_message(&msg)?;
@@ -76,10 +91,19 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
 /// `prev_term` on) nor exceed the sender's term, and every membership is valid.
 pub fn validate_message(msg: &Message) -> Result<(), Invalid> {
     match &msg.body {
-        MessageBody::Append { prev_index, prev_term, entries, .. } => {
+        MessageBody::Append {
+            prev_index,
+            prev_term,
+            entries,
+            ..
+        } => {
             validate_entries(*prev_index, *prev_term, entries)?;
             if let Some(e) = entries.iter().find(|e| e.term > msg.term) {
-                return Err(Invalid::TermAboveSender { index: e.index, term: e.term, sender: msg.term });
+                return Err(Invalid::TermAboveSender {
+                    index: e.index,
+                    term: e.term,
+                    sender: msg.term,
+                });
             }
             Ok(())
         }
@@ -95,15 +119,29 @@ pub fn validate_message(msg: &Message) -> Result<(), Invalid> {
 
 /// Entries must follow `(prev_index, prev_term)` without gaps and with
 /// non-decreasing terms, as in any Raft log.
-pub fn validate_entries(prev_index: Index, prev_term: Term, entries: &[Entry]) -> Result<(), Invalid> {
+pub fn validate_entries(
+    prev_index: Index,
+    prev_term: Term,
+    entries: &[Entry],
+) -> Result<(), Invalid> {
     let (mut expected, mut term) = (prev_index, prev_term);
     for (position, e) in entries.iter().enumerate() {
-        expected = expected.checked_add(1).ok_or(Invalid::IndexOverflow { prev_index })?;
+        expected = expected
+            .checked_add(1)
+            .ok_or(Invalid::IndexOverflow { prev_index })?;
         if e.index != expected {
-            return Err(Invalid::IndexGap { position, expected, found: e.index });
+            return Err(Invalid::IndexGap {
+                position,
+                expected,
+                found: e.index,
+            });
         }
         if e.term < term {
-            return Err(Invalid::TermDecreases { index: e.index, term: e.term, prev: term });
+            return Err(Invalid::TermDecreases {
+                index: e.index,
+                term: e.term,
+                prev: term,
+            });
         }
         term = e.term;
         if let Payload::Config(m) = &e.payload {
@@ -133,7 +171,10 @@ pub(crate) mod strategies {
     use proptest::prelude::*;
 
     pub fn membership() -> impl Strategy<Value = Membership> {
-        (proptest::collection::vec(0u64..16, 0..6), proptest::collection::vec(0u64..16, 0..4))
+        (
+            proptest::collection::vec(0u64..16, 0..6),
+            proptest::collection::vec(0u64..16, 0..4),
+        )
             .prop_map(|(v, l)| Membership::new(v, l))
     }
 
@@ -146,52 +187,79 @@ pub(crate) mod strategies {
     }
 
     /// `len` consecutive entries after `prev_index`, terms non-decreasing from `prev_term`.
-    pub fn entries(prev_index: Index, prev_term: Term, len: usize) -> impl Strategy<Value = Vec<Entry>> {
+    pub fn entries(
+        prev_index: Index,
+        prev_term: Term,
+        len: usize,
+    ) -> impl Strategy<Value = Vec<Entry>> {
         proptest::collection::vec((0u64..3, payload()), len).prop_map(move |steps| {
             let mut term = prev_term;
             (prev_index + 1..)
                 .zip(steps)
                 .map(|(index, (bump, payload))| {
                     term += bump;
-                    Entry { term, index, payload }
+                    Entry {
+                        term,
+                        index,
+                        payload,
+                    }
                 })
                 .collect()
         })
     }
 
     pub fn hard_state() -> impl Strategy<Value = HardState> {
-        (any::<u64>(), proptest::option::of(any::<u64>())).prop_map(|(term, vote)| HardState { term, vote })
+        (any::<u64>(), proptest::option::of(any::<u64>()))
+            .prop_map(|(term, vote)| HardState { term, vote })
     }
 
     pub fn snapshot_meta() -> impl Strategy<Value = SnapshotMeta> {
-        (any::<u64>(), any::<u64>(), membership()).prop_map(|(index, term, membership)| SnapshotMeta {
-            index,
-            term,
-            membership,
+        (any::<u64>(), any::<u64>(), membership()).prop_map(|(index, term, membership)| {
+            SnapshotMeta {
+                index,
+                term,
+                membership,
+            }
         })
     }
 
     pub fn body() -> impl Strategy<Value = MessageBody> {
-        let append = (0u64..1 << 40, 0u64..1 << 20, 0usize..5, any::<u64>())
-            .prop_flat_map(|(prev_index, prev_term, n, commit)| {
+        let append = (0u64..1 << 40, 0u64..1 << 20, 0usize..5, any::<u64>()).prop_flat_map(
+            |(prev_index, prev_term, n, commit)| {
                 entries(prev_index, prev_term, n).prop_map(move |entries| MessageBody::Append {
                     prev_index,
                     prev_term,
                     entries,
                     commit,
                 })
+            },
+        );
+        let snapshot = (
+            snapshot_meta(),
+            proptest::collection::vec(any::<u8>(), 0..128),
+        )
+            .prop_map(|(meta, data)| MessageBody::InstallSnapshot {
+                snapshot: Snapshot { meta, data },
             });
-        let snapshot = (snapshot_meta(), proptest::collection::vec(any::<u8>(), 0..128))
-            .prop_map(|(meta, data)| MessageBody::InstallSnapshot { snapshot: Snapshot { meta, data } });
         prop_oneof![
-            (any::<u64>(), any::<u64>())
-                .prop_map(|(last_term, last_index)| MessageBody::PreVote { last_term, last_index }),
+            (any::<u64>(), any::<u64>()).prop_map(|(last_term, last_index)| MessageBody::PreVote {
+                last_term,
+                last_index
+            }),
             any::<bool>().prop_map(|granted| MessageBody::PreVoteResponse { granted }),
-            (any::<u64>(), any::<u64>()).prop_map(|(last_term, last_index)| MessageBody::Vote { last_term, last_index }),
+            (any::<u64>(), any::<u64>()).prop_map(|(last_term, last_index)| MessageBody::Vote {
+                last_term,
+                last_index
+            }),
             any::<bool>().prop_map(|granted| MessageBody::VoteResponse { granted }),
             append,
-            (any::<bool>(), any::<u64>(), any::<u64>())
-                .prop_map(|(success, index, hint)| MessageBody::AppendResponse { success, index, hint }),
+            (any::<bool>(), any::<u64>(), any::<u64>()).prop_map(|(success, index, hint)| {
+                MessageBody::AppendResponse {
+                    success,
+                    index,
+                    hint,
+                }
+            }),
             snapshot,
             any::<u64>().prop_map(|index| MessageBody::SnapshotResponse { index }),
         ]
@@ -199,13 +267,28 @@ pub(crate) mod strategies {
 
     /// Valid messages: the sender's term is at least every appended entry's term.
     pub fn message() -> impl Strategy<Value = Message> {
-        (any::<u64>(), any::<u64>(), any::<u64>(), 0u64..1 << 20, body()).prop_map(|(group, from, to, extra, body)| {
-            let floor = match &body {
-                MessageBody::Append { prev_term, entries, .. } => entries.last().map_or(*prev_term, |e| e.term),
-                _ => 0,
-            };
-            Message { group, from, to, term: floor + extra, body }
-        })
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            0u64..1 << 20,
+            body(),
+        )
+            .prop_map(|(group, from, to, extra, body)| {
+                let floor = match &body {
+                    MessageBody::Append {
+                        prev_term, entries, ..
+                    } => entries.last().map_or(*prev_term, |e| e.term),
+                    _ => 0,
+                };
+                Message {
+                    group,
+                    from,
+                    to,
+                    term: floor + extra,
+                    body,
+                }
+            })
     }
 }
 
@@ -221,12 +304,21 @@ mod tests {
             from: 2,
             to: 3,
             term: 9,
-            body: MessageBody::Append { prev_index, prev_term: 1, entries, commit: 4 },
+            body: MessageBody::Append {
+                prev_index,
+                prev_term: 1,
+                entries,
+                commit: 4,
+            },
         }
     }
 
     fn entry(term: Term, index: Index) -> Entry {
-        Entry { term, index, payload: Payload::Command(vec![index as u8; 3]) }
+        Entry {
+            term,
+            index,
+            payload: Payload::Command(vec![index as u8; 3]),
+        }
     }
 
     fn round_trip(msg: &Message) -> Result<Message, DecodeError> {
@@ -243,13 +335,22 @@ mod tests {
 
     #[test]
     fn snapshot_round_trips() {
-        let meta = SnapshotMeta { index: 10, term: 3, membership: Membership::new(vec![1, 2, 3], vec![4]) };
+        let meta = SnapshotMeta {
+            index: 10,
+            term: 3,
+            membership: Membership::new(vec![1, 2, 3], vec![4]),
+        };
         let msg = Message {
             group: 0,
             from: 1,
             to: 2,
             term: 3,
-            body: MessageBody::InstallSnapshot { snapshot: Snapshot { meta, data: vec![7; 100] } },
+            body: MessageBody::InstallSnapshot {
+                snapshot: Snapshot {
+                    meta,
+                    data: vec![7; 100],
+                },
+            },
         };
         assert_eq!(round_trip(&msg), Ok(msg));
     }
@@ -276,14 +377,20 @@ mod tests {
         let mut buf = Vec::new();
         encode_message(&append(5, vec![entry(1, 6)]), &mut buf);
         for cut in 0..buf.len() {
-            assert!(matches!(decode_message(&buf[..cut]), Err(DecodeError::Malformed(_))), "cut {cut}");
+            assert!(
+                matches!(decode_message(&buf[..cut]), Err(DecodeError::Malformed(_))),
+                "cut {cut}"
+            );
         }
     }
 
     #[test]
     fn rejects_oversized_input() {
         let buf = vec![0; MAX_MESSAGE_LEN + 1];
-        assert!(matches!(decode_message(&buf), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            decode_message(&buf),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -291,10 +398,17 @@ mod tests {
         let msg = append(5, vec![entry(1, 6), entry(1, 8)]);
         assert_eq!(
             round_trip(&msg),
-            Err(DecodeError::Invalid(Invalid::IndexGap { position: 1, expected: 7, found: 8 }))
+            Err(DecodeError::Invalid(Invalid::IndexGap {
+                position: 1,
+                expected: 7,
+                found: 8
+            }))
         );
         let msg = append(5, vec![entry(1, 5)]);
-        assert!(matches!(round_trip(&msg), Err(DecodeError::Invalid(Invalid::IndexGap { .. }))));
+        assert!(matches!(
+            round_trip(&msg),
+            Err(DecodeError::Invalid(Invalid::IndexGap { .. }))
+        ));
     }
 
     #[test]
@@ -302,46 +416,81 @@ mod tests {
         let msg = append(5, vec![entry(2, 6), entry(1, 7)]);
         assert_eq!(
             round_trip(&msg),
-            Err(DecodeError::Invalid(Invalid::TermDecreases { index: 7, term: 1, prev: 2 }))
+            Err(DecodeError::Invalid(Invalid::TermDecreases {
+                index: 7,
+                term: 1,
+                prev: 2
+            }))
         );
         // The first entry may not fall below prev_term either.
         let msg = append(5, vec![entry(0, 6)]);
-        assert!(matches!(round_trip(&msg), Err(DecodeError::Invalid(Invalid::TermDecreases { .. }))));
+        assert!(matches!(
+            round_trip(&msg),
+            Err(DecodeError::Invalid(Invalid::TermDecreases { .. }))
+        ));
     }
 
     #[test]
     fn rejects_entry_term_above_sender() {
         let msg = append(5, vec![entry(10, 6)]);
-        assert!(matches!(round_trip(&msg), Err(DecodeError::Invalid(Invalid::TermAboveSender { .. }))));
+        assert!(matches!(
+            round_trip(&msg),
+            Err(DecodeError::Invalid(Invalid::TermAboveSender { .. }))
+        ));
     }
 
     #[test]
     fn rejects_index_overflow() {
         let msg = append(u64::MAX, vec![entry(1, 0)]);
-        assert!(matches!(round_trip(&msg), Err(DecodeError::Invalid(Invalid::IndexOverflow { .. }))));
+        assert!(matches!(
+            round_trip(&msg),
+            Err(DecodeError::Invalid(Invalid::IndexOverflow { .. }))
+        ));
     }
 
     #[test]
     fn rejects_bad_membership() {
         let bad = |voters, learners| {
-            let e = Entry { term: 1, index: 1, payload: Payload::Config(Membership { voters, learners }) };
+            let e = Entry {
+                term: 1,
+                index: 1,
+                payload: Payload::Config(Membership { voters, learners }),
+            };
             round_trip(&append(0, vec![e]))
         };
-        assert_eq!(bad(vec![2, 1], vec![]), Err(Invalid::Unsorted { list: "voters" }.into()));
-        assert_eq!(bad(vec![1, 1], vec![]), Err(Invalid::Unsorted { list: "voters" }.into()));
-        assert_eq!(bad(vec![1], vec![3, 3]), Err(Invalid::Unsorted { list: "learners" }.into()));
-        assert_eq!(bad(vec![1, 2], vec![2]), Err(Invalid::VoterIsLearner(2).into()));
+        assert_eq!(
+            bad(vec![2, 1], vec![]),
+            Err(Invalid::Unsorted { list: "voters" }.into())
+        );
+        assert_eq!(
+            bad(vec![1, 1], vec![]),
+            Err(Invalid::Unsorted { list: "voters" }.into())
+        );
+        assert_eq!(
+            bad(vec![1], vec![3, 3]),
+            Err(Invalid::Unsorted { list: "learners" }.into())
+        );
+        assert_eq!(
+            bad(vec![1, 2], vec![2]),
+            Err(Invalid::VoterIsLearner(2).into())
+        );
         assert!(bad(vec![1, 2], vec![3]).is_ok());
     }
 
     #[test]
     fn decode_exact_reuses_for_other_types() {
-        let hs = HardState { term: 4, vote: Some(2) };
+        let hs = HardState {
+            term: 4,
+            vote: Some(2),
+        };
         let mut buf = Vec::new();
         encode_into(&hs, &mut buf);
         assert_eq!(decode_exact::<HardState>(&buf), Ok(hs));
         buf.push(1);
-        assert_eq!(decode_exact::<HardState>(&buf), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            decode_exact::<HardState>(&buf),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     proptest! {

@@ -1,1 +1,4 @@
+//! GovFS engine: the IO under the sans-IO core. It carries out what the core
+//! asks (persist these records, send these messages) on real files and sockets.
 
+pub mod log_store;
