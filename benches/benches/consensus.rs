@@ -12,6 +12,11 @@
 //! every proposer's commands in order and that durable logs replay.
 
 use std::hint::black_box;
+
+// The engine's allocator; the glibc one spends much of this benchmark consolidating.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use criterion::{

@@ -12,7 +12,9 @@
 //! atomic add per allocation while on, so its timings are slightly higher).
 //! Durable logs go to `$GOVFS_BENCH_DIR`, else `$TMPDIR`/`/tmp`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc as System;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -35,7 +37,7 @@ fn entries(storage: Storage, proposers: usize) -> u64 {
     }
 }
 
-/// The system allocator, counting allocations while [`COUNTING`] is on.
+/// mimalloc (the engine's allocator), counting allocations while [`COUNTING`] is on.
 struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -49,7 +51,7 @@ fn count(size: usize) {
     }
 }
 
-// SAFETY: every call is forwarded unchanged to `System`; counting touches only atomics.
+// SAFETY: every call is forwarded unchanged to mimalloc; counting touches only atomics.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());

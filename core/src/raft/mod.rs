@@ -218,6 +218,9 @@ pub struct Raft {
     last_leader_contact: Option<Micros>,
     /// When this member last became leader.
     leader_since: Micros,
+    /// Reused buffers for per-ack and per-turn work on the leader.
+    scratch_indexes: Vec<Index>,
+    scratch_ids: Vec<NodeId>,
     rng: u64,
     out: Outbox,
     /// Readies handed out but not yet reported durable: (number, last index they make durable).
@@ -280,6 +283,8 @@ impl Raft {
             last_quorum_check: now,
             last_leader_contact: None,
             leader_since: now,
+            scratch_indexes: Vec::new(),
+            scratch_ids: Vec::new(),
             out: Outbox::default(),
             unstable: VecDeque::new(),
             durable,
@@ -439,6 +444,7 @@ impl Raft {
         }
         if self.commit > self.applied {
             let from = self.applied.max(self.log.snapshot_index()) + 1;
+            ready.committed.reserve((self.commit + 1 - from) as usize);
             for i in from..=self.commit {
                 let e = self.log.get(i).expect("committed entries are in the log");
                 ready.committed.push(e.clone());

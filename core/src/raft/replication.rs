@@ -174,16 +174,19 @@ impl Raft {
         let candidate = if self.cfg.faults.commit_without_majority {
             self.durable
         } else {
-            let mut matched: Vec<Index> = self
-                .membership
-                .voters
-                .iter()
-                .map(|v| if *v == me { self.durable } else { self.progress.get(v).map_or(0, |p| p.matched) })
-                .collect();
-            if matched.is_empty() {
-                return;
-            }
-            majority_index(&mut matched)
+            // Runs on every ack: reuse one buffer instead of allocating.
+            let mut matched = std::mem::take(&mut self.scratch_indexes);
+            matched.clear();
+            matched.extend(self.membership.voters.iter().map(|v| {
+                if *v == me {
+                    self.durable
+                } else {
+                    self.progress.get(v).map_or(0, |p| p.matched)
+                }
+            }));
+            let index = if matched.is_empty() { 0 } else { majority_index(&mut matched) };
+            self.scratch_indexes = matched;
+            index
         };
         if candidate > self.commit && self.log.term(candidate) == Some(self.hs.term) {
             self.commit = candidate;
@@ -210,23 +213,33 @@ impl Raft {
 
     /// Once per turn: send every follower what it lacks, in as few messages as the window allows.
     pub(super) fn flush_appends(&mut self) {
-        let ids: Vec<NodeId> = self.progress.keys().copied().collect();
         let commit_moved = std::mem::take(&mut self.out.commit_moved);
-        for id in ids {
+        let ids = self.follower_ids();
+        for &id in &ids {
             let sent = self.send_append_to(id, false);
             if commit_moved && !sent {
                 // Followers learn the new commit index now, not at the next heartbeat.
                 self.send_append_to(id, true);
             }
         }
+        self.scratch_ids = ids;
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
         self.last_heartbeat = self.now;
-        let ids: Vec<NodeId> = self.progress.keys().copied().collect();
-        for id in ids {
+        let ids = self.follower_ids();
+        for &id in &ids {
             self.send_append_to(id, true);
         }
+        self.scratch_ids = ids;
+    }
+
+    /// The followers' ids in a reused buffer (hand it back via `scratch_ids`).
+    fn follower_ids(&mut self) -> Vec<NodeId> {
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        ids.clear();
+        ids.extend(self.progress.keys().copied());
+        ids
     }
 
     /// Send `to` what it needs. A heartbeat always sends something (an empty
