@@ -2,3 +2,4 @@
 //! asks (persist these records, send these messages) on real files and sockets.
 
 pub mod log_store;
+pub mod node;

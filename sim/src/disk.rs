@@ -49,12 +49,8 @@ impl Image {
                     ..Default::default()
                 };
             }
-            Op::Leave => {
-                let hs = self.hs;
-                *self = Image {
-                    hs,
-                    ..Default::default()
-                };
+            Op::Leave { hs } => {
+                *self = Image { hs: *hs, ..Default::default() };
             }
         }
     }

@@ -492,7 +492,8 @@ impl<A: App> NodeCore<A> {
                 if removed.contains(&id) && current == Some(ministry) && shard_term <= term {
                     self.idle_term = shard_term;
                     self.shard = None;
-                    self.replace_shard_log(LogOp::Leave, out);
+                    let hs = HardState { term: shard_term, vote: None };
+                    self.replace_shard_log(LogOp::Leave { hs }, out);
                 }
                 if minister == id {
                     if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == ministry) {

@@ -23,5 +23,5 @@ pub enum LogOp {
     /// The shard joins a ministry: its log starts afresh, keeping the term.
     Join { group: GroupId, hs: HardState },
     /// The shard leaves its ministry: the log is dropped, the term kept.
-    Leave,
+    Leave { hs: HardState },
 }
