@@ -1,19 +1,12 @@
-//! The ministries' workload state machine in the simulator: keys holding
-//! lists of appended values, with a session table so a resent request is
-//! applied once.
+//! The checker's reference model of the key-value workload: its own session
+//! table (independent of the node's) so a broken exactly-once shows up as a
+//! divergence.
 
 use std::collections::BTreeMap;
 
-use govfs_core::codec::{decode_exact, DecodeError};
-use govfs_core::node::App;
+use govfs_core::codec::decode_exact;
 use govfs_core::raft::Index;
 use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KvOp {
-    Append { key: u8, value: u64 },
-    Read { key: u8 },
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvCommand {
@@ -77,36 +70,7 @@ impl Kv {
     }
 }
 
-/// The key-value store as the nodes run it: the session table (exactly-once)
-/// is the node's, so the application only holds data. [`Kv`] above keeps its
-/// own sessions and serves as the checker's independent reference model.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KvApp {
-    pub data: BTreeMap<u8, Vec<u64>>,
-}
-
-impl App for KvApp {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Vec<u8> {
-        let values = match decode_exact::<KvOp>(command) {
-            Ok(KvOp::Append { key, value }) => {
-                let list = self.data.entry(key).or_default();
-                list.push(value);
-                list.clone()
-            }
-            Ok(KvOp::Read { key }) => self.data.get(&key).cloned().unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        postcard::to_stdvec(&values).expect("values encode")
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("kv encodes")
-    }
-
-    fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_exact(bytes)
-    }
-}
+pub use govfs_core::node::kv::{KvApp, KvOp};
 
 /// Decode a node's answer into the model's terms.
 pub fn decode_result(index: Index, output: &[u8]) -> Option<KvResult> {

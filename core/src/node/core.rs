@@ -518,6 +518,15 @@ impl<A: App> NodeCore<A> {
         out.persist.push((Disk::Shard, seq, vec![op]));
     }
 
+    pub fn status(&self, now: Micros) -> super::NodeStatus {
+        super::NodeStatus {
+            id: self.cfg.id,
+            president: self.pres.status(),
+            shard: self.shard.as_ref().map(|s| s.raft.status()),
+            serving: self.shard.as_ref().is_some_and(|s| s.raft.is_serving(now)),
+        }
+    }
+
     /// The commit index a member reports, for status tables.
     pub fn shard_commit(&self) -> Option<Index> {
         self.shard.as_ref().map(|s| s.raft.commit_index())

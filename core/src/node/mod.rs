@@ -9,6 +9,7 @@
 //! engine can get that ordering wrong.
 
 pub mod app;
+pub mod kv;
 mod core;
 pub mod log_op;
 pub mod session;
@@ -18,7 +19,7 @@ pub use self::core::{NodeConfig, NodeCore, NodeTiming, Recovered};
 pub use app::App;
 pub use log_op::{Disk, LogOp};
 pub use session::{Dedup, Sessions};
-pub use wire::{ClientReply, ClientRequest, NodeMsg, Proposal};
+pub use wire::{ClientMsg, ClientReply, ClientRequest, NodeMsg, NodeStatus, Proposal, ServerMsg};
 
 use crate::raft::{Entry, GroupId, Index, NodeId, Term};
 

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::president::MemberReport;
-use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer};
+use crate::president::{ClusterMap, MemberReport};
+use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer, Status};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeMsg {
@@ -38,4 +38,32 @@ pub enum ClientReply {
     Done { seq: u64, index: Index, output: Vec<u8> },
     /// Ask someone else: the minister if known, or one of the members.
     NotLeader { seq: u64, hint: Option<NodeId>, members: Vec<NodeId> },
+}
+
+/// What a client asks a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    Status,
+    /// The node's copy of the cluster map (which ministry, which members, who leads).
+    Map,
+    Request(ClientRequest),
+}
+
+/// A node's answer to a [`ClientMsg`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    Status(NodeStatus),
+    Map(ClusterMap),
+    Reply(ClientReply),
+    Error(String),
+}
+
+/// Where a node stands: its president-group member and its shard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub president: Status,
+    pub shard: Option<Status>,
+    /// The shard may serve reads (heard from its minister within H).
+    pub serving: bool,
 }

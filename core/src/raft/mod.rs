@@ -88,7 +88,7 @@ impl Config {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     Follower,
     PreCandidate,
@@ -182,7 +182,7 @@ struct Outbox {
 }
 
 /// A snapshot of where a member stands, for status tables and the president.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     pub id: NodeId,
     pub group: GroupId,
