@@ -249,6 +249,14 @@ impl FrameDecoder {
         self.max_body_len
     }
 
+    /// Changes the body limit for every header checked from now on, including
+    /// a partial frame already buffered. A connection decodes its handshake
+    /// with a tiny limit and raises it once the peer is authenticated, so a
+    /// peer without the key cannot make us buffer a large body.
+    pub fn set_max_body_len(&mut self, max_body_len: u32) {
+        self.max_body_len = max_body_len;
+    }
+
     /// Bytes received but not yet returned as frames.
     pub fn buffered_len(&self) -> usize {
         self.buf.len() - self.start
