@@ -297,9 +297,34 @@ impl<A: App> NodeCore<A> {
         }
         let released: Vec<(Disk, u64)> = self.held.range((disk, 0)..=(disk, seq)).map(|(k, _)| *k).collect();
         for key in released {
-            out.send.extend(self.held.remove(&key).unwrap_or_default());
+            for (to, msg) in self.held.remove(&key).unwrap_or_default() {
+                self.emit(now, to, msg, out);
+            }
         }
         self.turn(now, out);
+    }
+
+    /// Send `msg`, or handle it here when it is addressed to this node (the
+    /// president's own shard answers the president's poll).
+    fn emit(&mut self, now: Micros, to: NodeId, msg: NodeMsg, out: &mut Output) {
+        if to != self.cfg.id {
+            out.send.push((to, msg));
+            return;
+        }
+        match msg {
+            NodeMsg::Poll(a) => {
+                if let Some(d) = &mut self.driver {
+                    d.on_poll_answer(a);
+                }
+            }
+            NodeMsg::Report(r) => {
+                if let Some(d) = &mut self.driver {
+                    d.on_report(now, r);
+                }
+            }
+            // Raft never addresses itself.
+            NodeMsg::Raft(_) => debug_assert!(false, "a Raft message to ourselves"),
+        }
     }
 
     /// Drain both Rafts until neither has work: the end of one loop turn.
@@ -358,13 +383,7 @@ impl<A: App> NodeCore<A> {
             self.held.entry((disk, seq)).or_default().extend(later);
         } else {
             for (to, msg) in later {
-                if to == id {
-                    if let (NodeMsg::Poll(a), Some(d)) = (&msg, &mut self.driver) {
-                        d.on_poll_answer(*a);
-                    }
-                } else {
-                    out.send.push((to, msg));
-                }
+                self.emit(now, to, msg, out);
             }
         }
         for m in rd.messages {

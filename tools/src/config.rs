@@ -1,0 +1,172 @@
+//! `govfs node --config FILE`: the node's TOML configuration.
+//!
+//! ```toml
+//! id = 1
+//! listen = "127.0.0.1:7001"
+//! data_dir = "/var/lib/govfs"
+//! cluster_key_file = "/etc/govfs/cluster.key"   # or cluster_key = "<hex>"
+//! metrics_listen = "127.0.0.1:9101"             # optional
+//! cpu = 0                                       # optional: pin the core thread
+//! voters = [1, 2, 3]                            # initial president voters
+//! ministries = 1
+//! ministry_size = 3
+//!
+//! [peers]                                       # every node, this one included
+//! 1 = "127.0.0.1:7001"
+//! 2 = "127.0.0.1:7002"
+//! 3 = "127.0.0.1:7003"
+//!
+//! [timing]                                      # optional, milliseconds
+//! heartbeat_ms = 50
+//! election_timeout_ms = 300
+//! serve_timeout_ms = 500
+//! failure_timeout_ms = 800
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use govfs_core::node::{NodeConfig, NodeTiming};
+use govfs_core::president::DriverConfig;
+use govfs_core::raft::{InjectedFaults, NodeId};
+use govfs_engine::node::NodeSettings;
+use govfs_net::ClusterKey;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    pub id: NodeId,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<usize>,
+    pub voters: Vec<NodeId>,
+    #[serde(default = "one")]
+    pub ministries: usize,
+    #[serde(default = "three")]
+    pub ministry_size: usize,
+    pub peers: BTreeMap<String, SocketAddr>,
+    #[serde(default)]
+    pub timing: TimingFile,
+}
+
+fn one() -> usize {
+    1
+}
+fn three() -> usize {
+    3
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimingFile {
+    pub tick_ms: u64,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    pub serve_timeout_ms: u64,
+    pub report_interval_ms: u64,
+    pub failure_timeout_ms: u64,
+    pub appointment_timeout_ms: u64,
+    pub snapshot_every: u64,
+}
+
+impl Default for TimingFile {
+    fn default() -> Self {
+        TimingFile {
+            tick_ms: 5,
+            heartbeat_ms: 50,
+            election_timeout_ms: 300,
+            serve_timeout_ms: 500,
+            report_interval_ms: 50,
+            failure_timeout_ms: 400,
+            appointment_timeout_ms: 300,
+            snapshot_every: 10_000,
+        }
+    }
+}
+
+impl NodeFile {
+    pub fn load(path: &Path) -> Result<NodeFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    pub fn settings(&self, path: &Path) -> Result<NodeSettings, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let key = match (&self.cluster_key, &self.cluster_key_file) {
+            (Some(hex), None) => ClusterKey::from_hex(hex).map_err(|e| invalid(format!("cluster_key: {e}")))?,
+            (None, Some(file)) => {
+                ClusterKey::from_file(file).map_err(|e| invalid(format!("cluster_key_file {}: {e}", file.display())))?
+            }
+            _ => return Err(invalid("set exactly one of cluster_key and cluster_key_file".into())),
+        };
+        let mut peers = BTreeMap::new();
+        for (id, addr) in &self.peers {
+            let id: NodeId = id.parse().map_err(|_| invalid(format!("peer id {id:?} is not a number")))?;
+            peers.insert(id, *addr);
+        }
+        if peers.get(&self.id) != Some(&self.listen) {
+            return Err(invalid(format!("[peers] must list this node ({}) at its listen address", self.id)));
+        }
+        if self.voters.is_empty() || self.voters.iter().any(|v| !peers.contains_key(v)) {
+            return Err(invalid("voters must be non-empty and listed in [peers]".into()));
+        }
+        let t = &self.timing;
+        if t.tick_ms == 0 || t.heartbeat_ms == 0 || t.election_timeout_ms <= t.heartbeat_ms {
+            return Err(invalid("timing: need tick > 0, heartbeat > 0 and election timeout > heartbeat".into()));
+        }
+        let ms = |v: u64| v * 1000;
+        let learners: Vec<NodeId> = peers.keys().copied().filter(|p| !self.voters.contains(p)).collect();
+        let config = NodeConfig {
+            id: self.id,
+            voters: self.voters.clone(),
+            learners,
+            timing: NodeTiming {
+                heartbeat: ms(t.heartbeat_ms),
+                election_timeout: ms(t.election_timeout_ms),
+                serve_timeout: ms(t.serve_timeout_ms),
+                report_interval: ms(t.report_interval_ms),
+                snapshot_every: t.snapshot_every.max(1),
+                max_inflight: 64,
+                max_append_bytes: 1 << 20,
+            },
+            faults: InjectedFaults::default(),
+            driver: DriverConfig {
+                ministries: self.ministries,
+                ministry_size: self.ministry_size.max(1),
+                failure_timeout: ms(t.failure_timeout_ms),
+                appointment_timeout: ms(t.appointment_timeout_ms),
+                appoint_without_majority: false,
+            },
+        };
+        Ok(NodeSettings {
+            config,
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            peers,
+            key,
+            tick: Duration::from_millis(t.tick_ms),
+            pin_cpu: self.cpu,
+            metrics_listen: self.metrics_listen,
+        })
+    }
+}

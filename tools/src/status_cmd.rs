@@ -1,0 +1,87 @@
+//! `govfs status`: one row per node: its president-group member and its shard.
+
+use clap::Args;
+use govfs_core::node::NodeStatus;
+use govfs_core::raft::{Role, Status};
+
+use crate::target::Target;
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+fn role(r: Role) -> &'static str {
+    match r {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+        Role::PreCandidate => "pre-candidate",
+    }
+}
+
+pub fn run(args: StatusArgs) -> i32 {
+    let mut client = match args.target.client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("govfs status: {e}");
+            return 1;
+        }
+    };
+    let rows = client.status_all();
+    print!("{}", table(&rows));
+    i32::from(rows.iter().any(|(_, r)| r.is_err()))
+}
+
+pub fn table(rows: &[(std::net::SocketAddr, Result<NodeStatus, govfs_client::ClientError>)]) -> String {
+    // Lag: how far a member's applied index is behind the best commit index of its group.
+    let mut best: std::collections::BTreeMap<u64, u64> = Default::default();
+    for st in rows.iter().filter_map(|(_, r)| r.as_ref().ok()) {
+        for m in std::iter::once(&st.president).chain(st.shard.as_ref()) {
+            let b = best.entry(m.group).or_default();
+            *b = (*b).max(m.commit);
+        }
+    }
+    let lag = |m: &Status| best.get(&m.group).map_or(0, |b| b.saturating_sub(m.applied));
+    let mut out = format!(
+        "{:<5} {:<21} {:<10} {:>5} {:>7} {:>4} | {:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
+        "NODE", "ADDRESS", "PRESIDENT", "TERM", "COMMIT", "LAG", "MINISTRY", "ROLE", "TERM", "LEADER", "LAST", "COMMIT",
+        "APPLIED", "LAG", "SERVING"
+    );
+    for (addr, r) in rows {
+        match r {
+            Err(e) => out += &format!("{:<5} {:<21} unreachable: {e}\n", "?", addr.to_string()),
+            Ok(st) => {
+                let p = &st.president;
+                out += &format!(
+                    "{:<5} {:<21} {:<10} {:>5} {:>7} {:>4} | ",
+                    st.id,
+                    addr.to_string(),
+                    role(p.role),
+                    p.term,
+                    p.commit,
+                    lag(p)
+                );
+                match &st.shard {
+                    None => out += "idle\n",
+                    Some(s) => {
+                        out += &format!(
+                            "{:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
+                            s.group,
+                            if s.role == Role::Leader { "minister" } else { "clerk" },
+                            s.term,
+                            s.leader.map_or("-".into(), |l| l.to_string()),
+                            s.last_index,
+                            s.commit,
+                            s.applied,
+                            lag(s),
+                            if st.serving { "yes" } else { "no" }
+                        )
+                    }
+                }
+            }
+        }
+    }
+    out
+}
