@@ -43,22 +43,22 @@
 //! expect role WHO leader|follower|candidate|precandidate
 //! expect term WHO T            expect vote WHO V|none       expect leader WHO L|none
 //! expect commit WHO C          expect applied WHO C         (C: state-machine index)
-//! expect log ID [I:T ...]      in-memory entries after the snapshot
-//! expect disk ID [I:T ...]     durable entries
-//! expect disk-hs ID T/V        durable hard state (V may be `none`)
-//! expect snapshot ID I/T|none  in-memory snapshot boundary
+//! expect log WHO [I:T ...]     in-memory entries after the snapshot
+//! expect disk WHO [I:T ...]    durable entries
+//! expect disk-hs WHO T/V       durable hard state (V may be `none`)
+//! expect snapshot WHO I/T|none in-memory snapshot boundary
 //! expect members WHO voters=.. [learners=..]   the membership in force
 //! expect last WHO I/T          index and term of the last log entry
 //! expect msgs LINK TOK...|none the queued messages on LINK, in order
-//! expect held WHO TOK...|none  messages and poll answers waiting for ID's sync
+//! expect held WHO TOK...|none  messages and poll answers waiting for a sync
 //! expect unsynced WHO R..|none the unsynced Readies: `hs`, `snap5`, `[2..4]` joined by `+`
-//!                              (`msgs` for one that only holds messages)
+//!                              (`msgs`: only held messages; `compact5`: a queued compaction)
 //! expect polled WHO A...|none  poll answers released so far
 //! expect progress ID PEER [match=M] [next=N] [state=probe|replicate|snapshot] [inflight=K]
 //! expect serving WHO true|false         (at the current clock)
 //! expect unreachable ID [I ...]         (at the current clock)
 //! expect ticket ID CMD committed|pending|superseded|unknown
-//! expect readies ID N          Readies ID produced since start
+//! expect readies WHO N         Readies produced since start
 //! expect leaders T:L ...       every (term, leader) seen so far
 //! ```
 //!
@@ -70,7 +70,9 @@
 //! `poll@T` or `poll@T:LAST_TERM/LAST_INDEX`.
 //!
 //! The cluster's own safety checks (one leader per term, committed entries
-//! agree, leader completeness, in-order apply) run under every command.
+//! agree, leader completeness, in-order apply, a leader's `match` for a
+//! follower in its term is on that follower's disk) run under every command.
+//! `SCENARIO=path cargo test -p govfs-core --test scenarios adhoc` runs any file.
 
 mod common;
 
@@ -78,7 +80,9 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::{answer_forms, link, message_forms, render_message, Cluster};
-use govfs_core::raft::{Membership, Message, MessageBody, Mode, NodeId, ProgressState, Role, Ticket, TicketStatus};
+use govfs_core::raft::{
+    Membership, Message, MessageBody, Mode, NodeId, ProgressState, Role, Ticket, TicketStatus,
+};
 
 struct Runner {
     cluster: Option<Cluster>,
@@ -109,7 +113,9 @@ fn positional<'a>(args: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn parse_link(s: &str) -> Result<(Option<NodeId>, Option<NodeId>), String> {
-    let (a, b) = s.split_once("->").ok_or_else(|| format!("not a link: {s:?}"))?;
+    let (a, b) = s
+        .split_once("->")
+        .ok_or_else(|| format!("not a link: {s:?}"))?;
     let side = |x: &str| if x == "*" { Ok(None) } else { num(x).map(Some) };
     Ok((side(a)?, side(b)?))
 }
@@ -117,11 +123,18 @@ fn parse_link(s: &str) -> Result<(Option<NodeId>, Option<NodeId>), String> {
 /// `[1:1 2:1]` -> "1:1 2:1" normalized.
 fn parse_index_terms(args: &[&str]) -> String {
     let joined = args.join(" ");
-    joined.trim_matches(|c| c == '[' || c == ']').split_whitespace().collect::<Vec<_>>().join(" ")
+    joined
+        .trim_matches(|c| c == '[' || c == ']')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn render_index_terms(v: &[(u64, u64)]) -> String {
-    v.iter().map(|(i, t)| format!("{i}:{t}")).collect::<Vec<_>>().join(" ")
+    v.iter()
+        .map(|(i, t)| format!("{i}:{t}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn check_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Res {
@@ -134,13 +147,25 @@ fn check_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Res 
 
 /// Match tokens against items that each have several acceptable forms.
 fn match_tokens(what: &str, forms: Vec<Vec<String>>, want: &[&str]) -> Res {
-    let want: Vec<&str> = if want == ["none"] { Vec::new() } else { want.to_vec() };
-    let ok = forms.len() == want.len() && forms.iter().zip(&want).all(|(f, w)| f.iter().any(|x| x == w));
+    let want: Vec<&str> = if want == ["none"] {
+        Vec::new()
+    } else {
+        want.to_vec()
+    };
+    let ok = forms.len() == want.len()
+        && forms
+            .iter()
+            .zip(&want)
+            .all(|(f, w)| f.iter().any(|x| x == w));
     if ok {
         Ok(())
     } else {
         let got: Vec<&str> = forms.iter().map(|f| f[0].as_str()).collect();
-        Err(format!("{what}: got [{}], want [{}]", got.join(" "), want.join(" ")))
+        Err(format!(
+            "{what}: got [{}], want [{}]",
+            got.join(" "),
+            want.join(" ")
+        ))
     }
 }
 
@@ -162,7 +187,9 @@ fn outcome<E: std::fmt::Debug>(r: Result<(), E>, want: Option<&str>) -> Res {
 
 impl Runner {
     fn c(&mut self) -> Result<&mut Cluster, String> {
-        self.cluster.as_mut().ok_or_else(|| "no cluster yet".to_string())
+        self.cluster
+            .as_mut()
+            .ok_or_else(|| "no cluster yet".to_string())
     }
 
     fn who(&mut self, s: &str) -> Result<Vec<NodeId>, String> {
@@ -193,7 +220,8 @@ impl Runner {
             let n: usize = num(n)?;
             for i in 0..n {
                 for cmd in cmds.split(';') {
-                    self.run(cmd.trim()).map_err(|e| format!("round {}, `{}`: {e}", i + 1, cmd.trim()))?;
+                    self.run(cmd.trim())
+                        .map_err(|e| format!("round {}, `{}`: {e}", i + 1, cmd.trim()))?;
                 }
             }
             return Ok(());
@@ -204,7 +232,11 @@ impl Runner {
         };
         let words: Vec<&str> = cmd.split_whitespace().collect();
         let (&verb, args) = words.split_first().ok_or("empty command")?;
-        let arg = |i: usize| args.get(i).copied().ok_or_else(|| format!("{verb}: missing argument {}", i + 1));
+        let arg = |i: usize| {
+            args.get(i)
+                .copied()
+                .ok_or_else(|| format!("{verb}: missing argument {}", i + 1))
+        };
         if want.is_some() && !matches!(verb, "propose" | "conf" | "poll" | "appoint") {
             return Err(format!("{verb} takes no `=>`"));
         }
@@ -244,7 +276,10 @@ impl Runner {
             "add" => {
                 let id = num(arg(0)?)?;
                 let a = kv(args);
-                let m = Membership::new(ids(a.get("voters").unwrap_or(&""))?, ids(a.get("learners").unwrap_or(&""))?);
+                let m = Membership::new(
+                    ids(a.get("voters").unwrap_or(&""))?,
+                    ids(a.get("learners").unwrap_or(&""))?,
+                );
                 self.c()?.add_member(id, m);
             }
             "time" => {
@@ -299,7 +334,9 @@ impl Runner {
             }
             "inject" => {
                 let (from, to) = parse_link(arg(0)?)?;
-                let (Some(from), Some(to)) = (from, to) else { return Err("inject needs both ends".into()) };
+                let (Some(from), Some(to)) = (from, to) else {
+                    return Err("inject needs both ends".into());
+                };
                 let a = kv(args);
                 let term = num(a.get("term").ok_or("term= is required")?)?;
                 let (last_index, last_term) = match a.get("last") {
@@ -310,15 +347,31 @@ impl Runner {
                     None => (0, 0),
                 };
                 let body = match arg(1)? {
-                    "prevote" => MessageBody::PreVote { last_term, last_index },
-                    "vote" => MessageBody::Vote { last_term, last_index },
-                    "prevote+" | "prevote-" => MessageBody::PreVoteResponse { granted: arg(1)?.ends_with('+') },
-                    "vote+" | "vote-" => MessageBody::VoteResponse { granted: arg(1)?.ends_with('+') },
+                    "prevote" => MessageBody::PreVote {
+                        last_term,
+                        last_index,
+                    },
+                    "vote" => MessageBody::Vote {
+                        last_term,
+                        last_index,
+                    },
+                    "prevote+" | "prevote-" => MessageBody::PreVoteResponse {
+                        granted: arg(1)?.ends_with('+'),
+                    },
+                    "vote+" | "vote-" => MessageBody::VoteResponse {
+                        granted: arg(1)?.ends_with('+'),
+                    },
                     k => return Err(format!("cannot inject {k}")),
                 };
                 let c = self.c()?;
                 let group = c.group;
-                c.net.push_back(Message { group, from, to, term, body });
+                c.net.push_back(Message {
+                    group,
+                    from,
+                    to,
+                    term,
+                    body,
+                });
             }
             "isolate" => {
                 let who = self.who(arg(0)?)?;
@@ -343,7 +396,10 @@ impl Runner {
             "conf" => {
                 let id = num(arg(0)?)?;
                 let a = kv(args);
-                let m = Membership::new(ids(a.get("voters").unwrap_or(&""))?, ids(a.get("learners").unwrap_or(&""))?);
+                let m = Membership::new(
+                    ids(a.get("voters").unwrap_or(&""))?,
+                    ids(a.get("learners").unwrap_or(&""))?,
+                );
                 let r = self.c()?.propose_membership(id, m);
                 return outcome(r.map(|_| ()), want);
             }
@@ -359,7 +415,9 @@ impl Runner {
                 let a = kv(args);
                 let term = num(a.get("term").ok_or("term= is required")?)?;
                 let members = ids(a.get("members").ok_or("members= is required")?)?;
-                let r = self.c()?.appoint(id, term, Membership::new(members, Vec::new()));
+                let r = self
+                    .c()?
+                    .appoint(id, term, Membership::new(members, Vec::new()));
                 return outcome(r, want);
             }
             "hold" | "release" | "sync" => {
@@ -397,11 +455,16 @@ impl Runner {
 
     fn expect(&mut self, args: &[&str]) -> Res {
         let (&what, rest) = args.split_first().ok_or("expect what?")?;
-        let arg = |i: usize| rest.get(i).copied().ok_or_else(|| format!("expect {what}: missing argument {}", i + 1));
+        let arg = |i: usize| {
+            rest.get(i)
+                .copied()
+                .ok_or_else(|| format!("expect {what}: missing argument {}", i + 1))
+        };
         let per_member = |r: &mut Runner, f: &dyn Fn(&Cluster, NodeId) -> Res| -> Res {
             let who = r.who(arg(0)?)?;
             let c = r.c()?;
-            who.into_iter().try_for_each(|id| f(c, id).map_err(|e| format!("member {id}: {e}")))
+            who.into_iter()
+                .try_for_each(|id| f(c, id).map_err(|e| format!("member {id}: {e}")))
         };
         match what {
             "role" => {
@@ -420,7 +483,9 @@ impl Runner {
             }
             "vote" => {
                 let want = opt_id(arg(1)?)?;
-                per_member(self, &|c, id| check_eq("vote", c.raft(id).hard_state().vote, want))
+                per_member(self, &|c, id| {
+                    check_eq("vote", c.raft(id).hard_state().vote, want)
+                })
             }
             "leader" => {
                 let want = opt_id(arg(1)?)?;
@@ -428,20 +493,32 @@ impl Runner {
             }
             "commit" => {
                 let want: u64 = num(arg(1)?)?;
-                per_member(self, &|c, id| check_eq("commit", c.raft(id).commit_index(), want))
+                per_member(self, &|c, id| {
+                    check_eq("commit", c.raft(id).commit_index(), want)
+                })
             }
             "applied" => {
                 let want: u64 = num(arg(1)?)?;
-                per_member(self, &|c, id| check_eq("applied", c.member(id).sm_index, want))
+                per_member(self, &|c, id| {
+                    check_eq("applied", c.member(id).sm_index, want)
+                })
             }
             "log" => {
                 let want = parse_index_terms(&rest[1..]);
-                per_member(self, &|c, id| check_eq("log", render_index_terms(&c.log_terms(id)), want.clone()))
+                per_member(self, &|c, id| {
+                    check_eq("log", render_index_terms(&c.log_terms(id)), want.clone())
+                })
             }
             "disk" => {
                 let want = parse_index_terms(&rest[1..]);
                 per_member(self, &|c, id| {
-                    let got: Vec<(u64, u64)> = c.member(id).disk.entries.iter().map(|e| (e.index, e.term)).collect();
+                    let got: Vec<(u64, u64)> = c
+                        .member(id)
+                        .disk
+                        .entries
+                        .iter()
+                        .map(|e| (e.index, e.term))
+                        .collect();
                     check_eq("durable log", render_index_terms(&got), want.clone())
                 })
             }
@@ -449,14 +526,20 @@ impl Runner {
                 let want = arg(1)?.to_string();
                 per_member(self, &|c, id| {
                     let hs = c.member(id).disk.hs;
-                    let got = format!("{}/{}", hs.term, hs.vote.map_or("none".into(), |v| v.to_string()));
+                    let got = format!(
+                        "{}/{}",
+                        hs.term,
+                        hs.vote.map_or("none".into(), |v| v.to_string())
+                    );
                     check_eq("durable hard state", got, want.clone())
                 })
             }
             "snapshot" => {
                 let want = arg(1)?.to_string();
                 per_member(self, &|c, id| {
-                    let got = c.raft(id).snapshot().map_or("none".into(), |s| format!("{}/{}", s.meta.index, s.meta.term));
+                    let got = c.raft(id).snapshot().map_or("none".into(), |s| {
+                        format!("{}/{}", s.meta.index, s.meta.term)
+                    });
                     check_eq("snapshot", got, want.clone())
                 })
             }
@@ -464,25 +547,40 @@ impl Runner {
                 let want = arg(1)?.to_string();
                 per_member(self, &|c, id| {
                     let log = c.raft(id).log();
-                    check_eq("last", format!("{}/{}", log.last_index(), log.last_term()), want.clone())
+                    check_eq(
+                        "last",
+                        format!("{}/{}", log.last_index(), log.last_term()),
+                        want.clone(),
+                    )
                 })
             }
             "members" => {
                 let a = kv(rest);
-                let want = Membership::new(ids(a.get("voters").unwrap_or(&""))?, ids(a.get("learners").unwrap_or(&""))?);
-                per_member(self, &|c, id| check_eq("membership", c.raft(id).membership(), &want))
+                let want = Membership::new(
+                    ids(a.get("voters").unwrap_or(&""))?,
+                    ids(a.get("learners").unwrap_or(&""))?,
+                );
+                per_member(self, &|c, id| {
+                    check_eq("membership", c.raft(id).membership(), &want)
+                })
             }
             "msgs" => {
                 let (from, to) = parse_link(arg(0)?)?;
                 let c = self.c()?;
-                let forms = c.queued(link(from, to)).into_iter().map(message_forms).collect();
-                match_tokens("queued", forms, &rest[1..]).map_err(|e| format!("{e}\nqueue: {}", queue(c)))
+                let forms = c
+                    .queued(link(from, to))
+                    .into_iter()
+                    .map(message_forms)
+                    .collect();
+                match_tokens("queued", forms, &rest[1..])
+                    .map_err(|e| format!("{e}\nqueue: {}", queue(c)))
             }
             "held" => {
                 let want = &rest[1..];
                 per_member(self, &|c, id| {
                     let m = c.member(id);
-                    let mut forms: Vec<Vec<String>> = m.held().into_iter().map(message_forms).collect();
+                    let mut forms: Vec<Vec<String>> =
+                        m.held().into_iter().map(message_forms).collect();
                     forms.extend(m.held_answers().into_iter().map(answer_forms));
                     match_tokens("held", forms, want)
                 })
@@ -490,7 +588,12 @@ impl Runner {
             "unsynced" => {
                 let want = &rest[1..];
                 per_member(self, &|c, id| {
-                    let forms = c.member(id).unsynced.iter().map(|u| vec![u.render()]).collect();
+                    let forms = c
+                        .member(id)
+                        .unsynced
+                        .iter()
+                        .map(|u| vec![u.render()])
+                        .collect();
                     match_tokens("unsynced Readies", forms, want)
                 })
             }
@@ -506,7 +609,10 @@ impl Runner {
                 let peer: NodeId = num(arg(1)?)?;
                 let want = kv(rest);
                 let c = self.c()?;
-                let p = c.raft(id).progress(peer).ok_or(format!("{id} tracks no progress for {peer}"))?;
+                let p = c
+                    .raft(id)
+                    .progress(peer)
+                    .ok_or(format!("{id} tracks no progress for {peer}"))?;
                 for (k, v) in want {
                     match k {
                         "match" => check_eq("match", p.matched, num(v)?)?,
@@ -527,7 +633,9 @@ impl Runner {
             }
             "serving" => {
                 let want = arg(1)? == "true";
-                per_member(self, &|c, id| check_eq("serving", c.raft(id).is_serving(c.now), want))
+                per_member(self, &|c, id| {
+                    check_eq("serving", c.raft(id).is_serving(c.now), want)
+                })
             }
             "unreachable" => {
                 let id = num(arg(0)?)?;
@@ -537,7 +645,10 @@ impl Runner {
             }
             "ticket" => {
                 let id = num(arg(0)?)?;
-                let t = *self.tickets.get(arg(1)?).ok_or(format!("no ticket {}", arg(1)?))?;
+                let t = *self
+                    .tickets
+                    .get(arg(1)?)
+                    .ok_or(format!("no ticket {}", arg(1)?))?;
                 let want = match arg(2)? {
                     "committed" => TicketStatus::Committed,
                     "pending" => TicketStatus::Pending,
@@ -549,11 +660,14 @@ impl Runner {
             }
             "readies" => {
                 let want: u64 = num(arg(1)?)?;
-                per_member(self, &|c, id| check_eq("readies", c.member(id).readies, want))
+                per_member(self, &|c, id| {
+                    check_eq("readies", c.member(id).readies, want)
+                })
             }
             "leaders" => {
                 let want = parse_index_terms(rest);
-                let got: Vec<(u64, u64)> = self.c()?.leaders.iter().map(|(t, l)| (*t, *l)).collect();
+                let got: Vec<(u64, u64)> =
+                    self.c()?.leaders.iter().map(|(t, l)| (*t, *l)).collect();
                 check_eq("leaders", render_index_terms(&got), want)
             }
             w => Err(format!("unknown expectation {w}")),
@@ -570,12 +684,20 @@ fn opt_id(s: &str) -> Result<Option<NodeId>, String> {
 }
 
 fn queue(c: &Cluster) -> String {
-    c.net.iter().map(render_message).collect::<Vec<_>>().join(", ")
+    c.net
+        .iter()
+        .map(render_message)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Run a scenario; the error names the failing line.
 fn run_script(name: &str, text: &str) -> Res {
-    let mut r = Runner { cluster: None, delayed: Vec::new(), tickets: BTreeMap::new() };
+    let mut r = Runner {
+        cluster: None,
+        delayed: Vec::new(),
+        tickets: BTreeMap::new(),
+    };
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -649,11 +771,8 @@ scenarios!(
     appointed_serving,
     restore_crash,
     elected_single_voter,
-    #[ignore = "BUG: a follower installing a snapshot drops entries past it that it already acknowledged (see file)"]
     bug_snapshot_discards_acked_entries,
-    #[ignore = "BUG: after truncating an uncommitted config entry the member keeps that config (see file)"]
     bug_truncated_config_lingers,
-    #[ignore = "BUG: ticket_status says Superseded for an entry that still commits (see file)"]
     bug_ticket_superseded_too_early,
 );
 
@@ -689,10 +808,14 @@ fn wrong_expectations_fail() {
     ];
     for w in wrong {
         let script = format!("{base}{w}\n");
-        assert!(run_script("inline", &script).is_err(), "`{w}` should have failed");
+        assert!(
+            run_script("inline", &script).is_err(),
+            "`{w}` should have failed"
+        );
     }
     // And the same base with true expectations passes.
-    let right = "expect role 1 leader\nexpect commit all 1\nexpect log all [1:1]\nexpect leaders 1:1\n\
+    let right =
+        "expect role 1 leader\nexpect commit all 1\nexpect log all [1:1]\nexpect leaders 1:1\n\
                  expect msgs *->* none\npropose 2 x => NotLeader { leader: Some(1) }\n";
     run_script("inline", &format!("{base}{right}")).expect("true expectations hold");
 }

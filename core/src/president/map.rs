@@ -206,8 +206,8 @@ mod tests {
         // A stale appointment (old term) changes nothing.
         let stale = m.apply(&Order::Appoint { ministry, term: t1, minister: 2, members: vec![1, 2, 3] });
         assert!(matches!(stale, Applied::Rejected(_)));
-        // Two changes at once are refused.
-        let two = m.apply(&Order::BeginAppointment { ministry: Some(ministry), members: vec![1, 2] });
+        // Two changes at once (removing 2 and 3) are refused.
+        let two = m.apply(&Order::BeginAppointment { ministry: Some(ministry), members: vec![1] });
         assert!(matches!(two, Applied::Rejected(_)), "{two:?}");
         let Applied::Appointed { removed, .. } =
             m.apply(&Order::Appoint { ministry, term: t2, minister: 2, members: vec![1, 2, 3, 4] })

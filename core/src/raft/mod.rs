@@ -205,6 +205,10 @@ pub struct Raft {
     commit: Index,
     applied: Index,
     membership: Membership,
+    /// The membership in force where the log starts (from the snapshot, or
+    /// the one the member was created with): what is left after truncating
+    /// every config entry.
+    base_membership: Membership,
     /// Leader only: one per other member.
     progress: BTreeMap<NodeId, Progress>,
     /// Candidate and pre-candidate only.
@@ -256,14 +260,14 @@ impl Raft {
         if log.last_term() > hs.term {
             hs = HardState { term: log.last_term(), vote: None };
         }
+        let base_membership = snapshot.as_ref().map_or(membership, |s| s.meta.membership.clone());
         let membership = log
             .last_config(log.last_index())
             .and_then(|e| match &e.payload {
                 Payload::Config(m) => Some(m.clone()),
                 _ => None,
             })
-            .or_else(|| snapshot.as_ref().map(|s| s.meta.membership.clone()))
-            .unwrap_or(membership);
+            .unwrap_or_else(|| base_membership.clone());
         let durable = log.last_index();
         let mut raft = Raft {
             rng: cfg.seed | 1,
@@ -275,6 +279,7 @@ impl Raft {
             commit: si,
             applied: si,
             membership,
+            base_membership,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
             snapshot,
@@ -400,6 +405,7 @@ impl Raft {
         }
         let term = self.log.term(index).expect("applied entries are in the log");
         let membership = self.membership_at(index);
+        self.base_membership = membership.clone();
         self.log.compact(index);
         self.snapshot = Some(Snapshot { meta: SnapshotMeta { index, term, membership }, data });
     }
@@ -554,7 +560,8 @@ impl Raft {
                 }
             }
             Some(_) if t.index <= self.commit => TicketStatus::Superseded,
-            Some(term) if term > t.term => TicketStatus::Superseded,
+            // Another, uncommitted entry here does not settle it: a later
+            // leader may still hold and commit ours.
             _ => TicketStatus::Unknown,
         }
     }
@@ -654,11 +661,7 @@ impl Raft {
     fn membership_at(&self, index: Index) -> Membership {
         match self.log.last_config(index).map(|e| &e.payload) {
             Some(Payload::Config(m)) => m.clone(),
-            _ => self
-                .snapshot
-                .as_ref()
-                .filter(|s| s.meta.index <= index)
-                .map_or_else(|| self.membership.clone(), |s| s.meta.membership.clone()),
+            _ => self.base_membership.clone(),
         }
     }
 

@@ -145,11 +145,20 @@ impl Raft {
             self.send_after_persist(from, reply_term, body);
             return;
         }
+        if self.log.term(index) == Some(snapshot.meta.term) {
+            // Our log already holds the snapshot's last entry, and maybe
+            // entries after it we acknowledged: keep them all (Raft Fig. 13,
+            // step 6); the covered entries commit and apply as usual.
+            self.commit = index;
+            self.send_after_persist(from, reply_term, MessageBody::SnapshotResponse { index });
+            return;
+        }
         self.note_truncation(self.log.snapshot_index() + 1);
         self.log.reset(index, snapshot.meta.term);
         self.commit = index;
         self.applied = index;
         self.membership = snapshot.meta.membership.clone();
+        self.base_membership = snapshot.meta.membership.clone();
         self.snapshot = Some(snapshot.clone());
         self.out.snapshot = Some(snapshot);
         self.send_after_persist(from, reply_term, MessageBody::SnapshotResponse { index });

@@ -12,15 +12,17 @@
 //! * Safety is checked as the cluster runs, and any violation panics: at most
 //!   one leader per term, committed entries agree across members (and across
 //!   crashes), every new leader holds every entry committed so far, applied
-//!   entries arrive in order, durable logs stay contiguous.
+//!   entries arrive in order, durable logs stay contiguous, and a leader's
+//!   `match` for a follower in its term is backed by that follower's disk.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use govfs_core::raft::{
-    AppointError, Config, Entry, Event, GroupId, HardState, Index, Membership, Message, MessageBody, Micros, Mode,
-    NodeId, PollAnswer, ProposeError, Raft, Ready, Role, Snapshot, Term, Ticket,
+    AppointError, Config, Entry, Event, GroupId, HardState, Index, Membership, Message,
+    MessageBody, Micros, Mode, NodeId, PollAnswer, ProposeError, Raft, Ready, Role, Snapshot, Term,
+    Ticket,
 };
 
 /// What one member's engine has made durable.
@@ -37,13 +39,20 @@ impl Disk {
     }
 
     fn last_index(&self) -> Index {
-        self.entries.last().map_or(self.snapshot_index(), |e| e.index)
+        self.entries
+            .last()
+            .map_or(self.snapshot_index(), |e| e.index)
     }
 
     /// Persist one Ready's hard state, snapshot and entries, in that order.
     fn write(&mut self, p: &Unsynced) {
         if let Some(hs) = p.hard_state {
-            assert!(hs.term >= self.hs.term, "hard state term went back: {:?} -> {:?}", self.hs, hs);
+            assert!(
+                hs.term >= self.hs.term,
+                "hard state term went back: {:?} -> {:?}",
+                self.hs,
+                hs
+            );
             self.hs = hs;
         }
         if let Some(s) = &p.snapshot {
@@ -67,7 +76,11 @@ impl Disk {
             );
             self.entries.retain(|e| e.index < first.index);
             for w in entries.windows(2) {
-                assert_eq!(w[1].index, w[0].index + 1, "Ready entries are not consecutive");
+                assert_eq!(
+                    w[1].index,
+                    w[0].index + 1,
+                    "Ready entries are not consecutive"
+                );
             }
             self.entries.extend(entries.into_iter().cloned());
         }
@@ -147,12 +160,16 @@ pub struct Member {
 
 impl Member {
     pub fn raft(&self) -> &Raft {
-        self.raft.as_ref().unwrap_or_else(|| panic!("member {} is crashed", self.id))
+        self.raft
+            .as_ref()
+            .unwrap_or_else(|| panic!("member {} is crashed", self.id))
     }
 
     pub fn raft_mut(&mut self) -> &mut Raft {
         let id = self.id;
-        self.raft.as_mut().unwrap_or_else(|| panic!("member {id} is crashed"))
+        self.raft
+            .as_mut()
+            .unwrap_or_else(|| panic!("member {id} is crashed"))
     }
 
     pub fn alive(&self) -> bool {
@@ -161,11 +178,17 @@ impl Member {
 
     /// Messages waiting for a sync, in send order.
     pub fn held(&self) -> Vec<&Message> {
-        self.unsynced.iter().flat_map(|u| u.persisted_messages.iter()).collect()
+        self.unsynced
+            .iter()
+            .flat_map(|u| u.persisted_messages.iter())
+            .collect()
     }
 
     pub fn held_answers(&self) -> Vec<&PollAnswer> {
-        self.unsynced.iter().flat_map(|u| u.poll_answers.iter()).collect()
+        self.unsynced
+            .iter()
+            .flat_map(|u| u.poll_answers.iter())
+            .collect()
     }
 }
 
@@ -206,8 +229,15 @@ pub fn message_forms(m: &Message) -> Vec<String> {
             base_and_term(if *granted { "prevote+" } else { "prevote-" }.into())
         }
         MessageBody::Vote { .. } => base_and_term("vote".into()),
-        MessageBody::VoteResponse { granted } => base_and_term(if *granted { "vote+" } else { "vote-" }.into()),
-        MessageBody::Append { prev_index, entries, commit, .. } => {
+        MessageBody::VoteResponse { granted } => {
+            base_and_term(if *granted { "vote+" } else { "vote-" }.into())
+        }
+        MessageBody::Append {
+            prev_index,
+            entries,
+            commit,
+            ..
+        } => {
             let base = match (entries.first(), entries.last()) {
                 (Some(a), Some(b)) => format!("app[{}..{}]", a.index, b.index),
                 _ => format!("app[]p{prev_index}"),
@@ -218,13 +248,23 @@ pub fn message_forms(m: &Message) -> Vec<String> {
             }
             v
         }
-        MessageBody::AppendResponse { success: true, index, .. } => base_and_term(format!("ack{index}")),
-        MessageBody::AppendResponse { success: false, index, hint } => {
+        MessageBody::AppendResponse {
+            success: true,
+            index,
+            ..
+        } => base_and_term(format!("ack{index}")),
+        MessageBody::AppendResponse {
+            success: false,
+            index,
+            hint,
+        } => {
             let mut v = base_and_term(format!("nack{index}h{hint}"));
             v.extend(base_and_term(format!("nack{index}")));
             v
         }
-        MessageBody::InstallSnapshot { snapshot } => base_and_term(format!("snap{}", snapshot.meta.index)),
+        MessageBody::InstallSnapshot { snapshot } => {
+            base_and_term(format!("snap{}", snapshot.meta.index))
+        }
         MessageBody::SnapshotResponse { index } => base_and_term(format!("snapack{index}")),
     }
 }
@@ -234,13 +274,25 @@ pub fn render_message(m: &Message) -> String {
 }
 
 pub fn answer_forms(a: &PollAnswer) -> Vec<String> {
-    vec![format!("poll@{}:{}/{}", a.term, a.last_term, a.last_index), format!("poll@{}", a.term)]
+    vec![
+        format!("poll@{}:{}/{}", a.term, a.last_term, a.last_index),
+        format!("poll@{}", a.term),
+    ]
 }
 
 impl Cluster {
     /// Members `voters` + `learners`, all with that membership and an empty log.
-    pub fn new(mode: Mode, voters: &[NodeId], learners: &[NodeId], tweak: impl Fn(&mut Config)) -> Self {
-        let group = if mode == Mode::Elected { govfs_core::raft::PRESIDENT_GROUP } else { 7 };
+    pub fn new(
+        mode: Mode,
+        voters: &[NodeId],
+        learners: &[NodeId],
+        tweak: impl Fn(&mut Config),
+    ) -> Self {
+        let group = if mode == Mode::Elected {
+            govfs_core::raft::PRESIDENT_GROUP
+        } else {
+            7
+        };
         let mut c = Cluster {
             mode,
             group,
@@ -265,7 +317,12 @@ impl Cluster {
     pub fn add_member_with(&mut self, cfg: Config, membership: Membership) {
         let id = cfg.id;
         assert!(!self.members.contains_key(&id), "member {id} exists");
-        let raft = Raft::new(cfg.clone(), HardState::default(), membership.clone(), self.now);
+        let raft = Raft::new(
+            cfg.clone(),
+            HardState::default(),
+            membership.clone(),
+            self.now,
+        );
         self.members.insert(
             id,
             Member {
@@ -301,11 +358,15 @@ impl Cluster {
     }
 
     pub fn member(&self, id: NodeId) -> &Member {
-        self.members.get(&id).unwrap_or_else(|| panic!("no member {id}"))
+        self.members
+            .get(&id)
+            .unwrap_or_else(|| panic!("no member {id}"))
     }
 
     pub fn member_mut(&mut self, id: NodeId) -> &mut Member {
-        self.members.get_mut(&id).unwrap_or_else(|| panic!("no member {id}"))
+        self.members
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no member {id}"))
     }
 
     pub fn raft(&self, id: NodeId) -> &Raft {
@@ -336,8 +397,13 @@ impl Cluster {
     /// Drain `id`'s Readies the way an engine does, until it has none.
     pub fn process(&mut self, id: NodeId) {
         for round in 0.. {
-            assert!(round < 1000, "member {id} keeps producing Readies (livelock)");
-            let Some(raft) = self.members.get_mut(&id).and_then(|m| m.raft.as_mut()) else { return };
+            assert!(
+                round < 1000,
+                "member {id} keeps producing Readies (livelock)"
+            );
+            let Some(raft) = self.members.get_mut(&id).and_then(|m| m.raft.as_mut()) else {
+                return;
+            };
             if !raft.has_ready() {
                 break;
             }
@@ -349,8 +415,17 @@ impl Cluster {
     }
 
     fn handle_ready(&mut self, id: NodeId, rd: Ready) {
-        let Ready { number, hard_state, snapshot, entries, messages, persisted_messages, poll_answers, committed, events } =
-            rd;
+        let Ready {
+            number,
+            hard_state,
+            snapshot,
+            entries,
+            messages,
+            persisted_messages,
+            poll_answers,
+            committed,
+            events,
+        } = rd;
         for m in messages {
             assert_eq!(m.from, id, "member {id} sent a message as {}", m.from);
             self.enqueue(m);
@@ -365,12 +440,22 @@ impl Cluster {
         m.events.extend(events);
         if let Some(s) = &snapshot {
             m.sm = decode_sm(&s.data);
-            assert_eq!(m.sm.len() as u64, s.meta.index, "snapshot contents do not match its index");
+            assert_eq!(
+                m.sm.len() as u64,
+                s.meta.index,
+                "snapshot contents do not match its index"
+            );
             m.sm_index = s.meta.index;
         }
         let mut applied = Vec::new();
         for e in committed {
-            assert_eq!(e.index, m.sm_index + 1, "member {id} was handed entry {} to apply after {}", e.index, m.sm_index);
+            assert_eq!(
+                e.index,
+                m.sm_index + 1,
+                "member {id} was handed entry {} to apply after {}",
+                e.index,
+                m.sm_index
+            );
             m.sm_index = e.index;
             m.sm.push(e.clone());
             applied.push(e);
@@ -378,7 +463,15 @@ impl Cluster {
         for e in applied {
             self.agree(id, e);
         }
-        let u = Unsynced { number, hard_state, snapshot, entries, persisted_messages, poll_answers, compaction: None };
+        let u = Unsynced {
+            number,
+            hard_state,
+            snapshot,
+            entries,
+            persisted_messages,
+            poll_answers,
+            compaction: None,
+        };
         let m = self.members.get_mut(&id).expect("exists");
         // A Ready with nothing to persist or hold back needs no sync of its
         // own: a later `persisted` covers it.
@@ -401,7 +494,9 @@ impl Cluster {
 
     fn flush(&mut self, id: NodeId) {
         let m = self.members.get_mut(&id).expect("exists");
-        let Some(last) = m.unsynced.back().map(|u| u.number) else { return };
+        let Some(last) = m.unsynced.back().map(|u| u.number) else {
+            return;
+        };
         let pending: Vec<Unsynced> = m.unsynced.drain(..).collect();
         for u in &pending {
             m.disk.write(u);
@@ -436,7 +531,11 @@ impl Cluster {
 
     fn agree(&mut self, id: NodeId, e: Entry) {
         match self.committed.get(&e.index) {
-            Some(prev) => assert_eq!(prev, &e, "member {id} applied a different entry at {}", e.index),
+            Some(prev) => assert_eq!(
+                prev, &e,
+                "member {id} applied a different entry at {}",
+                e.index
+            ),
             None => {
                 self.committed.insert(e.index, e);
             }
@@ -445,7 +544,9 @@ impl Cluster {
 
     /// Invariants over one member's current state.
     fn observe(&mut self, id: NodeId) {
-        let Some(raft) = self.members.get(&id).and_then(|m| m.raft.as_ref()) else { return };
+        let Some(raft) = self.members.get(&id).and_then(|m| m.raft.as_ref()) else {
+            return;
+        };
         if raft.role() == Role::Leader {
             let term = raft.term();
             if let Some(&other) = self.leaders.get(&term) {
@@ -454,10 +555,17 @@ impl Cluster {
             self.leaders.insert(term, id);
         }
         let log = raft.log();
-        assert!(raft.commit_index() <= log.last_index(), "member {id} commits past its log");
+        assert!(
+            raft.commit_index() <= log.last_index(),
+            "member {id} commits past its log"
+        );
         for i in log.first_index()..=raft.commit_index() {
             if let Some(e) = self.committed.get(&i) {
-                assert_eq!(log.get(i), Some(e), "member {id} holds a different committed entry at {i}");
+                assert_eq!(
+                    log.get(i),
+                    Some(e),
+                    "member {id} holds a different committed entry at {i}"
+                );
             }
         }
     }
@@ -475,18 +583,28 @@ impl Cluster {
     /// on it.
     fn check_matches(&self) {
         for (&lid, l) in &self.members {
-            let Some(leader) = l.raft.as_ref().filter(|r| r.is_leader()) else { continue };
+            let Some(leader) = l.raft.as_ref().filter(|r| r.is_leader()) else {
+                continue;
+            };
             for (&fid, f) in &self.members {
-                let (Some(p), Some(fr)) = (leader.progress(fid), f.raft.as_ref()) else { continue };
+                let (Some(p), Some(fr)) = (leader.progress(fid), f.raft.as_ref()) else {
+                    continue;
+                };
                 if fid == lid || fr.term() != leader.term() || p.matched == 0 {
                     continue;
                 }
-                let Some(want) = leader.log().term(p.matched) else { continue };
+                let Some(want) = leader.log().term(p.matched) else {
+                    continue;
+                };
                 let d = &f.disk;
                 if d.snapshot_index() >= p.matched {
                     continue;
                 }
-                let got = d.entries.iter().find(|e| e.index == p.matched).map(|e| e.term);
+                let got = d
+                    .entries
+                    .iter()
+                    .find(|e| e.index == p.matched)
+                    .map(|e| e.term);
                 assert_eq!(
                     got,
                     Some(want),
@@ -593,7 +711,11 @@ impl Cluster {
         result.map(|()| tickets)
     }
 
-    pub fn propose_membership(&mut self, id: NodeId, next: Membership) -> Result<Ticket, ProposeError> {
+    pub fn propose_membership(
+        &mut self,
+        id: NodeId,
+        next: Membership,
+    ) -> Result<Ticket, ProposeError> {
         let r = self.raft_mut(id).propose_membership(next);
         self.process(id);
         r
@@ -606,7 +728,12 @@ impl Cluster {
         r
     }
 
-    pub fn appoint(&mut self, id: NodeId, term: Term, membership: Membership) -> Result<(), AppointError> {
+    pub fn appoint(
+        &mut self,
+        id: NodeId,
+        term: Term,
+        membership: Membership,
+    ) -> Result<(), AppointError> {
         let now = self.now;
         let r = self.raft_mut(id).appoint(now, term, membership);
         self.process(id);
@@ -633,8 +760,13 @@ impl Cluster {
         let data = encode_sm(&m.sm[..index as usize]);
         let raft = m.raft.as_mut().expect("alive");
         raft.compact(index, data);
-        let Some(snap) = raft.snapshot().cloned() else { return };
-        let u = Unsynced { compaction: Some(snap), ..Unsynced::default() };
+        let Some(snap) = raft.snapshot().cloned() else {
+            return;
+        };
+        let u = Unsynced {
+            compaction: Some(snap),
+            ..Unsynced::default()
+        };
         match m.unsynced.back() {
             Some(last) => {
                 let number = last.number;
@@ -660,7 +792,10 @@ impl Cluster {
         let mut cfg = m.cfg.clone();
         cfg.seed ^= m.incarnation.wrapping_mul(0x51_7CC1_B727_220A);
         let d = m.disk.clone();
-        m.sm = d.snapshot.as_ref().map_or_else(Vec::new, |s| decode_sm(&s.data));
+        m.sm = d
+            .snapshot
+            .as_ref()
+            .map_or_else(Vec::new, |s| decode_sm(&s.data));
         m.sm_index = d.snapshot_index();
         let raft = Raft::restore(cfg, d.hs, d.snapshot, d.entries, m.initial.clone(), now);
         m.raft = Some(raft);
@@ -673,22 +808,35 @@ impl Cluster {
     pub fn elect(&mut self, id: NodeId) {
         self.campaign(id);
         self.stabilize();
-        assert_eq!(self.raft(id).role(), Role::Leader, "member {id} did not win");
+        assert_eq!(
+            self.raft(id).role(),
+            Role::Leader,
+            "member {id} did not win"
+        );
     }
 
     /// Poll `polled` at `term` and appoint `leader` over `members` (appointed mode).
-    pub fn appoint_after_poll(&mut self, leader: NodeId, term: Term, polled: &[NodeId], members: &[NodeId]) {
+    pub fn appoint_after_poll(
+        &mut self,
+        leader: NodeId,
+        term: Term,
+        polled: &[NodeId],
+        members: &[NodeId],
+    ) {
         for &p in polled {
             self.poll(p, term).expect("poll");
         }
-        self.appoint(leader, term, Membership::new(members.to_vec(), Vec::new())).expect("appoint");
+        self.appoint(leader, term, Membership::new(members.to_vec(), Vec::new()))
+            .expect("appoint");
         self.stabilize();
     }
 
     /// `index:term` of every entry in `id`'s in-memory log.
     pub fn log_terms(&self, id: NodeId) -> Vec<(Index, Term)> {
         let log = self.raft(id).log();
-        (log.first_index()..=log.last_index()).map(|i| (i, log.term(i).expect("in log"))).collect()
+        (log.first_index()..=log.last_index())
+            .map(|i| (i, log.term(i).expect("in log")))
+            .collect()
     }
 
     pub fn queued(&self, pred: impl Fn(&Message) -> bool) -> Vec<&Message> {

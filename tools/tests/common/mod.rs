@@ -1,0 +1,123 @@
+//! A local cluster of real `govfs node` processes for tests, driven through
+//! the `govfs` binary itself.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use govfs_client::Client;
+use govfs_core::node::NodeStatus;
+use govfs_core::raft::{NodeId, Role};
+use govfs_net::ClusterKey;
+
+pub const GOVFS: &str = env!("CARGO_BIN_EXE_govfs");
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub addrs: Vec<SocketAddr>,
+    pub key: ClusterKey,
+    pub nodes: u64,
+}
+
+impl TestCluster {
+    pub fn up(nodes: u64, ministries: usize) -> TestCluster {
+        let dir = tempfile::Builder::new().prefix("govfs-test-").tempdir().expect("tempdir");
+        let out = Command::new(GOVFS)
+            .args(["cluster", "up", "--nodes", &nodes.to_string(), "--ministries", &ministries.to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--wait", "60"])
+            .output()
+            .expect("run govfs cluster up");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "cluster up failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let line = stdout.lines().find_map(|l| l.strip_prefix("GOVFS_CLUSTER=")).expect("GOVFS_CLUSTER line");
+        let addrs = line.split(',').map(|a| a.parse().expect("address")).collect();
+        let key = ClusterKey::from_file(dir.path().join("cluster.key")).expect("key");
+        TestCluster { dir, addrs, key, nodes }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match Client::connect(self.addrs.clone(), self.key.clone(), Duration::from_secs(2)) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("no client: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    pub fn govfs(&self, args: &[&str]) {
+        let out = Command::new(GOVFS).args(args).arg("--dir").arg(self.dir.path()).output().expect("run govfs");
+        assert!(out.status.success(), "govfs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn kill(&self, node: NodeId) {
+        self.govfs(&["cluster", "kill-node", "--node", &node.to_string(), "--signal", "KILL"]);
+    }
+
+    pub fn start(&self, node: NodeId) {
+        self.govfs(&["cluster", "start-node", "--node", &node.to_string()]);
+    }
+
+    pub fn statuses(&self) -> Vec<NodeStatus> {
+        let mut c = self.client();
+        c.status_all().into_iter().filter_map(|(_, r)| r.ok()).collect()
+    }
+
+    pub fn president(&self) -> Option<NodeId> {
+        self.statuses().into_iter().find(|s| s.president.role == Role::Leader).map(|s| s.id)
+    }
+
+    /// The serving minister of `ministry` and its clerks.
+    pub fn ministry(&self, ministry: u64) -> Option<(NodeId, Vec<NodeId>)> {
+        let sts = self.statuses();
+        let minister = sts
+            .iter()
+            .find(|s| s.serving && s.shard.is_some_and(|m| m.group == ministry && m.role == Role::Leader))?
+            .id;
+        let clerks = sts
+            .iter()
+            .filter(|s| s.id != minister && s.shard.is_some_and(|m| m.group == ministry))
+            .map(|s| s.id)
+            .collect();
+        Some((minister, clerks))
+    }
+
+    /// Wait until a president leads and `ministries` ministries have a serving minister.
+    pub fn wait_serving(&self, ministries: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let sts = self.statuses();
+            let president = sts.iter().any(|s| s.president.role == Role::Leader);
+            let leading: std::collections::BTreeSet<u64> = sts
+                .iter()
+                .filter(|s| s.serving)
+                .filter_map(|s| s.shard.filter(|m| m.role == Role::Leader).map(|m| m.group))
+                .collect();
+            if president && leading.len() >= ministries {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cluster did not recover within {within:?}: president {president}, leading {leading:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self, node: NodeId) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("n{node}/node.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(GOVFS).args(["cluster", "down", "--dir"]).arg(self.dir.path()).output();
+    }
+}
