@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use govfs_core::codec::decode_exact;
-use govfs_core::node::{App, ClientMsg, ClientReply, Disk, NodeConfig, NodeCore, NodeMsg, Output, ServerMsg};
-use govfs_core::raft::NodeId;
+use govfs_core::node::{
+    App, ClientMsg, ClientReply, Disk, NodeConfig, NodeCore, NodeMsg, Observation, Output, ServerMsg,
+};
+use govfs_core::raft::{NodeId, PRESIDENT_GROUP};
 use govfs_net::{Backoff, ClusterKey, Frame, FrameKind, Identity, ListenerConfig, PeerInfo, Role, TcpConn, TcpListenerLoop};
 use tracing::{debug, info, warn};
 
@@ -144,11 +146,22 @@ pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), 
             send_to_peer(&writers, to, &msg);
         }
         for (client, reply) in out.replies {
-            let seq = match &reply {
-                ClientReply::Done { seq, .. } | ClientReply::NotLeader { seq, .. } => *seq,
+            let (seq, done) = match &reply {
+                ClientReply::Done { seq, .. } => (*seq, true),
+                ClientReply::NotLeader { seq, .. } => (*seq, false),
             };
-            if let Some((w, _)) = waiting.remove(&(client, seq)) {
+            if let Some((w, since)) = waiting.remove(&(client, seq)) {
+                if done {
+                    metrics::histogram!("govfs_commit_latency_seconds").record(since.elapsed().as_secs_f64());
+                }
                 let _ = w.send(ServerMsg::Reply(reply));
+            }
+        }
+        for obs in &out.observed {
+            if let Observation::BecameLeader { group, term, .. } = obs {
+                let kind = if *group == PRESIDENT_GROUP { "president" } else { "minister" };
+                metrics::counter!("govfs_leader_changes_total", "role" => kind).increment(1);
+                info!(group, term, "became {kind}");
             }
         }
         // A proposal lost in a failover is never answered: its handler gave up.
@@ -210,7 +223,9 @@ fn finish_turn<A: App>(
             storage.write(disk, &ops)?;
             synced.insert(disk, seq);
         }
+        // Entries written per group commit: the batch size of this turn.
         metrics::histogram!("govfs_batch_entries").record(entries as f64);
+        metrics::counter!("govfs_log_entries_written_total").increment(entries as u64);
         for (&disk, &seq) in &synced {
             let t = Instant::now();
             storage.sync(disk)?;
@@ -285,7 +300,11 @@ fn peer_writer(id: NodeId, peer: NodeId, addr: SocketAddr, key: ClusterKey, rx: 
             Err(e) => {
                 entropy = entropy.rotate_left(7) ^ 0xA5A5;
                 let delay = backoff.next_delay(entropy);
-                debug!(peer, %addr, "connect failed ({e}); retry in {delay:?}");
+                if e.is_bad_key() {
+                    warn!(peer, %addr, "peer refused us: authentication failed, the cluster keys differ ({e})");
+                } else {
+                    debug!(peer, %addr, "connect failed ({e}); retry in {delay:?}");
+                }
                 // Messages queued meanwhile are stale by the time we connect.
                 while rx.try_recv().is_ok() {}
                 thread::sleep(delay);
