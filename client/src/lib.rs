@@ -39,6 +39,8 @@ pub struct Client {
     conns: HashMap<SocketAddr, TcpConn>,
     /// Learned from the nodes' status: node id -> address.
     nodes: BTreeMap<NodeId, SocketAddr>,
+    /// The node that answered the last successful `submit`.
+    last_answer: Option<SocketAddr>,
 }
 
 impl Client {
@@ -55,6 +57,7 @@ impl Client {
             next_request: 1,
             conns: HashMap::new(),
             nodes: BTreeMap::new(),
+            last_answer: None,
         };
         c.learn_nodes();
         if c.nodes.is_empty() {
@@ -140,7 +143,10 @@ impl Client {
             attempt += 1;
             let addr = target.take().unwrap_or_else(|| self.addrs[(attempt as usize) % self.addrs.len()]);
             match self.call(addr, &ClientMsg::Request(req.clone())) {
-                Ok(ServerMsg::Reply(ClientReply::Done { index, output, .. })) => return Ok((index, output)),
+                Ok(ServerMsg::Reply(ClientReply::Done { index, output, .. })) => {
+                    self.last_answer = Some(addr);
+                    return Ok((index, output));
+                }
                 Ok(ServerMsg::Reply(ClientReply::NotLeader { hint, members, .. })) => {
                     target = hint
                         .or_else(|| members.get(attempt as usize % members.len().max(1)).copied())
@@ -153,6 +159,16 @@ impl Client {
             }
         }
         Err(ClientError::Timeout { ministry, waited: deadline, client: req.client, seq: req.seq })
+    }
+
+    /// The node that answered the last successful [`Client::submit`].
+    pub fn last_answer_from(&self) -> Option<SocketAddr> {
+        self.last_answer
+    }
+
+    /// The address of a node, as learned when connecting.
+    pub fn node_addr(&self, node: NodeId) -> Option<SocketAddr> {
+        self.nodes.get(&node).copied()
     }
 
     fn minister_addr(&mut self, ministry: GroupId) -> Option<SocketAddr> {

@@ -1,5 +1,6 @@
 //! `govfs`: the GovFS command-line tool.
 
+mod bench_cmd;
 mod cluster_cmd;
 mod config;
 mod node_cmd;
@@ -30,6 +31,9 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// Run the deterministic cluster simulator and check safety after every step.
     Sim(sim_cmd::SimArgs),
+    /// Benchmarks against a real local cluster.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCmd),
 }
 
 fn main() {
@@ -44,6 +48,7 @@ fn main() {
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
         Command::Status(args) => status_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     };
     std::process::exit(code);
 }

@@ -188,7 +188,7 @@ impl<A: App> NodeCore<A> {
             s.raft.tick(now);
         }
         if let Some(driver) = &mut self.driver {
-            for order in driver.tick(now, &self.map) {
+            for order in driver.tick(now, &self.map, self.cfg.id) {
                 // A full or lost proposal is retried by the driver's timeouts.
                 let _ = self.pres.propose(postcard::to_stdvec(&order).expect("orders encode"));
             }

@@ -57,12 +57,21 @@ pub struct PresidentDriver {
     answers: BTreeMap<GroupId, (Term, BTreeMap<NodeId, PollAnswer>)>,
     /// When an order was last proposed per ministry (or for creation / registration).
     last_order: BTreeMap<GroupId, Micros>,
+    /// The pending term each ministry's Appoint order was proposed for.
+    appointed: BTreeMap<GroupId, Term>,
 }
 
 impl PresidentDriver {
     pub fn new(cfg: DriverConfig, now: Micros) -> Self {
         assert!(cfg.ministry_size > 0 && cfg.failure_timeout > 0 && cfg.appointment_timeout > 0);
-        PresidentDriver { cfg, started: now, heard: BTreeMap::new(), answers: BTreeMap::new(), last_order: BTreeMap::new() }
+        PresidentDriver {
+            cfg,
+            started: now,
+            heard: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            last_order: BTreeMap::new(),
+            appointed: BTreeMap::new(),
+        }
     }
 
     pub fn on_report(&mut self, now: Micros, report: MemberReport) {
@@ -98,8 +107,10 @@ impl PresidentDriver {
         now.saturating_sub(since) < self.cfg.appointment_timeout
     }
 
-    /// Orders to propose now. Call on every tick while this node is president.
-    pub fn tick(&mut self, now: Micros, map: &ClusterMap) -> Vec<Order> {
+    /// Orders to propose now. Call on every tick while this node is president;
+    /// `president` is this node, which is kept from leading a ministry where
+    /// another member will do (thesis 8.2: one failure should not cost both).
+    pub fn tick(&mut self, now: Micros, map: &ClusterMap, president: NodeId) -> Vec<Order> {
         let mut orders = Vec::new();
         let reported: Vec<NodeId> = self.heard.keys().copied().filter(|s| !map.shards.contains(s)).collect();
         for shard in reported {
@@ -112,17 +123,28 @@ impl PresidentDriver {
         let mut taken: BTreeSet<NodeId> = BTreeSet::new();
         let in_grace = now.saturating_sub(self.started) < self.cfg.failure_timeout;
         for info in map.ministries.values() {
-            if self.throttled(now, info.id) {
+            if let Some(pending) = &info.pending {
+                // Appoint the moment a majority has answered (once per term):
+                // waiting out a timer here would lengthen every failover.
+                if self.appointed.get(&info.id) != Some(&pending.term) {
+                    if let Some(order) = self.appointment(info, president) {
+                        self.appointed.insert(info.id, pending.term);
+                        self.last_order.insert(info.id, now);
+                        orders.push(order);
+                        continue;
+                    }
+                }
+                if !self.throttled(now, info.id) {
+                    // No majority answered in time: poll again at a fresh term.
+                    self.last_order.insert(info.id, now);
+                    orders.push(Order::BeginAppointment { ministry: Some(info.id), members: pending.members.clone() });
+                }
                 continue;
             }
-            let order = if info.pending.is_some() {
-                self.finish_appointment(info)
-            } else if in_grace {
-                None
-            } else {
-                self.repair(now, map, info, &mut taken)
-            };
-            if let Some(order) = order {
+            if in_grace || self.throttled(now, info.id) {
+                continue;
+            }
+            if let Some(order) = self.repair(now, map, info, &mut taken) {
                 self.last_order.insert(info.id, now);
                 orders.push(order);
             }
@@ -141,9 +163,8 @@ impl PresidentDriver {
         orders
     }
 
-    /// With answers from a majority of the poll set, appoint the most
-    /// up-to-date; without them, draw a fresh term and poll again.
-    fn finish_appointment(&mut self, info: &MinistryInfo) -> Option<Order> {
+    /// With answers from a majority of the poll set, appoint the most up-to-date.
+    fn appointment(&self, info: &MinistryInfo, president: NodeId) -> Option<Order> {
         let pending = info.pending.as_ref()?;
         let answers: Vec<&PollAnswer> = self
             .answers
@@ -159,11 +180,14 @@ impl PresidentDriver {
             pending.poll_set.len() / 2 + 1
         };
         if answers.len() < need {
-            return Some(Order::BeginAppointment { ministry: Some(info.id), members: pending.members.clone() });
+            return None;
         }
-        let minister = match answers.iter().max_by_key(|a| (a.last_term, a.last_index, std::cmp::Reverse(a.from))) {
+        // Most up-to-date first (safety); among equals, not the president.
+        let rank = |a: &&&PollAnswer| (a.last_term, a.last_index, a.from != president, std::cmp::Reverse(a.from));
+        let minister = match answers.iter().max_by_key(rank) {
             Some(best) => best.from,
-            None => *pending.members.first()?, // a new ministry: all logs are empty
+            // A new ministry: all logs are empty.
+            None => *pending.members.iter().find(|m| **m != president).or(pending.members.first())?,
         };
         // The most up-to-date member may be the one a change would remove:
         // keep the membership this round rather than lose its log.
