@@ -45,7 +45,7 @@ pub fn table(rows: &[(std::net::SocketAddr, Result<NodeStatus, govfs_client::Cli
     }
     let lag = |m: &Status| best.get(&m.group).map_or(0, |b| b.saturating_sub(m.applied));
     let mut out = format!(
-        "{:<5} {:<21} {:<10} {:>5} {:>7} {:>4} | {:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
+        "{:<5} {:<21} {:<13} {:>5} {:>7} {:>4} | {:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
         "NODE", "ADDRESS", "PRESIDENT", "TERM", "COMMIT", "LAG", "MINISTRY", "ROLE", "TERM", "LEADER", "LAST", "COMMIT",
         "APPLIED", "LAG", "SERVING"
     );
@@ -55,7 +55,7 @@ pub fn table(rows: &[(std::net::SocketAddr, Result<NodeStatus, govfs_client::Cli
             Ok(st) => {
                 let p = &st.president;
                 out += &format!(
-                    "{:<5} {:<21} {:<10} {:>5} {:>7} {:>4} | ",
+                    "{:<5} {:<21} {:<13} {:>5} {:>7} {:>4} | ",
                     st.id,
                     addr.to_string(),
                     role(p.role),

@@ -1,6 +1,7 @@
 //! Errors of the log store, typed so callers can tell a dying disk from a
 //! corrupt file from their own misuse.
 
+use crate::io::DiskError;
 use govfs_core::raft::Index;
 use govfs_core::wal::{RecordTooLarge, ReplayError, TornReason};
 use std::io;
@@ -14,6 +15,14 @@ pub enum StoreError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    /// The disk backend failed on this file (or, at open, on the directory
+    /// it probes). A failed write or sync poisons the log.
+    #[error("{}: {source}", path.display())]
+    Disk {
+        path: PathBuf,
+        #[source]
+        source: DiskError,
     },
     /// A segment cannot be trusted; unlike a torn tail this is not the
     /// expected result of a crash, so nothing is cut or guessed.
@@ -69,6 +78,14 @@ pub enum SnapshotCorruption {
     TrailingBytes(usize),
     #[error("file is named for index {named} but holds index {found}")]
     IndexMismatch { named: Index, found: Index },
+}
+
+/// Wraps a backend error with the path it concerns.
+pub(crate) fn disk_err(path: &Path) -> impl FnOnce(DiskError) -> StoreError + '_ {
+    move |source| StoreError::Disk {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Wraps an `io::Error` with what was being done to which path.

@@ -2,6 +2,7 @@
 //! to know about it.
 
 use super::error::{io_err, Corruption, StoreError};
+use crate::io::BLOCK;
 use govfs_core::raft::Index;
 use govfs_core::wal::{self, Record, Replay, Tail};
 use std::fs::{self, OpenOptions};
@@ -38,8 +39,17 @@ impl SegmentInfo {
 /// Bytes recovery found in a segment.
 pub(crate) struct Recovered {
     pub info: SegmentInfo,
+    pub end: End,
+}
+
+/// Where a segment's records end, as the writer needs to know to append.
+#[derive(Default)]
+pub(crate) struct End {
     /// Length of the valid prefix; the file is this long after recovery.
     pub len: u64,
+    /// The valid bytes of the last, partial block (`len % BLOCK` of them):
+    /// the writer rewrites that block whole at its next sync.
+    pub partial_block: Vec<u8>,
 }
 
 /// Scans the segment at `path` and folds its records into `replay`. In the
@@ -78,8 +88,14 @@ pub(crate) fn recover(
             ));
         }
         (Tail::Clean, true) if scan.valid_len < bytes.len() => {
-            tracing::info!(segment = %path.display(), cut = bytes.len() - scan.valid_len,
-                "cutting zero padding after the log");
+            let cut = bytes.len() - scan.valid_len;
+            // The writer pads its last block with zeros (O_DIRECT writes whole
+            // blocks), so that much is what every clean stop leaves.
+            if bytes.len() % BLOCK == 0 && cut < BLOCK {
+                tracing::debug!(segment = %path.display(), cut, "cutting block padding after the log");
+            } else {
+                tracing::info!(segment = %path.display(), cut, "cutting zero padding after the log");
+            }
             truncate(path, scan.valid_len as u64)?;
         }
         (Tail::Clean, _) => {}
@@ -91,9 +107,13 @@ pub(crate) fn recover(
             .apply(rec)
             .map_err(|e| corrupt(*offset, Corruption::Replay(e)))?;
     }
+    let block_start = scan.valid_len - scan.valid_len % BLOCK;
     Ok(Recovered {
         info,
-        len: scan.valid_len as u64,
+        end: End {
+            len: scan.valid_len as u64,
+            partial_block: bytes[block_start..scan.valid_len].to_vec(),
+        },
     })
 }
 

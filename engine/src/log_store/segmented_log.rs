@@ -1,13 +1,36 @@
-//! [`SegmentedLog`]: the blocking `std::fs` backend of [`LogStore`].
+//! [`SegmentedLog`]: the [`LogStore`] in segment files, written through a
+//! [`DiskIo`] backend (io_uring with `O_DIRECT`, or blocking IO).
+//!
+//! `O_DIRECT` writes whole, aligned blocks, so the writer keeps the current
+//! segment's last partial block in an aligned buffer (`tail`). A sync appends
+//! the new records to it and writes from that block's start, zero-padded to
+//! the next block boundary, linked to one `fdatasync`:
+//!
+//! ```text
+//!          block k-1        block k (rewritten)   block k+1
+//!  ... | records ...... | old bytes | new records | new records | 0 0 0 0 |
+//!                       ^ offset of the write                   ^ file_len
+//! ```
+//!
+//! Rewriting the old bytes of block k is safe against a torn write: they are
+//! written unchanged, so each sector holds the old or the new contents and
+//! both have them. What a crash can leave after `file_len` (a torn new record,
+//! blocks written out of order, zero padding) replay cuts as a torn or padded
+//! tail of the last segment. Before a segment stops being the last, its
+//! padding is cut off, since zeros at the end of a closed segment would mean
+//! lost records.
 
-use super::error::{io_err, Corruption, StoreError};
+use super::error::{disk_err, io_err, Corruption, StoreError};
 use super::files::{self, SEGMENT};
 use super::segment::{self, SegmentInfo};
 use super::{snapshot_file, LogOptions, LogStore};
+use crate::io::{
+    self, AlignedBuf, BackendChoice, Chosen, DiskError, DiskIo, IoFile, OpenMode, BLOCK,
+    WRITE_BUFFER_BYTES,
+};
 use govfs_core::raft::{HardState, Index, Snapshot, SnapshotMeta};
 use govfs_core::wal::{encode_record, Record, Replay, ReplayError};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// A log in segment files under one directory. Appends are buffered in memory
@@ -15,11 +38,17 @@ use std::path::{Path, PathBuf};
 pub struct SegmentedLog {
     dir: PathBuf,
     opts: LogOptions,
+    io: Box<dyn DiskIo>,
+    chosen: Chosen,
     /// Oldest first; the last is the one appended to.
     segments: Vec<SegmentInfo>,
-    /// The last segment, opened for appending.
-    file: File,
+    /// The last segment, opened for writing.
+    file: IoFile,
+    /// Bytes of records in `file`; the file may be longer by block padding.
     file_len: u64,
+    /// The bytes of `file`'s last partial block, from the block boundary
+    /// before `file_len` to `file_len` (between syncs; during one, the write).
+    tail: AlignedBuf,
     /// Encoded records not yet written.
     buf: Vec<u8>,
     /// Highest entry index in `buf` (0: none).
@@ -58,13 +87,41 @@ impl SegmentedLog {
     /// Opens (creating if needed) the log in `dir` and recovers it: replays every
     /// segment in order, cuts a torn tail off the last one, and applies a
     /// snapshot file newer than the log's last marker (a crash between saving
-    /// the file and syncing its marker leaves that).
+    /// the file and syncing its marker leaves that). Writes go through io_uring
+    /// where it can be set up, else through blocking IO ([`BackendChoice::Auto`]).
     pub fn open(dir: &Path, opts: LogOptions) -> Result<(Self, Replay), StoreError> {
-        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
-        if files::remove_temp_files(dir)? {
-            files::sync_dir(dir)?;
-        }
-        let (mut segments, mut replay, file_len) = recover_segments(dir)?;
+        Self::open_with(dir, opts, BackendChoice::Auto)
+    }
+
+    /// [`SegmentedLog::open`] with the disk backend `choice`.
+    /// [`BackendChoice::Uring`] fails where io_uring cannot be set up.
+    pub fn open_with(
+        dir: &Path,
+        opts: LogOptions,
+        choice: BackendChoice,
+    ) -> Result<(Self, Replay), StoreError> {
+        prepare_dir(dir)?;
+        // After `prepare_dir`: the backend probes `O_DIRECT` in `dir`.
+        let (io, _) = io::open_backend(choice, dir).map_err(disk_err(dir))?;
+        Self::recover(dir, opts, io)
+    }
+
+    /// [`SegmentedLog::open`] on a backend the caller set up (tests, benchmarks).
+    pub fn open_with_io(
+        dir: &Path,
+        opts: LogOptions,
+        io: Box<dyn DiskIo>,
+    ) -> Result<(Self, Replay), StoreError> {
+        prepare_dir(dir)?;
+        Self::recover(dir, opts, io)
+    }
+
+    fn recover(
+        dir: &Path,
+        opts: LogOptions,
+        mut io: Box<dyn DiskIo>,
+    ) -> Result<(Self, Replay), StoreError> {
+        let (mut segments, mut replay, last) = recover_segments(dir)?;
         let (saved_snapshot, newer_file) = reconcile_snapshot(dir, &mut replay)?;
         if let Some(first) = segments.first() {
             let corrupt = |e| StoreError::Corrupt {
@@ -75,13 +132,18 @@ impl SegmentedLog {
             replay.finish().map_err(corrupt)?;
         }
         let file = match segments.last() {
-            Some(last) => open_append(&last.path)?,
+            Some(info) => io
+                .open(&info.path, OpenMode::Existing)
+                .map_err(disk_err(&info.path))?,
             None => {
-                let (file, path) = create_segment(dir, 0)?;
+                let (file, path) = create_segment(&mut *io, dir, 0)?;
                 segments.push(SegmentInfo::new(0, path));
                 file
             }
         };
+        let file_len = last.len;
+        let mut tail = io.buffer(WRITE_BUFFER_BYTES);
+        tail.fill_from(&last.partial_block);
         let head = Head {
             hard_state: replay.hard_state,
             snapshot: replay.snapshot.clone(),
@@ -96,9 +158,12 @@ impl SegmentedLog {
         let log = SegmentedLog {
             dir: dir.to_path_buf(),
             opts,
+            chosen: io.chosen(),
+            io,
             segments,
             file,
             file_len,
+            tail,
             buf,
             buf_max_entry: 0,
             written: head.clone(),
@@ -107,6 +172,11 @@ impl SegmentedLog {
             poisoned: false,
         };
         Ok((log, replay))
+    }
+
+    /// The disk backend this log writes through.
+    pub fn disk_io(&self) -> &Chosen {
+        &self.chosen
     }
 
     /// Paths of the segment files, oldest first.
@@ -175,15 +245,50 @@ impl SegmentedLog {
     /// Starts a new segment headed by the written hard state and snapshot, so
     /// that deleting older segments never loses the newest of either.
     fn roll(&mut self) -> Result<(), StoreError> {
+        // A closed segment must end at its last record: replay reads zeros
+        // there as lost data. Cut the block padding before the next segment
+        // exists, so a crash never leaves a padded segment that is not last.
+        if self.file_len % BLOCK as u64 != 0 {
+            self.io
+                .truncate(&self.file, self.file_len)
+                .map_err(disk_err(&self.last().path))?;
+        }
         let seq = self.last().seq + 1;
         let mut head = Vec::new();
         self.written.encode(&mut head)?;
-        let (file, path) = create_segment(&self.dir, seq)?;
+        let (file, path) = create_segment(&mut *self.io, &self.dir, seq)?;
         head.extend_from_slice(&self.buf);
         self.buf = head;
         self.segments.push(SegmentInfo::new(seq, path));
         self.file = file;
         self.file_len = 0;
+        self.tail.clear();
+        Ok(())
+    }
+
+    /// Writes `buf` after `file_len` and makes it durable: from the start of
+    /// the partial last block, whole blocks, the last zero-padded, with one
+    /// `fdatasync` linked to the last write. A batch larger than the write
+    /// buffer goes out in buffer-sized writes first.
+    fn write_out(&mut self) -> Result<(), DiskError> {
+        debug_assert_eq!(self.tail.len() as u64, self.file_len % BLOCK as u64);
+        let mut offset = self.file_len - self.tail.len() as u64;
+        let mut rest = &self.buf[..];
+        loop {
+            let taken = self.tail.fill_from(rest);
+            rest = &rest[taken..];
+            if rest.is_empty() {
+                break;
+            }
+            // The buffer is full, so it holds whole blocks.
+            self.io.write_at(&self.file, offset, &self.tail)?;
+            offset += self.tail.len() as u64;
+            self.tail.clear();
+        }
+        let len = self.tail.pad_to_block();
+        self.io.write_at_and_sync(&self.file, offset, &self.tail)?;
+        self.tail.truncate(len);
+        self.tail.consume_front(len - len % BLOCK);
         Ok(())
     }
 }
@@ -223,20 +328,16 @@ impl LogStore for SegmentedLog {
                 return Err(e);
             }
         }
-        if let Err(source) = self
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| self.file.sync_data())
-        {
+        if let Err(source) = self.write_out() {
             self.poisoned = true;
-            return Err(StoreError::Io {
-                op: "write and fsync",
+            return Err(StoreError::Disk {
                 path: self.last().path.clone(),
                 source,
             });
         }
         let written = self.buf.len();
         self.file_len += written as u64;
+        debug_assert_eq!(self.tail.len() as u64, self.file_len % BLOCK as u64);
         let max_entry = std::mem::take(&mut self.buf_max_entry);
         let last = self
             .segments
@@ -292,13 +393,22 @@ impl LogStore for SegmentedLog {
     }
 }
 
+/// Creates `dir` if needed and removes temp files a crash left in it.
+fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+    if files::remove_temp_files(dir)? {
+        files::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Replays every segment in order. Returns them, the replay (not yet
-/// finished) and the length of the last one after cutting its torn tail.
-fn recover_segments(dir: &Path) -> Result<(Vec<SegmentInfo>, Replay, u64), StoreError> {
+/// finished) and where the last one ends after cutting its torn tail.
+fn recover_segments(dir: &Path) -> Result<(Vec<SegmentInfo>, Replay, segment::End), StoreError> {
     let listed = SEGMENT.list(dir)?;
     let mut replay = Replay::default();
     let mut segments = Vec::with_capacity(listed.len() + 1);
-    let mut last_len = 0;
+    let mut last = segment::End::default();
     for (i, (seq, path)) in listed.iter().enumerate() {
         if i > 0 && *seq != listed[i - 1].0 + 1 {
             let missing = SEGMENT.path(dir, listed[i - 1].0 + 1);
@@ -309,10 +419,10 @@ fn recover_segments(dir: &Path) -> Result<(Vec<SegmentInfo>, Replay, u64), Store
             });
         }
         let recovered = segment::recover(*seq, path, i + 1 == listed.len(), &mut replay)?;
-        last_len = recovered.len;
+        last = recovered.end;
         segments.push(recovered.info);
     }
-    Ok((segments, replay, last_len))
+    Ok((segments, replay, last))
 }
 
 /// Compares the newest snapshot file with the log's marker. Returns the file's
@@ -355,20 +465,15 @@ fn reconcile_snapshot(
     Ok((saved, Some(meta)))
 }
 
-fn create_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), StoreError> {
+fn create_segment(
+    io: &mut dyn DiskIo,
+    dir: &Path,
+    seq: u64,
+) -> Result<(IoFile, PathBuf), StoreError> {
     let path = SEGMENT.path(dir, seq);
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io_err("create", &path))?;
+    let file = io
+        .open(&path, OpenMode::CreateNew)
+        .map_err(disk_err(&path))?;
     files::sync_dir(dir)?;
     Ok((file, path))
-}
-
-fn open_append(path: &Path) -> Result<File, StoreError> {
-    OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(io_err("open", path))
 }

@@ -287,7 +287,7 @@ fn handle_frame(tx: &Sender<Inbound>, peer: &PeerInfo, frame: Frame) -> Option<F
 /// One thread per peer: dial (with backoff), then write every queued message,
 /// all of a turn in one write.
 fn peer_writer(id: NodeId, peer: NodeId, addr: SocketAddr, key: ClusterKey, rx: Receiver<Vec<u8>>, stop: Arc<AtomicBool>) {
-    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(2));
+    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
     let local = Identity { node_id: id, role: Role::Node };
     let mut entropy = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ peer;
     'connect: while !stop.load(Ordering::Relaxed) {

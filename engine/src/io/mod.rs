@@ -1,0 +1,222 @@
+//! Disk IO backends under the log store, behind one trait ([`DiskIo`]):
+//!
+//! ```text
+//! log_store/          what to write: records, segments, recovery
+//! io/                 how it reaches the disk
+//!   uring.rs          optimized: io_uring, O_DIRECT, registered buffers,
+//!                     each write linked to its fdatasync in one submission
+//!   blocking.rs       fallback: pwrite + fdatasync, for hosts that block io_uring
+//! ```
+//!
+//! [`open_backend`] picks one when a log opens and says which in one log line.
+//! Both take the same block-aligned writes from an [`AlignedBuf`], so the log
+//! writes the same bytes whichever backend runs, and both are tested alike.
+
+mod aligned_buf;
+pub mod blocking;
+pub mod uring;
+
+pub use aligned_buf::AlignedBuf;
+pub use blocking::BlockingIo;
+pub use uring::{UringIo, UringOptions};
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Alignment and size unit of `O_DIRECT` writes: the page size, and at least
+/// the logical block size of any disk we expect.
+pub const BLOCK: usize = 4096;
+
+/// Size of a log's write buffer (and of a registered one): large enough for
+/// a big group commit in one write, small enough that many logs' worth fit in
+/// the default 8 MiB `RLIMIT_MEMLOCK`.
+pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
+
+/// What the log needs from a disk. Writes are positional and whole-buffer;
+/// a backend that opened the file with `O_DIRECT` needs `offset` and the
+/// buffer's length to be multiples of [`BLOCK`].
+pub trait DiskIo: Send {
+    /// What this backend is, for the log line and for tests.
+    fn chosen(&self) -> Chosen;
+
+    /// Opens a file for writing, with `O_DIRECT` when the backend uses it.
+    fn open(&mut self, path: &Path, mode: OpenMode) -> Result<IoFile, DiskError>;
+
+    /// A write buffer of at least `capacity` bytes, registered with the
+    /// kernel when the backend can (so writes from it skip pinning pages).
+    fn buffer(&mut self, capacity: usize) -> AlignedBuf;
+
+    /// Writes all of `buf` at `offset`. Not durable until a sync.
+    fn write_at(&mut self, file: &IoFile, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError>;
+
+    /// Writes all of `buf` at `offset`, then `fdatasync`s: durable on return.
+    /// io_uring submits both at once, the sync linked to the write.
+    fn write_at_and_sync(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        buf: &AlignedBuf,
+    ) -> Result<(), DiskError>;
+
+    /// `fdatasync`: makes earlier writes durable.
+    fn sync(&mut self, file: &IoFile) -> Result<(), DiskError>;
+
+    /// Sets the file's length and makes that durable (`ftruncate`, `fsync`).
+    fn truncate(&mut self, file: &IoFile, len: u64) -> Result<(), DiskError>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file; it must not exist.
+    CreateNew,
+    /// Open a file that exists.
+    Existing,
+}
+
+/// A file opened by a [`DiskIo`] backend.
+#[derive(Debug)]
+pub struct IoFile {
+    file: File,
+    direct: bool,
+}
+
+impl IoFile {
+    /// Whether the file was opened with `O_DIRECT` (writes must be block-aligned).
+    pub fn direct(&self) -> bool {
+        self.direct
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Rejects a write `O_DIRECT` would refuse with a bare `EINVAL`.
+    fn check_aligned(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
+        if self.direct && (offset % BLOCK as u64 != 0 || buf.len() % BLOCK != 0) {
+            return Err(DiskError::Unaligned {
+                offset,
+                len: buf.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("{op}: {source}")]
+    Os {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The disk took no more bytes (ENOSPC is reported as `Os`; this is a zero-length write).
+    #[error("short write: {written} of {len} bytes")]
+    ShortWrite { written: usize, len: usize },
+    #[error("write of {len} bytes at offset {offset} is not block-aligned, as O_DIRECT needs")]
+    Unaligned { offset: u64, len: usize },
+    #[error("io_uring unavailable: {0}")]
+    Unavailable(#[from] Unavailable),
+    /// Waiting on the ring failed with operations possibly still in flight:
+    /// nothing more is submitted on it.
+    #[error("the ring failed earlier; reopen to use it again")]
+    RingBroken,
+}
+
+/// Why io_uring cannot be used here.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error("{step} failed: {source}")]
+    Os {
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the kernel lacks the {0} operation")]
+    Opcode(&'static str),
+}
+
+/// Which backend a log should use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// io_uring where it can be set up, blocking otherwise.
+    #[default]
+    Auto,
+    /// io_uring or an error.
+    Uring,
+    Blocking,
+}
+
+/// The backend in use, as the log line reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Chosen {
+    /// `direct` is false when the filesystem refused `O_DIRECT` (tmpfs does).
+    Uring {
+        direct: bool,
+        registered_buffers: usize,
+    },
+    /// `unavailable` says why io_uring was not used (`None`: not asked for).
+    Blocking { unavailable: Option<String> },
+}
+
+impl fmt::Display for Chosen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Chosen::Uring {
+                direct: true,
+                registered_buffers,
+            } => write!(f, "io_uring (O_DIRECT, {registered_buffers} registered buffers)"),
+            Chosen::Uring {
+                direct: false,
+                registered_buffers,
+            } => write!(
+                f,
+                "io_uring (buffered: the filesystem refused O_DIRECT, {registered_buffers} registered buffers)"
+            ),
+            Chosen::Blocking { unavailable: None } => {
+                write!(f, "blocking pwrite+fdatasync (requested)")
+            }
+            Chosen::Blocking {
+                unavailable: Some(why),
+            } => write!(f, "blocking pwrite+fdatasync (io_uring unavailable: {why})"),
+        }
+    }
+}
+
+/// Sets up the backend `pref` asks for, for files in `dir` (which must exist:
+/// whether `O_DIRECT` works depends on its filesystem). `Auto` falls back to
+/// blocking IO where io_uring cannot be set up; `Uring` returns why instead.
+/// Logs one line saying which backend runs (repeats go to debug).
+pub fn open_backend(
+    pref: BackendChoice,
+    dir: &Path,
+) -> Result<(Box<dyn DiskIo>, Chosen), DiskError> {
+    let io: Box<dyn DiskIo> = match pref {
+        BackendChoice::Blocking => Box::new(BlockingIo::new(None)),
+        BackendChoice::Uring => Box::new(UringIo::open(dir, UringOptions::default())?),
+        BackendChoice::Auto => match UringIo::open(dir, UringOptions::default()) {
+            Ok(uring) => Box::new(uring),
+            Err(e) => Box::new(BlockingIo::new(Some(e.to_string()))),
+        },
+    };
+    let chosen = io.chosen();
+    log_choice(&chosen);
+    Ok((io, chosen))
+}
+
+/// Logs the chosen backend at info once per distinct choice in a row: every
+/// log opens a backend, and a node opens several.
+fn log_choice(chosen: &Chosen) {
+    static LAST: Mutex<Option<String>> = Mutex::new(None);
+    let line = chosen.to_string();
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if last.as_deref() == Some(line.as_str()) {
+        tracing::debug!("disk io: {line}");
+    } else {
+        tracing::info!("disk io: {line}");
+        *last = Some(line);
+    }
+}
