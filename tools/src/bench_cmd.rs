@@ -67,7 +67,7 @@ impl Drop for Running {
 }
 
 fn start(nodes: u64) -> Result<(Running, Client), String> {
-    let up = UpArgs { nodes, dir: None, ministries: 1, ministry_size: 3, voters: None, wait: 60 };
+    let up = UpArgs { nodes, dir: None, ministries: 1, ministry_size: 3, voters: None, wait: 60, shell: false };
     let c = Running(cluster_cmd::up(&up)?);
     let key = govfs_net::ClusterKey::from_file(&c.0.key_file).map_err(|e| e.to_string())?;
     let addrs = c.0.cluster.split(',').map(|a| a.parse().map_err(|e| format!("{a}: {e}"))).collect::<Result<_, _>>()?;

@@ -52,6 +52,9 @@ pub struct UpArgs {
     /// Seconds to wait for the cluster to serve.
     #[arg(long, default_value_t = 60)]
     pub wait: u64,
+    /// Print `export VAR=value` lines, for `eval "$(govfs cluster up --shell)"`.
+    #[arg(long)]
+    pub shell: bool,
 }
 
 #[derive(Args, Debug)]
@@ -80,9 +83,10 @@ pub struct KillArgs {
 pub fn run(cmd: ClusterCmd) -> i32 {
     let result = match cmd {
         ClusterCmd::Up(a) => up(&a).map(|c| {
-            println!("GOVFS_CLUSTER={}", c.cluster);
-            println!("GOVFS_KEY_FILE={}", c.key_file.display());
-            println!("GOVFS_DIR={}", c.dir.display());
+            let p = if a.shell { "export " } else { "" };
+            println!("{p}GOVFS_CLUSTER={}", c.cluster);
+            println!("{p}GOVFS_KEY_FILE={}", c.key_file.display());
+            println!("{p}GOVFS_DIR={}", c.dir.display());
         }),
         ClusterCmd::Down(a) => down(&a.dir),
         ClusterCmd::StartNode(n) => start_node(&n.dir, n.node).map(|_| ()),

@@ -37,7 +37,7 @@ pub fn run(a: DemoArgs) -> i32 {
 
 fn demo(a: &DemoArgs) -> Result<(), String> {
     let t = Instant::now();
-    let up = UpArgs { nodes: a.nodes.max(3), dir: None, ministries: 1, ministry_size: 3, voters: None, wait: 60 };
+    let up = UpArgs { nodes: a.nodes.max(3), dir: None, ministries: 1, ministry_size: 3, voters: None, wait: 60, shell: false };
     let cluster = cluster_cmd::up(&up)?;
     println!("cluster of {} nodes up in {:.2}s under {}", up.nodes, t.elapsed().as_secs_f64(), cluster.dir.display());
     let result = (|| {
