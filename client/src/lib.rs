@@ -24,7 +24,12 @@ pub enum ClientError {
     #[error("no node of the cluster answered")]
     NoNode,
     #[error("ministry {ministry}: no answer within {waited:?} (request {client}/{seq} may still apply once)")]
-    Timeout { ministry: GroupId, waited: Duration, client: u64, seq: u64 },
+    Timeout {
+        ministry: GroupId,
+        waited: Duration,
+        client: u64,
+        seq: u64,
+    },
     #[error("cannot draw a client id: {0}")]
     Random(String),
 }
@@ -45,7 +50,11 @@ pub struct Client {
 
 impl Client {
     /// `addrs`: some or all nodes of the cluster. Learns every node's id.
-    pub fn connect(addrs: Vec<SocketAddr>, key: ClusterKey, timeout: Duration) -> Result<Client, ClientError> {
+    pub fn connect(
+        addrs: Vec<SocketAddr>,
+        key: ClusterKey,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         let mut id = [0u8; 8];
         getrandom::fill(&mut id).map_err(|e| ClientError::Random(e.to_string()))?;
         let mut c = Client {
@@ -84,7 +93,10 @@ impl Client {
         self.next_request += 1;
         let result = (|| {
             if !self.conns.contains_key(&addr) {
-                let local = Identity { node_id: self.id, role: Role::Client };
+                let local = Identity {
+                    node_id: self.id,
+                    role: Role::Client,
+                };
                 let conn = TcpConn::connect(addr, &self.key, local, self.timeout)?;
                 self.conns.insert(addr, conn);
             }
@@ -102,7 +114,10 @@ impl Client {
             self.conns.remove(&addr);
             ClientError::Net { addr, source }
         })?;
-        decode_exact::<ServerMsg>(&frame.body).map_err(|e| ClientError::BadAnswer { addr, reason: e.to_string() })
+        decode_exact::<ServerMsg>(&frame.body).map_err(|e| ClientError::BadAnswer {
+            addr,
+            reason: e.to_string(),
+        })
     }
 
     pub fn status(&mut self, addr: SocketAddr) -> Result<NodeStatus, ClientError> {
@@ -114,7 +129,11 @@ impl Client {
 
     /// Status of every known address, in order, with errors for the unreachable.
     pub fn status_all(&mut self) -> Vec<(SocketAddr, Result<NodeStatus, ClientError>)> {
-        self.addrs.clone().into_iter().map(|a| (a, self.status(a))).collect()
+        self.addrs
+            .clone()
+            .into_iter()
+            .map(|a| (a, self.status(a)))
+            .collect()
     }
 
     /// The cluster map from the first node that answers.
@@ -133,15 +152,27 @@ impl Client {
     /// Apply `command` in `ministry` exactly once; returns where it took
     /// effect and the answer. Retries (with the same request id) on other
     /// members until `deadline` passes.
-    pub fn submit(&mut self, ministry: GroupId, command: Vec<u8>, deadline: Duration) -> Result<(Index, Vec<u8>), ClientError> {
+    pub fn submit(
+        &mut self,
+        ministry: GroupId,
+        command: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<(Index, Vec<u8>), ClientError> {
         self.seq += 1;
-        let req = ClientRequest { ministry, client: self.id, seq: self.seq, command };
+        let req = ClientRequest {
+            ministry,
+            client: self.id,
+            seq: self.seq,
+            command,
+        };
         let start = Instant::now();
         let mut target = self.minister_addr(ministry);
         let mut attempt = 0u64;
         while start.elapsed() < deadline {
             attempt += 1;
-            let addr = target.take().unwrap_or_else(|| self.addrs[(attempt as usize) % self.addrs.len()]);
+            let addr = target
+                .take()
+                .unwrap_or_else(|| self.addrs[(attempt as usize) % self.addrs.len()]);
             match self.call(addr, &ClientMsg::Request(req.clone())) {
                 Ok(ServerMsg::Reply(ClientReply::Done { index, output, .. })) => {
                     self.last_answer = Some(addr);
@@ -149,7 +180,11 @@ impl Client {
                 }
                 Ok(ServerMsg::Reply(ClientReply::NotLeader { hint, members, .. })) => {
                     target = hint
-                        .or_else(|| members.get(attempt as usize % members.len().max(1)).copied())
+                        .or_else(|| {
+                            members
+                                .get(attempt as usize % members.len().max(1))
+                                .copied()
+                        })
                         .and_then(|n| self.nodes.get(&n).copied());
                     if hint.is_none() {
                         std::thread::sleep(Duration::from_millis(20));
@@ -158,7 +193,12 @@ impl Client {
                 Ok(_) | Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
-        Err(ClientError::Timeout { ministry, waited: deadline, client: req.client, seq: req.seq })
+        Err(ClientError::Timeout {
+            ministry,
+            waited: deadline,
+            client: req.client,
+            seq: req.seq,
+        })
     }
 
     /// The node that answered the last successful [`Client::submit`].
@@ -181,6 +221,9 @@ impl Client {
 fn unexpected(addr: SocketAddr, msg: ServerMsg) -> ClientError {
     match msg {
         ServerMsg::Error(message) => ClientError::Refused { addr, message },
-        other => ClientError::BadAnswer { addr, reason: format!("unexpected answer {other:?}") },
+        other => ClientError::BadAnswer {
+            addr,
+            reason: format!("unexpected answer {other:?}"),
+        },
     }
 }

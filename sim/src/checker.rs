@@ -213,7 +213,14 @@ impl Checker {
                             .map_err(|_| format!("undecodable proposal at {}", e.index))?;
                         let op: KvOp = postcard::from_bytes(&p.command)
                             .map_err(|_| format!("undecodable command at {}", e.index))?;
-                        model.kv.apply(e.index, &KvCommand { client: p.client, seq: p.seq, op })
+                        model.kv.apply(
+                            e.index,
+                            &KvCommand {
+                                client: p.client,
+                                seq: p.seq,
+                                op,
+                            },
+                        )
                     }
                     _ => None,
                 };

@@ -50,7 +50,10 @@ impl Image {
                 };
             }
             Op::Leave { hs } => {
-                *self = Image { hs: *hs, ..Default::default() };
+                *self = Image {
+                    hs: *hs,
+                    ..Default::default()
+                };
             }
         }
     }

@@ -74,5 +74,7 @@ pub use govfs_core::node::kv::{KvApp, KvOp};
 
 /// Decode a node's answer into the model's terms.
 pub fn decode_result(index: Index, output: &[u8]) -> Option<KvResult> {
-    decode_exact::<Vec<u64>>(output).ok().map(|values| KvResult { index, values })
+    decode_exact::<Vec<u64>>(output)
+        .ok()
+        .map(|values| KvResult { index, values })
 }

@@ -22,7 +22,14 @@ pub struct SimNode {
 impl SimNode {
     pub fn new(cfg: NodeConfig, now: Micros) -> Self {
         let core = NodeCore::new(cfg.clone(), now);
-        SimNode { cfg, alive: true, incarnation: 0, core, pres_disk: SimDisk::default(), shard_disk: SimDisk::default() }
+        SimNode {
+            cfg,
+            alive: true,
+            incarnation: 0,
+            core,
+            pres_disk: SimDisk::default(),
+            shard_disk: SimDisk::default(),
+        }
     }
 
     pub fn id(&self) -> NodeId {
@@ -56,7 +63,11 @@ impl SimNode {
         if let Some(g) = shard.group {
             observe_recovered(out, id, g, &shard);
         }
-        let rec = |img: Image| Recovered { hs: img.hs, snapshot: img.snapshot, entries: img.entries };
+        let rec = |img: Image| Recovered {
+            hs: img.hs,
+            snapshot: img.snapshot,
+            entries: img.entries,
+        };
         self.core = NodeCore::recover(self.cfg.clone(), rec(pres), shard.group, rec(shard), now)
             .expect("a node's own snapshots decode");
     }
@@ -112,9 +123,21 @@ impl SimNode {
 
 fn observe_recovered(out: &mut Output, node: NodeId, group: u64, img: &Image) {
     use govfs_core::node::Observation;
-    let (index, term) = img.snapshot.as_ref().map_or((0, 0), |s| (s.meta.index, s.meta.term));
-    out.observed.push(Observation::LogReset { node, group, index, term });
+    let (index, term) = img
+        .snapshot
+        .as_ref()
+        .map_or((0, 0), |s| (s.meta.index, s.meta.term));
+    out.observed.push(Observation::LogReset {
+        node,
+        group,
+        index,
+        term,
+    });
     if !img.entries.is_empty() {
-        out.observed.push(Observation::Persisted { node, group, entries: img.entries.clone() });
+        out.observed.push(Observation::Persisted {
+            node,
+            group,
+            entries: img.entries.clone(),
+        });
     }
 }

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use govfs_core::president::DriverConfig;
 use govfs_core::raft::{GroupId, InjectedFaults, Micros, NodeId, PRESIDENT_GROUP};
 
-use govfs_core::node::{ClientReply, ClientRequest, Disk, NodeConfig, NodeMsg, NodeTiming, Observation, Output};
+use govfs_core::node::{
+    ClientReply, ClientRequest, Disk, NodeConfig, NodeMsg, NodeTiming, Observation, Output,
+};
 
 use crate::checker::{Checker, Violation};
 use crate::kv::{decode_result, KvCommand, KvOp};
@@ -478,7 +480,15 @@ impl World {
         let inc = self.nodes[&node].incarnation;
         for (disk, seq, _) in fx.persist {
             let at = self.now + self.rng.range(300, 3_000);
-            self.schedule(at, Ev::Sync { node, incarnation: inc, disk, seq });
+            self.schedule(
+                at,
+                Ev::Sync {
+                    node,
+                    incarnation: inc,
+                    disk,
+                    seq,
+                },
+            );
         }
         for (to, msg) in fx.send {
             self.send(Addr::Node(node), Addr::Node(to), NetMsg::Node(msg));
@@ -738,7 +748,11 @@ impl World {
             sent_at: now,
         });
         let (target, ministry) = (c.target, c.ministry);
-        self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request(request(ministry, &cmd)));
+        self.send(
+            Addr::Client(id),
+            Addr::Node(target),
+            NetMsg::Request(request(ministry, &cmd)),
+        );
     }
 
     fn client_receive(&mut self, id: u64, from: Addr, msg: NetMsg) -> Result<(), Violation> {
@@ -758,7 +772,8 @@ impl World {
         };
         match reply {
             ClientReply::Done { index, output, .. } => {
-                let result = decode_result(index, &output).ok_or_else(|| format!("client {id}: undecodable answer"))?;
+                let result = decode_result(index, &output)
+                    .ok_or_else(|| format!("client {id}: undecodable answer"))?;
                 let (ministry, cmd, floor) = (self.clients[idx].ministry, o.cmd.clone(), o.floor);
                 self.note(13, id, result.index, || {
                     format!("client {id} seq {seq} done at index {}", result.index)
@@ -785,7 +800,11 @@ impl World {
                 }
                 let (ministry, cmd) = (c.ministry, c.outstanding.as_ref().map(|o| o.cmd.clone()));
                 if let Some(cmd) = cmd {
-                    self.send(Addr::Client(id), Addr::Node(target), NetMsg::Request(request(ministry, &cmd)));
+                    self.send(
+                        Addr::Client(id),
+                        Addr::Node(target),
+                        NetMsg::Request(request(ministry, &cmd)),
+                    );
                     if let Some(o) = self.clients[idx].outstanding.as_mut() {
                         o.sent_at = self.now;
                     }
@@ -798,7 +817,12 @@ impl World {
 
 fn request(ministry: GroupId, cmd: &KvCommand) -> ClientRequest {
     let command = postcard::to_stdvec(&cmd.op).expect("ops encode");
-    ClientRequest { ministry, client: cmd.client, seq: cmd.seq, command }
+    ClientRequest {
+        ministry,
+        client: cmd.client,
+        seq: cmd.seq,
+        command,
+    }
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
@@ -837,17 +861,32 @@ fn describe(msg: &NetMsg) -> String {
     match msg {
         NetMsg::Node(NodeMsg::Raft(m)) => {
             let body = match &m.body {
-                B::Append { prev_index, prev_term, entries, commit } => {
-                    format!("Append prev=({prev_index},{prev_term}) n={} commit={commit}", entries.len())
+                B::Append {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit,
+                } => {
+                    format!(
+                        "Append prev=({prev_index},{prev_term}) n={} commit={commit}",
+                        entries.len()
+                    )
                 }
-                B::InstallSnapshot { snapshot } => format!("InstallSnapshot up to {}", snapshot.meta.index),
+                B::InstallSnapshot { snapshot } => {
+                    format!("InstallSnapshot up to {}", snapshot.meta.index)
+                }
                 other => format!("{other:?}"),
             };
             format!("raft g{} t{} {body}", m.group, m.term)
         }
         NetMsg::Node(NodeMsg::Poll(a)) => format!("poll answer {a:?}"),
         NetMsg::Node(NodeMsg::Report(r)) => {
-            format!("report {:?}", r.ministry.as_ref().map(|m| (m.group, m.term, m.leader, m.commit)))
+            format!(
+                "report {:?}",
+                r.ministry
+                    .as_ref()
+                    .map(|m| (m.group, m.term, m.leader, m.commit))
+            )
         }
         NetMsg::Request(r) => format!("request m{} client {} seq {}", r.ministry, r.client, r.seq),
         NetMsg::Reply(r) => format!("reply {r:?}"),

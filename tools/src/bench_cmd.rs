@@ -67,16 +67,32 @@ impl Drop for Running {
 }
 
 fn start(nodes: u64) -> Result<(Running, Client), String> {
-    let up = UpArgs { nodes, dir: None, ministries: 1, ministry_size: 3, voters: None, wait: 60, shell: false };
+    let up = UpArgs {
+        nodes,
+        dir: None,
+        ministries: 1,
+        ministry_size: 3,
+        voters: None,
+        wait: 60,
+        shell: false,
+    };
     let c = Running(cluster_cmd::up(&up)?);
     let key = govfs_net::ClusterKey::from_file(&c.0.key_file).map_err(|e| e.to_string())?;
-    let addrs = c.0.cluster.split(',').map(|a| a.parse().map_err(|e| format!("{a}: {e}"))).collect::<Result<_, _>>()?;
+    let addrs =
+        c.0.cluster
+            .split(',')
+            .map(|a| a.parse().map_err(|e| format!("{a}: {e}")))
+            .collect::<Result<_, _>>()?;
     let client = Client::connect(addrs, key, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     Ok((c, client))
 }
 
 fn append(value: u64) -> Vec<u8> {
-    postcard::to_stdvec(&KvOp::Append { key: (value % 16) as u8, value }).expect("ops encode")
+    postcard::to_stdvec(&KvOp::Append {
+        key: (value % 16) as u8,
+        value,
+    })
+    .expect("ops encode")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -98,14 +114,17 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
         while !s.load(Ordering::Relaxed) {
             v += 1;
             if writer.submit(1, append(v), Duration::from_secs(30)).is_ok() {
-                log.lock().expect("lock").push((Instant::now(), writer.last_answer_from()));
+                log.lock()
+                    .expect("lock")
+                    .push((Instant::now(), writer.last_answer_from()));
             }
         }
     });
     let mut times = Vec::new();
     for i in 0..a.kills {
         std::thread::sleep(Duration::from_millis(500));
-        let minister = wait_minister(&mut probe, Duration::from_secs(20)).ok_or("no serving minister within 20 s")?;
+        let minister = wait_minister(&mut probe, Duration::from_secs(20))
+            .ok_or("no serving minister within 20 s")?;
         let killed_addr = probe.node_addr(minister);
         let killed_at = Instant::now();
         cluster_cmd::kill_node(&cluster.0.dir, minister, "KILL")?;
@@ -113,17 +132,25 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
         let first = loop {
             // The dead minister's last answers may still arrive: count the successor's only.
             let log = commits.lock().expect("lock");
-            if let Some((t, _)) = log.iter().find(|(t, from)| *t > killed_at && *from != killed_addr) {
+            if let Some((t, _)) = log
+                .iter()
+                .find(|(t, from)| *t > killed_at && *from != killed_addr)
+            {
                 break *t;
             }
             drop(log);
             if Instant::now() > deadline {
-                return Err(format!("kill {i}: no write committed within 30 s of killing node {minister}"));
+                return Err(format!(
+                    "kill {i}: no write committed within 30 s of killing node {minister}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         };
         let ms = (first - killed_at).as_secs_f64() * 1000.0;
-        eprintln!("kill {:>2}: minister {minister} -> first write by its successor after {ms:.0} ms", i + 1);
+        eprintln!(
+            "kill {:>2}: minister {minister} -> first write by its successor after {ms:.0} ms",
+            i + 1
+        );
         times.push(ms);
         cluster_cmd::start_node(&cluster.0.dir, minister)?;
     }
@@ -144,7 +171,11 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
 
 fn probe_client(c: &Running) -> Result<Client, String> {
     let key = govfs_net::ClusterKey::from_file(&c.0.key_file).map_err(|e| e.to_string())?;
-    let addrs = c.0.cluster.split(',').map(|a| a.parse().map_err(|e| format!("{a}: {e}"))).collect::<Result<_, _>>()?;
+    let addrs =
+        c.0.cluster
+            .split(',')
+            .map(|a| a.parse().map_err(|e| format!("{a}: {e}")))
+            .collect::<Result<_, _>>()?;
     Client::connect(addrs, key, Duration::from_millis(500)).map_err(|e| e.to_string())
 }
 
@@ -167,7 +198,11 @@ fn minister_of(client: &mut Client) -> Option<u64> {
         .status_all()
         .into_iter()
         .filter_map(|(_, r)| r.ok())
-        .find(|s| s.serving && s.shard.is_some_and(|m| m.group == 1 && m.role == Role::Leader))
+        .find(|s| {
+            s.serving
+                && s.shard
+                    .is_some_and(|m| m.group == 1 && m.role == Role::Leader)
+        })
         .map(|s| s.id)
 }
 
@@ -207,6 +242,9 @@ fn commit(a: &CommitArgs) -> Result<(), String> {
     }
     drop(cluster);
     println!("| clients | in-process durable (entries/s) | 3-node cluster on loopback (writes/s) | ratio |\n|---:|---:|---:|---:|");
-    println!("| {clients} | {inproc_rate:.0} | {cluster_rate:.0} | {:.3} |", cluster_rate / inproc_rate);
+    println!(
+        "| {clients} | {inproc_rate:.0} | {cluster_rate:.0} | {:.3} |",
+        cluster_rate / inproc_rate
+    );
     Ok(())
 }

@@ -121,7 +121,11 @@ pub fn up(a: &UpArgs) -> Result<LocalCluster, String> {
             fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
             d.clone()
         }
-        None => tempfile::Builder::new().prefix("govfs-").tempdir().map_err(|e| e.to_string())?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("govfs-")
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep(),
     };
     let key = ClusterKey::generate().map_err(|e| e.to_string())?;
     let key_file = dir.join("cluster.key");
@@ -130,7 +134,10 @@ pub fn up(a: &UpArgs) -> Result<LocalCluster, String> {
     let voters = a.voters.unwrap_or(a.nodes.min(3)).clamp(1, a.nodes);
     let mut peers = std::collections::BTreeMap::new();
     for id in 1..=a.nodes {
-        peers.insert(id.to_string(), SocketAddr::from(([127, 0, 0, 1], free_port()?)));
+        peers.insert(
+            id.to_string(),
+            SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        );
     }
     for id in 1..=a.nodes {
         let node_dir = dir.join(format!("n{id}"));
@@ -156,11 +163,23 @@ pub fn up(a: &UpArgs) -> Result<LocalCluster, String> {
         start_node(&dir, id)?;
     }
     let addrs: Vec<SocketAddr> = peers.values().copied().collect();
-    let cluster = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
-    let env = format!("GOVFS_CLUSTER={cluster}\nGOVFS_KEY_FILE={}\nGOVFS_DIR={}\n", key_file.display(), dir.display());
+    let cluster = addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let env = format!(
+        "GOVFS_CLUSTER={cluster}\nGOVFS_KEY_FILE={}\nGOVFS_DIR={}\n",
+        key_file.display(),
+        dir.display()
+    );
     fs::write(dir.join("cluster.env"), env).map_err(|e| e.to_string())?;
     wait_serving(&addrs, &key, a.ministries, Duration::from_secs(a.wait))?;
-    Ok(LocalCluster { dir, cluster, key_file })
+    Ok(LocalCluster {
+        dir,
+        cluster,
+        key_file,
+    })
 }
 
 #[cfg(unix)]
@@ -187,7 +206,10 @@ pub fn start_node(dir: &Path, id: u64) -> Result<u32, String> {
         .arg("node")
         .arg("--config")
         .arg(&config)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -201,7 +223,11 @@ pub fn start_node(dir: &Path, id: u64) -> Result<u32, String> {
 }
 
 fn read_pid(dir: &Path, id: u64) -> Option<i32> {
-    fs::read_to_string(dir.join(format!("n{id}/pid"))).ok()?.trim().parse().ok()
+    fs::read_to_string(dir.join(format!("n{id}/pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn alive(pid: i32) -> bool {
@@ -215,7 +241,8 @@ pub fn kill_node(dir: &Path, id: u64, signal: &str) -> Result<(), String> {
         "TERM" => libc::SIGTERM,
         other => return Err(format!("unknown signal {other:?}: use KILL or TERM")),
     };
-    let pid = read_pid(dir, id).ok_or_else(|| format!("node {id} has no pid file in {}", dir.display()))?;
+    let pid = read_pid(dir, id)
+        .ok_or_else(|| format!("node {id} has no pid file in {}", dir.display()))?;
     // SAFETY: sending a signal to a pid we started; no memory is involved.
     if unsafe { libc::kill(pid, sig) } != 0 {
         return Err(format!("node {id} (pid {pid}) is not running"));
@@ -240,7 +267,11 @@ pub fn down(dir: &Path) -> Result<(), String> {
     let mut ids = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let name = entry.map_err(|e| e.to_string())?.file_name();
-        if let Some(id) = name.to_str().and_then(|n| n.strip_prefix('n')).and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix('n'))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             ids.push(id);
         }
     }
@@ -252,7 +283,9 @@ pub fn down(dir: &Path) -> Result<(), String> {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     for &id in &ids {
-        let Some(pid) = read_pid(dir, id) else { continue };
+        let Some(pid) = read_pid(dir, id) else {
+            continue;
+        };
         while alive(pid) && Instant::now() < deadline {
             reap(pid);
             std::thread::sleep(Duration::from_millis(10));
@@ -268,15 +301,26 @@ pub fn down(dir: &Path) -> Result<(), String> {
 }
 
 /// Wait until a president leads and every ministry has a serving minister.
-pub fn wait_serving(addrs: &[SocketAddr], key: &ClusterKey, ministries: usize, wait: Duration) -> Result<(), String> {
+pub fn wait_serving(
+    addrs: &[SocketAddr],
+    key: &ClusterKey,
+    ministries: usize,
+    wait: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + wait;
     let mut last = String::from("no node answered");
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        let Ok(mut client) = Client::connect(addrs.to_vec(), key.clone(), Duration::from_millis(500)) else {
+        let Ok(mut client) =
+            Client::connect(addrs.to_vec(), key.clone(), Duration::from_millis(500))
+        else {
             continue;
         };
-        let statuses: Vec<_> = client.status_all().into_iter().filter_map(|(_, r)| r.ok()).collect();
+        let statuses: Vec<_> = client
+            .status_all()
+            .into_iter()
+            .filter_map(|(_, r)| r.ok())
+            .collect();
         let president = statuses.iter().any(|s| s.president.role == Role::Leader);
         let leading: std::collections::BTreeSet<u64> = statuses
             .iter()
@@ -286,7 +330,10 @@ pub fn wait_serving(addrs: &[SocketAddr], key: &ClusterKey, ministries: usize, w
         if president && leading.len() >= ministries {
             return Ok(());
         }
-        last = format!("president elected: {president}; ministries with a serving minister: {}/{ministries}", leading.len());
+        last = format!(
+            "president elected: {president}; ministries with a serving minister: {}/{ministries}",
+            leading.len()
+        );
     }
     Err(format!("the cluster did not come up in {wait:?}: {last}"))
 }

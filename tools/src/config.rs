@@ -38,9 +38,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -106,36 +112,63 @@ impl Default for TimingFile {
 
 impl NodeFile {
     pub fn load(path: &Path) -> Result<NodeFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     pub fn settings(&self, path: &Path) -> Result<NodeSettings, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
         let key = match (&self.cluster_key, &self.cluster_key_file) {
-            (Some(hex), None) => ClusterKey::from_hex(hex).map_err(|e| invalid(format!("cluster_key: {e}")))?,
-            (None, Some(file)) => {
-                ClusterKey::from_file(file).map_err(|e| invalid(format!("cluster_key_file {}: {e}", file.display())))?
+            (Some(hex), None) => {
+                ClusterKey::from_hex(hex).map_err(|e| invalid(format!("cluster_key: {e}")))?
             }
-            _ => return Err(invalid("set exactly one of cluster_key and cluster_key_file".into())),
+            (None, Some(file)) => ClusterKey::from_file(file)
+                .map_err(|e| invalid(format!("cluster_key_file {}: {e}", file.display())))?,
+            _ => {
+                return Err(invalid(
+                    "set exactly one of cluster_key and cluster_key_file".into(),
+                ))
+            }
         };
         let mut peers = BTreeMap::new();
         for (id, addr) in &self.peers {
-            let id: NodeId = id.parse().map_err(|_| invalid(format!("peer id {id:?} is not a number")))?;
+            let id: NodeId = id
+                .parse()
+                .map_err(|_| invalid(format!("peer id {id:?} is not a number")))?;
             peers.insert(id, *addr);
         }
         if peers.get(&self.id) != Some(&self.listen) {
-            return Err(invalid(format!("[peers] must list this node ({}) at its listen address", self.id)));
+            return Err(invalid(format!(
+                "[peers] must list this node ({}) at its listen address",
+                self.id
+            )));
         }
         if self.voters.is_empty() || self.voters.iter().any(|v| !peers.contains_key(v)) {
-            return Err(invalid("voters must be non-empty and listed in [peers]".into()));
+            return Err(invalid(
+                "voters must be non-empty and listed in [peers]".into(),
+            ));
         }
         let t = &self.timing;
         if t.tick_ms == 0 || t.heartbeat_ms == 0 || t.election_timeout_ms <= t.heartbeat_ms {
-            return Err(invalid("timing: need tick > 0, heartbeat > 0 and election timeout > heartbeat".into()));
+            return Err(invalid(
+                "timing: need tick > 0, heartbeat > 0 and election timeout > heartbeat".into(),
+            ));
         }
         let ms = |v: u64| v * 1000;
-        let learners: Vec<NodeId> = peers.keys().copied().filter(|p| !self.voters.contains(p)).collect();
+        let learners: Vec<NodeId> = peers
+            .keys()
+            .copied()
+            .filter(|p| !self.voters.contains(p))
+            .collect();
         let config = NodeConfig {
             id: self.id,
             voters: self.voters.clone(),

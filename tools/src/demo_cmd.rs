@@ -37,20 +37,39 @@ pub fn run(a: DemoArgs) -> i32 {
 
 fn demo(a: &DemoArgs) -> Result<(), String> {
     let t = Instant::now();
-    let up = UpArgs { nodes: a.nodes.max(3), dir: None, ministries: 1, ministry_size: 3, voters: None, wait: 60, shell: false };
+    let up = UpArgs {
+        nodes: a.nodes.max(3),
+        dir: None,
+        ministries: 1,
+        ministry_size: 3,
+        voters: None,
+        wait: 60,
+        shell: false,
+    };
     let cluster = cluster_cmd::up(&up)?;
-    println!("cluster of {} nodes up in {:.2}s under {}", up.nodes, t.elapsed().as_secs_f64(), cluster.dir.display());
+    println!(
+        "cluster of {} nodes up in {:.2}s under {}",
+        up.nodes,
+        t.elapsed().as_secs_f64(),
+        cluster.dir.display()
+    );
     let result = (|| {
         let key = govfs_net::ClusterKey::from_file(&cluster.key_file).map_err(|e| e.to_string())?;
-        let addrs: Vec<std::net::SocketAddr> =
-            cluster.cluster.split(',').map(|s| s.parse().map_err(|e| format!("{s}: {e}"))).collect::<Result<_, _>>()?;
-        let mut client = Client::connect(addrs, key, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        let addrs: Vec<std::net::SocketAddr> = cluster
+            .cluster
+            .split(',')
+            .map(|s| s.parse().map_err(|e| format!("{s}: {e}")))
+            .collect::<Result<_, _>>()?;
+        let mut client =
+            Client::connect(addrs, key, Duration::from_secs(2)).map_err(|e| e.to_string())?;
         print!("{}", crate::status_cmd::table(&client.status_all()));
 
         let mut acked = Vec::new();
         let write = |client: &mut Client, v: u64, acked: &mut Vec<u64>| -> Result<(), String> {
             let cmd = postcard::to_stdvec(&KvOp::Append { key: 1, value: v }).expect("ops encode");
-            client.submit(1, cmd, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+            client
+                .submit(1, cmd, Duration::from_secs(20))
+                .map_err(|e| e.to_string())?;
             acked.push(v);
             Ok(())
         };
@@ -59,19 +78,29 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
             write(&mut client, v, &mut acked)?;
         }
         let secs = t.elapsed().as_secs_f64();
-        println!("{} writes through ministry 1 in {secs:.2}s ({:.0}/s, one at a time)", a.writes, a.writes as f64 / secs);
+        println!(
+            "{} writes through ministry 1 in {secs:.2}s ({:.0}/s, one at a time)",
+            a.writes,
+            a.writes as f64 / secs
+        );
 
         let minister = client
             .status_all()
             .into_iter()
             .filter_map(|(_, r)| r.ok())
-            .find(|s| s.shard.is_some_and(|m| m.group == 1 && m.role == Role::Leader))
+            .find(|s| {
+                s.shard
+                    .is_some_and(|m| m.group == 1 && m.role == Role::Leader)
+            })
             .map(|s| s.id)
             .ok_or("no minister")?;
         let killed = Instant::now();
         cluster_cmd::kill_node(&cluster.dir, minister, "KILL")?;
         write(&mut client, a.writes + 1, &mut acked)?;
-        println!("SIGKILLed minister {minister}; the next write committed {:.0} ms later", killed.elapsed().as_secs_f64() * 1000.0);
+        println!(
+            "SIGKILLed minister {minister}; the next write committed {:.0} ms later",
+            killed.elapsed().as_secs_f64() * 1000.0
+        );
         for v in a.writes + 2..=2 * a.writes {
             write(&mut client, v, &mut acked)?;
         }
@@ -79,19 +108,31 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
         std::thread::sleep(Duration::from_secs(1));
 
         let read = postcard::to_stdvec(&KvOp::Read { key: 1 }).expect("ops encode");
-        let (index, out) = client.submit(1, read, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+        let (index, out) = client
+            .submit(1, read, Duration::from_secs(20))
+            .map_err(|e| e.to_string())?;
         let values = decode_values(&out).map_err(|e| e.to_string())?;
         let set: BTreeSet<u64> = values.iter().copied().collect();
         let lost = acked.iter().filter(|v| !set.contains(v)).count();
         if lost > 0 || set.len() != values.len() {
-            return Err(format!("{lost} acknowledged writes lost, {} applied twice", values.len() - set.len()));
+            return Err(format!(
+                "{lost} acknowledged writes lost, {} applied twice",
+                values.len() - set.len()
+            ));
         }
-        println!("read back at log index {index}: all {} acknowledged writes present, none twice", acked.len());
+        println!(
+            "read back at log index {index}: all {} acknowledged writes present, none twice",
+            acked.len()
+        );
         print!("{}", crate::status_cmd::table(&client.status_all()));
         Ok(())
     })();
     if a.keep {
-        println!("cluster left running: GOVFS_CLUSTER={} GOVFS_KEY_FILE={}", cluster.cluster, cluster.key_file.display());
+        println!(
+            "cluster left running: GOVFS_CLUSTER={} GOVFS_KEY_FILE={}",
+            cluster.cluster,
+            cluster.key_file.display()
+        );
     } else {
         cluster_cmd::down(&cluster.dir)?;
         let _ = std::fs::remove_dir_all(&cluster.dir);

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "govfs", version, about = "GovFS: a distributed file system whose control plane scales out")]
+#[command(
+    name = "govfs",
+    version,
+    about = "GovFS: a distributed file system whose control plane scales out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

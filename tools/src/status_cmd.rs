@@ -34,7 +34,12 @@ pub fn run(args: StatusArgs) -> i32 {
     i32::from(rows.iter().any(|(_, r)| r.is_err()))
 }
 
-pub fn table(rows: &[(std::net::SocketAddr, Result<NodeStatus, govfs_client::ClientError>)]) -> String {
+pub fn table(
+    rows: &[(
+        std::net::SocketAddr,
+        Result<NodeStatus, govfs_client::ClientError>,
+    )],
+) -> String {
     // Lag: how far a member's applied index is behind the best commit index of its group.
     let mut best: std::collections::BTreeMap<u64, u64> = Default::default();
     for st in rows.iter().filter_map(|(_, r)| r.as_ref().ok()) {
@@ -43,7 +48,10 @@ pub fn table(rows: &[(std::net::SocketAddr, Result<NodeStatus, govfs_client::Cli
             *b = (*b).max(m.commit);
         }
     }
-    let lag = |m: &Status| best.get(&m.group).map_or(0, |b| b.saturating_sub(m.applied));
+    let lag = |m: &Status| {
+        best.get(&m.group)
+            .map_or(0, |b| b.saturating_sub(m.applied))
+    };
     let mut out = format!(
         "{:<5} {:<21} {:<13} {:>5} {:>7} {:>4} | {:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
         "NODE", "ADDRESS", "PRESIDENT", "TERM", "COMMIT", "LAG", "MINISTRY", "ROLE", "TERM", "LEADER", "LAST", "COMMIT",
@@ -69,7 +77,11 @@ pub fn table(rows: &[(std::net::SocketAddr, Result<NodeStatus, govfs_client::Cli
                         out += &format!(
                             "{:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
                             s.group,
-                            if s.role == Role::Leader { "minister" } else { "clerk" },
+                            if s.role == Role::Leader {
+                                "minister"
+                            } else {
+                                "clerk"
+                            },
                             s.term,
                             s.leader.map_or("-".into(), |l| l.to_string()),
                             s.last_index,

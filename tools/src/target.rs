@@ -21,8 +21,13 @@ pub struct Target {
 
 impl Target {
     pub fn addrs(&self) -> Result<Vec<SocketAddr>, String> {
-        let addrs: Result<Vec<SocketAddr>, _> =
-            self.cluster.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect();
+        let addrs: Result<Vec<SocketAddr>, _> = self
+            .cluster
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect();
         match addrs {
             Ok(a) if !a.is_empty() => Ok(a),
             Ok(_) => Err("--cluster names no address".into()),
@@ -31,10 +36,12 @@ impl Target {
     }
 
     pub fn key(&self) -> Result<ClusterKey, String> {
-        ClusterKey::from_file(&self.key_file).map_err(|e| format!("key file {}: {e}", self.key_file.display()))
+        ClusterKey::from_file(&self.key_file)
+            .map_err(|e| format!("key file {}: {e}", self.key_file.display()))
     }
 
     pub fn client(&self) -> Result<Client, String> {
-        Client::connect(self.addrs()?, self.key()?, Duration::from_secs(2)).map_err(|e| e.to_string())
+        Client::connect(self.addrs()?, self.key()?, Duration::from_secs(2))
+            .map_err(|e| e.to_string())
     }
 }

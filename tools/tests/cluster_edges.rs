@@ -18,7 +18,10 @@ fn a_process_without_the_key_is_refused() {
     let wrong = ClusterKey::generate().unwrap();
     match Client::connect(cluster.addrs.clone(), wrong, Duration::from_secs(2)) {
         Err(ClientError::NoNode) => {}
-        other => panic!("a client with the wrong key must be refused, got {:?}", other.map(|_| ())),
+        other => panic!(
+            "a client with the wrong key must be refused, got {:?}",
+            other.map(|_| ())
+        ),
     }
     // Node 4 restarted with the wrong key never rejoins.
     cluster.kill(4);
@@ -26,14 +29,31 @@ fn a_process_without_the_key_is_refused() {
     std::fs::write(&bad_key, ClusterKey::generate().unwrap().to_hex()).unwrap();
     let cfg = cluster.path().join("n4/node.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    let key_line = text.lines().find(|l| l.starts_with("cluster_key_file")).unwrap().to_string();
-    std::fs::write(&cfg, text.replace(&key_line, &format!("cluster_key_file = {:?}", bad_key.display().to_string()))).unwrap();
+    let key_line = text
+        .lines()
+        .find(|l| l.starts_with("cluster_key_file"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            &key_line,
+            &format!("cluster_key_file = {:?}", bad_key.display().to_string()),
+        ),
+    )
+    .unwrap();
     cluster.start(4);
     std::thread::sleep(Duration::from_secs(2));
     let statuses = cluster.statuses();
-    assert!(statuses.iter().all(|s| s.id != 4), "node 4 must not answer clients holding the real key");
+    assert!(
+        statuses.iter().all(|s| s.id != 4),
+        "node 4 must not answer clients holding the real key"
+    );
     let log = cluster.log(4);
-    assert!(log.contains("the cluster keys differ"), "node 4's log says why it is refused:\n{log}");
+    assert!(
+        log.contains("the cluster keys differ"),
+        "node 4's log says why it is refused:\n{log}"
+    );
     let refused = (1..=3).any(|n| cluster.log(n).contains("peer closed during the handshake"));
     assert!(refused, "the others saw node 4 fail the handshake");
     cluster.wait_serving(1, Duration::from_secs(10));
@@ -47,7 +67,8 @@ fn a_bad_frame_closes_only_its_connection() {
     // Garbage instead of a handshake.
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nthis is not a frame at all").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nthis is not a frame at all")
+        .unwrap();
     let mut buf = [0u8; 1024];
     let closed = loop {
         match s.read(&mut buf) {
@@ -76,12 +97,16 @@ fn a_bad_frame_closes_only_its_connection() {
 fn nodes_serve_prometheus_metrics() {
     let cluster = TestCluster::up(3, 1);
     let text = std::fs::read_to_string(cluster.path().join("n1/node.toml")).unwrap();
-    let line = text.lines().find(|l| l.starts_with("metrics_listen")).expect("metrics_listen in config");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("metrics_listen"))
+        .expect("metrics_listen in config");
     let addr = line.split('"').nth(1).unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = loop {
         let mut s = TcpStream::connect(&addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut body = String::new();
         let _ = s.read_to_string(&mut body);
         if body.contains("govfs_fsync_seconds") || Instant::now() > deadline {
@@ -89,7 +114,12 @@ fn nodes_serve_prometheus_metrics() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    for name in ["govfs_fsync_seconds", "govfs_batch_entries", "govfs_leader_changes_total", "govfs_inbound_queue_depth"] {
+    for name in [
+        "govfs_fsync_seconds",
+        "govfs_batch_entries",
+        "govfs_leader_changes_total",
+        "govfs_inbound_queue_depth",
+    ] {
         assert!(body.contains(name), "metric {name} missing from:\n{body}");
     }
 }

@@ -24,7 +24,11 @@ struct Outcomes {
     unknown: Vec<u64>,
 }
 
-fn writer(cluster: &TestCluster, stop: Arc<AtomicBool>, out: Arc<Mutex<Outcomes>>) -> std::thread::JoinHandle<()> {
+fn writer(
+    cluster: &TestCluster,
+    stop: Arc<AtomicBool>,
+    out: Arc<Mutex<Outcomes>>,
+) -> std::thread::JoinHandle<()> {
     let mut client = cluster.client();
     std::thread::spawn(move || {
         let mut value = 1u64;
@@ -79,7 +83,11 @@ fn sigkill_president_minister_and_clerk_loses_nothing() {
     stop.store(true, Ordering::Relaxed);
     w.join().expect("writer");
     let outcomes = outcomes.lock().unwrap();
-    assert!(outcomes.acked.len() > 20, "the writer made progress: {} acked", outcomes.acked.len());
+    assert!(
+        outcomes.acked.len() > 20,
+        "the writer made progress: {} acked",
+        outcomes.acked.len()
+    );
 
     // Every node restarts: everything acknowledged must still be there.
     cluster.govfs(&["cluster", "down"]);
@@ -89,14 +97,26 @@ fn sigkill_president_minister_and_clerk_loses_nothing() {
     cluster.wait_serving(1, Duration::from_secs(30));
     let mut client = cluster.client();
     let read = postcard::to_stdvec(&KvOp::Read { key: KEY }).unwrap();
-    let (_, output) = client.submit(MINISTRY, read, Duration::from_secs(20)).expect("read after restart");
+    let (_, output) = client
+        .submit(MINISTRY, read, Duration::from_secs(20))
+        .expect("read after restart");
     let values = decode_values(&output).expect("values");
     let seen: BTreeSet<u64> = values.iter().copied().collect();
     assert_eq!(seen.len(), values.len(), "no append applied twice");
     for v in &outcomes.acked {
         assert!(seen.contains(v), "acknowledged append {v} lost");
     }
-    let known: BTreeSet<u64> = outcomes.acked.iter().chain(&outcomes.unknown).copied().collect();
+    let known: BTreeSet<u64> = outcomes
+        .acked
+        .iter()
+        .chain(&outcomes.unknown)
+        .copied()
+        .collect();
     assert!(seen.is_subset(&known), "values nobody wrote appeared");
-    eprintln!("{} acknowledged, {} unknown, {} present after restart", outcomes.acked.len(), outcomes.unknown.len(), values.len());
+    eprintln!(
+        "{} acknowledged, {} unknown, {} present after restart",
+        outcomes.acked.len(),
+        outcomes.unknown.len(),
+        values.len()
+    );
 }

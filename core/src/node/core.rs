@@ -8,10 +8,12 @@ use super::session::{Dedup, Sessions};
 use super::wire::{ClientReply, ClientRequest, NodeMsg, Proposal};
 use super::{Observation, Output};
 use crate::codec::{decode_exact, DecodeError};
-use crate::president::{Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver, ShardReport};
+use crate::president::{
+    Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver, ShardReport,
+};
 use crate::raft::{
-    Config, Entry, Event, GroupId, HardState, Index, InjectedFaults, Membership, Micros, Mode, NodeId, Payload, Raft,
-    Ready, Snapshot, PRESIDENT_GROUP,
+    Config, Entry, Event, GroupId, HardState, Index, InjectedFaults, Membership, Micros, Mode,
+    NodeId, Payload, Raft, Ready, Snapshot, PRESIDENT_GROUP,
 };
 
 #[derive(Clone, Debug)]
@@ -63,7 +65,10 @@ struct Shard<A> {
 
 impl<A: App> Shard<A> {
     fn snapshot_bytes(&self) -> Vec<u8> {
-        let s = ShardSnapshot { sessions: self.sessions.clone(), app: self.app.snapshot() };
+        let s = ShardSnapshot {
+            sessions: self.sessions.clone(),
+            app: self.app.snapshot(),
+        };
         postcard::to_stdvec(&s).expect("snapshots encode")
     }
 
@@ -100,7 +105,8 @@ pub struct NodeCore<A: App> {
 impl<A: App> NodeCore<A> {
     /// A node with empty logs.
     pub fn new(cfg: NodeConfig, now: Micros) -> Self {
-        Self::recover(cfg, Recovered::default(), None, Recovered::default(), now).expect("empty logs always recover")
+        Self::recover(cfg, Recovered::default(), None, Recovered::default(), now)
+            .expect("empty logs always recover")
     }
 
     /// A node restarted from its logs. `shard_group` is the ministry its shard
@@ -118,7 +124,14 @@ impl<A: App> NodeCore<A> {
             None => ClusterMap::new(),
         };
         let pres_cfg = raft_config(&cfg, PRESIDENT_GROUP, Mode::Elected);
-        let pres = Raft::restore(pres_cfg, pres.hs, pres.snapshot, pres.entries, membership, now);
+        let pres = Raft::restore(
+            pres_cfg,
+            pres.hs,
+            pres.snapshot,
+            pres.entries,
+            membership,
+            now,
+        );
         let idle_term = shard.hs.term;
         let shard = match shard_group {
             None => None,
@@ -128,8 +141,20 @@ impl<A: App> NodeCore<A> {
                     None => (Sessions::default(), A::default()),
                 };
                 let c = raft_config(&cfg, group, Mode::Appointed);
-                let raft = Raft::restore(c, shard.hs, shard.snapshot, shard.entries, Membership::default(), now);
-                Some(Shard { raft, app, sessions, since_snapshot: 0 })
+                let raft = Raft::restore(
+                    c,
+                    shard.hs,
+                    shard.snapshot,
+                    shard.entries,
+                    Membership::default(),
+                    now,
+                );
+                Some(Shard {
+                    raft,
+                    app,
+                    sessions,
+                    since_snapshot: 0,
+                })
             }
         };
         Ok(NodeCore {
@@ -167,7 +192,9 @@ impl<A: App> NodeCore<A> {
     }
     /// The shard's term, whether or not it serves a ministry.
     pub fn shard_term(&self) -> u64 {
-        self.shard.as_ref().map_or(self.idle_term, |s| s.raft.term())
+        self.shard
+            .as_ref()
+            .map_or(self.idle_term, |s| s.raft.term())
     }
 
     /// On the president: propose one change of the voter set.
@@ -190,7 +217,9 @@ impl<A: App> NodeCore<A> {
         if let Some(driver) = &mut self.driver {
             for order in driver.tick(now, &self.map, self.cfg.id) {
                 // A full or lost proposal is retried by the driver's timeouts.
-                let _ = self.pres.propose(postcard::to_stdvec(&order).expect("orders encode"));
+                let _ = self
+                    .pres
+                    .propose(postcard::to_stdvec(&order).expect("orders encode"));
             }
         }
         if now.saturating_sub(self.last_report) >= self.cfg.timing.report_interval {
@@ -212,7 +241,10 @@ impl<A: App> NodeCore<A> {
                 unreachable: s.raft.unreachable_members(now),
             }
         });
-        let report = MemberReport { shard: self.cfg.id, ministry };
+        let report = MemberReport {
+            shard: self.cfg.id,
+            ministry,
+        };
         match self.pres.leader() {
             Some(l) if l == self.cfg.id => {
                 if let Some(d) = &mut self.driver {
@@ -250,17 +282,35 @@ impl<A: App> NodeCore<A> {
     /// request) or once it is applied.
     pub fn client_request(&mut self, now: Micros, req: ClientRequest, out: &mut Output) {
         let (client, seq) = (req.client, req.seq);
-        if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == req.ministry) {
+        if let Some(s) = self
+            .shard
+            .as_mut()
+            .filter(|s| s.raft.group() == req.ministry)
+        {
             if s.raft.is_leader() && s.raft.is_serving(now) {
                 match s.sessions.check(client, seq) {
                     Dedup::Done(index, output) => {
-                        out.replies.push((client, ClientReply::Done { seq, index, output: output.to_vec() }));
+                        out.replies.push((
+                            client,
+                            ClientReply::Done {
+                                seq,
+                                index,
+                                output: output.to_vec(),
+                            },
+                        ));
                     }
                     Dedup::Stale => {}
                     Dedup::New if self.waiting.contains_key(&(client, seq)) => {}
                     Dedup::New => {
-                        let p = Proposal { client, seq, command: req.command };
-                        if s.raft.propose(postcard::to_stdvec(&p).expect("proposals encode")).is_ok() {
+                        let p = Proposal {
+                            client,
+                            seq,
+                            command: req.command,
+                        };
+                        if s.raft
+                            .propose(postcard::to_stdvec(&p).expect("proposals encode"))
+                            .is_ok()
+                        {
                             self.waiting.insert((client, seq), ());
                         }
                     }
@@ -278,24 +328,37 @@ impl<A: App> NodeCore<A> {
             .filter(|l| *l != self.cfg.id)
             .or_else(|| info.and_then(|i| i.minister));
         let members = info.map(|i| i.members.clone()).unwrap_or_default();
-        out.replies.push((client, ClientReply::NotLeader { seq, hint, members }));
+        out.replies
+            .push((client, ClientReply::NotLeader { seq, hint, members }));
     }
 
     /// The engine made `(disk, seq)` durable (and every earlier seq of that disk).
     pub fn synced(&mut self, now: Micros, disk: Disk, seq: u64, out: &mut Output) {
-        let done: Vec<(Disk, u64)> = self.syncs.range((disk, 0)..=(disk, seq)).map(|(k, _)| *k).collect();
+        let done: Vec<(Disk, u64)> = self
+            .syncs
+            .range((disk, 0)..=(disk, seq))
+            .map(|(k, _)| *k)
+            .collect();
         for key in done {
             let (generation, number) = self.syncs.remove(&key).expect("listed");
             match disk {
                 Disk::President => self.pres.persisted(number),
                 Disk::Shard => {
-                    if let Some(s) = self.shard.as_mut().filter(|_| generation == self.shard_generation) {
+                    if let Some(s) = self
+                        .shard
+                        .as_mut()
+                        .filter(|_| generation == self.shard_generation)
+                    {
                         s.raft.persisted(number);
                     }
                 }
             }
         }
-        let released: Vec<(Disk, u64)> = self.held.range((disk, 0)..=(disk, seq)).map(|(k, _)| *k).collect();
+        let released: Vec<(Disk, u64)> = self
+            .held
+            .range((disk, 0)..=(disk, seq))
+            .map(|(k, _)| *k)
+            .collect();
         for key in released {
             for (to, msg) in self.held.remove(&key).unwrap_or_default() {
                 self.emit(now, to, msg, out);
@@ -336,7 +399,8 @@ impl<A: App> NodeCore<A> {
                 let rd = self.pres.ready();
                 self.handle_ready(now, Disk::President, rd, out);
             }
-            let shard_busy = self.shard.as_ref().is_some_and(|s| s.raft.has_ready()) || self.staged.contains_key(&Disk::Shard);
+            let shard_busy = self.shard.as_ref().is_some_and(|s| s.raft.has_ready())
+                || self.staged.contains_key(&Disk::Shard);
             if shard_busy && self.shard.is_some() {
                 busy = true;
                 let rd = self.shard.as_mut().expect("checked").raft.ready();
@@ -359,15 +423,28 @@ impl<A: App> NodeCore<A> {
             ops.push(LogOp::HardState(hs));
         }
         if let Some(s) = &rd.snapshot {
-            out.observed.push(Observation::LogReset { node: id, group, index: s.meta.index, term: s.meta.term });
+            out.observed.push(Observation::LogReset {
+                node: id,
+                group,
+                index: s.meta.index,
+                term: s.meta.term,
+            });
             self.install_snapshot(disk, s);
             ops.push(LogOp::Install(s.clone()));
         }
         if !rd.entries.is_empty() {
-            out.observed.push(Observation::Persisted { node: id, group, entries: rd.entries.clone() });
+            out.observed.push(Observation::Persisted {
+                node: id,
+                group,
+                entries: rd.entries.clone(),
+            });
             ops.push(LogOp::Entries(rd.entries));
         }
-        let mut later: Vec<(NodeId, NodeMsg)> = rd.persisted_messages.into_iter().map(|m| (m.to, NodeMsg::Raft(m))).collect();
+        let mut later: Vec<(NodeId, NodeMsg)> = rd
+            .persisted_messages
+            .into_iter()
+            .map(|m| (m.to, NodeMsg::Raft(m)))
+            .collect();
         if let Some(pl) = self.pres.leader() {
             later.extend(rd.poll_answers.into_iter().map(|a| (pl, NodeMsg::Poll(a))));
         }
@@ -375,10 +452,18 @@ impl<A: App> NodeCore<A> {
             let seq = self.last_sync.get(&disk).copied().unwrap_or(0) + 1;
             self.last_sync.insert(disk, seq);
             out.persist.push((disk, seq, ops));
-            let generation = if disk == Disk::Shard { self.shard_generation } else { 0 };
+            let generation = if disk == Disk::Shard {
+                self.shard_generation
+            } else {
+                0
+            };
             self.syncs.insert((disk, seq), (generation, rd.number));
             self.held.entry((disk, seq)).or_default().extend(later);
-        } else if let Some(&seq) = self.last_sync.get(&disk).filter(|s| self.held.contains_key(&(disk, **s))) {
+        } else if let Some(&seq) = self
+            .last_sync
+            .get(&disk)
+            .filter(|s| self.held.contains_key(&(disk, **s)))
+        {
             // Nothing new to write, but an earlier sync is still in flight.
             self.held.entry((disk, seq)).or_default().extend(later);
         } else {
@@ -392,7 +477,11 @@ impl<A: App> NodeCore<A> {
         for ev in rd.events {
             match ev {
                 Event::BecameLeader { term } => {
-                    out.observed.push(Observation::BecameLeader { node: id, group, term });
+                    out.observed.push(Observation::BecameLeader {
+                        node: id,
+                        group,
+                        term,
+                    });
                     if disk == Disk::President {
                         self.driver = Some(PresidentDriver::new(self.cfg.driver.clone(), now));
                     }
@@ -421,7 +510,9 @@ impl<A: App> NodeCore<A> {
                 }
             }
             Disk::Shard => {
-                if let (Some(sh), Ok((sessions, app))) = (&mut self.shard, Shard::<A>::restore(&s.data)) {
+                if let (Some(sh), Ok((sessions, app))) =
+                    (&mut self.shard, Shard::<A>::restore(&s.data))
+                {
                     sh.sessions = sessions;
                     sh.app = app;
                 }
@@ -442,33 +533,51 @@ impl<A: App> NodeCore<A> {
                     Dedup::Stale => None,
                     Dedup::New => {
                         let output = s.app.apply(entry.index, &p.command);
-                        s.sessions.record(p.client, p.seq, entry.index, output.clone());
+                        s.sessions
+                            .record(p.client, p.seq, entry.index, output.clone());
                         Some((entry.index, output))
                     }
                 };
                 if let Some((index, output)) = &answer {
                     if self.waiting.remove(&(p.client, p.seq)).is_some() {
-                        let reply = ClientReply::Done { seq: p.seq, index: *index, output: output.clone() };
+                        let reply = ClientReply::Done {
+                            seq: p.seq,
+                            index: *index,
+                            output: output.clone(),
+                        };
                         out.replies.push((p.client, reply));
                     }
                 }
                 result = answer;
             }
         }
-        out.observed.push(Observation::Applied { node: id, group, entry: entry.clone(), result });
+        out.observed.push(Observation::Applied {
+            node: id,
+            group,
+            entry: entry.clone(),
+            result,
+        });
         s.since_snapshot += 1;
         if s.since_snapshot >= self.cfg.timing.snapshot_every {
             s.since_snapshot = 0;
             let data = s.snapshot_bytes();
             s.raft.compact(entry.index, data);
             let snap = s.raft.snapshot().expect("just compacted").clone();
-            self.staged.entry(Disk::Shard).or_default().push(LogOp::Compact(snap));
+            self.staged
+                .entry(Disk::Shard)
+                .or_default()
+                .push(LogOp::Compact(snap));
         }
     }
 
     fn apply_order(&mut self, now: Micros, entry: Entry, out: &mut Output) {
         let id = self.cfg.id;
-        out.observed.push(Observation::Applied { node: id, group: PRESIDENT_GROUP, entry: entry.clone(), result: None });
+        out.observed.push(Observation::Applied {
+            node: id,
+            group: PRESIDENT_GROUP,
+            entry: entry.clone(),
+            result: None,
+        });
         if let Payload::Command(bytes) = &entry.payload {
             if let Ok(order) = decode_exact::<Order>(bytes) {
                 let applied = self.map.apply(&order);
@@ -480,7 +589,10 @@ impl<A: App> NodeCore<A> {
             self.pres_since_snapshot = 0;
             self.pres.compact(entry.index, self.map.encode());
             let snap = self.pres.snapshot().expect("just compacted").clone();
-            self.staged.entry(Disk::President).or_default().push(LogOp::Compact(snap));
+            self.staged
+                .entry(Disk::President)
+                .or_default()
+                .push(LogOp::Compact(snap));
         }
     }
 
@@ -490,33 +602,67 @@ impl<A: App> NodeCore<A> {
         let id = self.cfg.id;
         let shard_term = self.shard_term();
         match applied {
-            Applied::Poll { ministry, term, poll_set } => {
+            Applied::Poll {
+                ministry,
+                term,
+                poll_set,
+            } => {
                 if poll_set.contains(&id) {
                     if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == ministry) {
                         let _ = s.raft.poll(now, term);
                     }
                 }
             }
-            Applied::Appointed { ministry, term, minister, members, removed } => {
+            Applied::Appointed {
+                ministry,
+                term,
+                minister,
+                members,
+                removed,
+            } => {
                 let current = self.shard.as_ref().map(|s| s.raft.group());
                 if members.contains(&id) && current != Some(ministry) && shard_term < term {
                     // Joining a ministry: its log starts afresh; the term carries over.
-                    let hs = HardState { term: shard_term, vote: None };
+                    let hs = HardState {
+                        term: shard_term,
+                        vote: None,
+                    };
                     let c = raft_config(&self.cfg, ministry, Mode::Appointed);
                     let raft = Raft::new(c, hs, Membership::default(), now);
-                    self.shard = Some(Shard { raft, app: A::default(), sessions: Sessions::default(), since_snapshot: 0 });
-                    self.replace_shard_log(LogOp::Join { group: ministry, hs }, out);
-                    out.observed.push(Observation::LogReset { node: id, group: ministry, index: 0, term: 0 });
+                    self.shard = Some(Shard {
+                        raft,
+                        app: A::default(),
+                        sessions: Sessions::default(),
+                        since_snapshot: 0,
+                    });
+                    self.replace_shard_log(
+                        LogOp::Join {
+                            group: ministry,
+                            hs,
+                        },
+                        out,
+                    );
+                    out.observed.push(Observation::LogReset {
+                        node: id,
+                        group: ministry,
+                        index: 0,
+                        term: 0,
+                    });
                 }
                 if removed.contains(&id) && current == Some(ministry) && shard_term <= term {
                     self.idle_term = shard_term;
                     self.shard = None;
-                    let hs = HardState { term: shard_term, vote: None };
+                    let hs = HardState {
+                        term: shard_term,
+                        vote: None,
+                    };
                     self.replace_shard_log(LogOp::Leave { hs }, out);
                 }
                 if minister == id {
                     if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == ministry) {
-                        let _ = s.raft.appoint(now, term, Membership::new(members, Vec::new()));
+                        let _ = s
+                            .raft
+                            .appoint(now, term, Membership::new(members, Vec::new()));
                     }
                 }
             }

@@ -21,7 +21,12 @@ pub enum LogOp {
     /// Overwrite from the first entry's index on.
     Entries(Vec<Entry>),
     /// The shard joins a ministry: its log starts afresh, keeping the term.
-    Join { group: GroupId, hs: HardState },
+    Join {
+        group: GroupId,
+        hs: HardState,
+    },
     /// The shard leaves its ministry: the log is dropped, the term kept.
-    Leave { hs: HardState },
+    Leave {
+        hs: HardState,
+    },
 }

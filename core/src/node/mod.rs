@@ -9,8 +9,8 @@
 //! engine can get that ordering wrong.
 
 pub mod app;
-pub mod kv;
 mod core;
+pub mod kv;
 pub mod log_op;
 pub mod session;
 pub mod wire;
@@ -26,13 +26,31 @@ use crate::raft::{Entry, GroupId, Index, NodeId, Term};
 /// What the node saw happen, for the simulator's checkers, logs and metrics.
 #[derive(Clone, Debug)]
 pub enum Observation {
-    BecameLeader { node: NodeId, group: GroupId, term: Term },
+    BecameLeader {
+        node: NodeId,
+        group: GroupId,
+        term: Term,
+    },
     /// Entries written to a member's log (the first one overwrites from its index).
-    Persisted { node: NodeId, group: GroupId, entries: Vec<Entry> },
+    Persisted {
+        node: NodeId,
+        group: GroupId,
+        entries: Vec<Entry>,
+    },
     /// A member's log now starts after a snapshot at (index, term), with nothing after it.
-    LogReset { node: NodeId, group: GroupId, index: Index, term: Term },
+    LogReset {
+        node: NodeId,
+        group: GroupId,
+        index: Index,
+        term: Term,
+    },
     /// A committed entry was applied; `result` is the session result of a client command.
-    Applied { node: NodeId, group: GroupId, entry: Entry, result: Option<(Index, Vec<u8>)> },
+    Applied {
+        node: NodeId,
+        group: GroupId,
+        entry: Entry,
+        result: Option<(Index, Vec<u8>)>,
+    },
 }
 
 /// Work for the engine from one call into the node.

@@ -35,9 +35,17 @@ pub struct Proposal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientReply {
     /// Applied at `index` (its first application, for a resent request).
-    Done { seq: u64, index: Index, output: Vec<u8> },
+    Done {
+        seq: u64,
+        index: Index,
+        output: Vec<u8>,
+    },
     /// Ask someone else: the minister if known, or one of the members.
-    NotLeader { seq: u64, hint: Option<NodeId>, members: Vec<NodeId> },
+    NotLeader {
+        seq: u64,
+        hint: Option<NodeId>,
+        members: Vec<NodeId>,
+    },
 }
 
 /// What a client asks a node.

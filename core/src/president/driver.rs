@@ -79,7 +79,10 @@ impl PresidentDriver {
     }
 
     pub fn on_poll_answer(&mut self, answer: PollAnswer) {
-        let slot = self.answers.entry(answer.group).or_insert((answer.term, BTreeMap::new()));
+        let slot = self
+            .answers
+            .entry(answer.group)
+            .or_insert((answer.term, BTreeMap::new()));
         if answer.term > slot.0 {
             *slot = (answer.term, BTreeMap::new());
         }
@@ -89,11 +92,15 @@ impl PresidentDriver {
     }
 
     fn alive(&self, now: Micros, shard: NodeId) -> bool {
-        self.heard.get(&shard).is_some_and(|(t, _)| now.saturating_sub(*t) < self.cfg.failure_timeout)
+        self.heard
+            .get(&shard)
+            .is_some_and(|(t, _)| now.saturating_sub(*t) < self.cfg.failure_timeout)
     }
 
     fn report(&self, shard: NodeId) -> Option<&ShardReport> {
-        self.heard.get(&shard).and_then(|(_, r)| r.ministry.as_ref())
+        self.heard
+            .get(&shard)
+            .and_then(|(_, r)| r.ministry.as_ref())
     }
 
     /// One order per ministry per appointment timeout; a new president also
@@ -112,10 +119,19 @@ impl PresidentDriver {
     /// another member will do (thesis 8.2: one failure should not cost both).
     pub fn tick(&mut self, now: Micros, map: &ClusterMap, president: NodeId) -> Vec<Order> {
         let mut orders = Vec::new();
-        let reported: Vec<NodeId> = self.heard.keys().copied().filter(|s| !map.shards.contains(s)).collect();
+        let reported: Vec<NodeId> = self
+            .heard
+            .keys()
+            .copied()
+            .filter(|s| !map.shards.contains(s))
+            .collect();
         for shard in reported {
             let key = u64::MAX - 1 - shard;
-            if self.last_order.get(&key).is_none_or(|t| now.saturating_sub(*t) >= self.cfg.appointment_timeout) {
+            if self
+                .last_order
+                .get(&key)
+                .is_none_or(|t| now.saturating_sub(*t) >= self.cfg.appointment_timeout)
+            {
                 self.last_order.insert(key, now);
                 orders.push(Order::RegisterShard { shard });
             }
@@ -137,7 +153,10 @@ impl PresidentDriver {
                 if !self.throttled(now, info.id) {
                     // No majority answered in time: poll again at a fresh term.
                     self.last_order.insert(info.id, now);
-                    orders.push(Order::BeginAppointment { ministry: Some(info.id), members: pending.members.clone() });
+                    orders.push(Order::BeginAppointment {
+                        ministry: Some(info.id),
+                        members: pending.members.clone(),
+                    });
                 }
                 continue;
             }
@@ -157,7 +176,10 @@ impl PresidentDriver {
                 .collect();
             if idle.len() == self.cfg.ministry_size {
                 self.last_order.insert(CREATE_KEY, now);
-                orders.push(Order::BeginAppointment { ministry: None, members: idle });
+                orders.push(Order::BeginAppointment {
+                    ministry: None,
+                    members: idle,
+                });
             }
         }
         orders
@@ -170,7 +192,11 @@ impl PresidentDriver {
             .answers
             .get(&info.id)
             .filter(|(t, _)| *t == pending.term)
-            .map(|(_, a)| a.values().filter(|a| pending.poll_set.contains(&a.from)).collect())
+            .map(|(_, a)| {
+                a.values()
+                    .filter(|a| pending.poll_set.contains(&a.from))
+                    .collect()
+            })
             .unwrap_or_default();
         let need = if pending.poll_set.is_empty() {
             0
@@ -183,29 +209,72 @@ impl PresidentDriver {
             return None;
         }
         // Most up-to-date first (safety); among equals, not the president.
-        let rank = |a: &&&PollAnswer| (a.last_term, a.last_index, a.from != president, std::cmp::Reverse(a.from));
+        let rank = |a: &&&PollAnswer| {
+            (
+                a.last_term,
+                a.last_index,
+                a.from != president,
+                std::cmp::Reverse(a.from),
+            )
+        };
         let minister = match answers.iter().max_by_key(rank) {
             Some(best) => best.from,
             // A new ministry: all logs are empty.
-            None => *pending.members.iter().find(|m| **m != president).or(pending.members.first())?,
+            None => *pending
+                .members
+                .iter()
+                .find(|m| **m != president)
+                .or(pending.members.first())?,
         };
         // The most up-to-date member may be the one a change would remove:
         // keep the membership this round rather than lose its log.
-        let members = if pending.members.contains(&minister) { pending.members.clone() } else { info.members.clone() };
-        Some(Order::Appoint { ministry: info.id, term: pending.term, minister, members })
+        let members = if pending.members.contains(&minister) {
+            pending.members.clone()
+        } else {
+            info.members.clone()
+        };
+        Some(Order::Appoint {
+            ministry: info.id,
+            term: pending.term,
+            minister,
+            members,
+        })
     }
 
     /// A settled ministry with a live minister gets at most one membership
     /// change: grow with an idle shard, or drop a member that is gone.
-    fn repair(&self, now: Micros, map: &ClusterMap, info: &MinistryInfo, taken: &mut BTreeSet<NodeId>) -> Option<Order> {
-        let begin = |members: Vec<NodeId>| Some(Order::BeginAppointment { ministry: Some(info.id), members });
-        let Some(minister) = info.minister else { return begin(info.members.clone()) };
+    fn repair(
+        &self,
+        now: Micros,
+        map: &ClusterMap,
+        info: &MinistryInfo,
+        taken: &mut BTreeSet<NodeId>,
+    ) -> Option<Order> {
+        let begin = |members: Vec<NodeId>| {
+            Some(Order::BeginAppointment {
+                ministry: Some(info.id),
+                members,
+            })
+        };
+        let Some(minister) = info.minister else {
+            return begin(info.members.clone());
+        };
         let leading = self.alive(now, minister)
-            && self.report(minister).is_some_and(|r| r.group == info.id && r.term == info.term && r.leader);
-        let clerks: Vec<NodeId> = info.members.iter().copied().filter(|m| *m != minister).collect();
+            && self
+                .report(minister)
+                .is_some_and(|r| r.group == info.id && r.term == info.term && r.leader);
+        let clerks: Vec<NodeId> = info
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != minister)
+            .collect();
         let cut_off = clerks
             .iter()
-            .filter(|c| self.report(**c).is_some_and(|r| r.group == info.id && r.unreachable.contains(&minister)))
+            .filter(|c| {
+                self.report(**c)
+                    .is_some_and(|r| r.group == info.id && r.unreachable.contains(&minister))
+            })
             .count();
         if !leading || (!clerks.is_empty() && cut_off * 2 > clerks.len()) {
             return begin(info.members.clone());
@@ -219,9 +288,13 @@ impl PresidentDriver {
             .copied()
             .filter(|c| !self.alive(now, *c) || report.unreachable.contains(c))
             .collect();
-        let idle = map.idle_shards().find(|s| self.alive(now, *s) && !taken.contains(s));
+        let idle = map
+            .idle_shards()
+            .find(|s| self.alive(now, *s) && !taken.contains(s));
         let mut members = info.members.clone();
-        if members.len() <= self.cfg.ministry_size && (members.len() < self.cfg.ministry_size || !gone.is_empty()) {
+        if members.len() <= self.cfg.ministry_size
+            && (members.len() < self.cfg.ministry_size || !gone.is_empty())
+        {
             if let Some(idle) = idle {
                 taken.insert(idle);
                 members.push(idle);

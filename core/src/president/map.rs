@@ -18,9 +18,17 @@ pub enum Order {
     /// Draw a fresh term and poll the ministry's current members at it;
     /// `members` is the membership the appointment will have (one change at most).
     /// `ministry: None` forms a new ministry.
-    BeginAppointment { ministry: Option<GroupId>, members: Vec<NodeId> },
+    BeginAppointment {
+        ministry: Option<GroupId>,
+        members: Vec<NodeId>,
+    },
     /// Make `minister` lead `ministry` at `term` (the pending appointment's term).
-    Appoint { ministry: GroupId, term: Term, minister: NodeId, members: Vec<NodeId> },
+    Appoint {
+        ministry: GroupId,
+        term: Term,
+        minister: NodeId,
+        members: Vec<NodeId>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +65,19 @@ pub struct ClusterMap {
 pub enum Applied {
     Nothing,
     /// Poll `poll_set` at `term`.
-    Poll { ministry: GroupId, term: Term, poll_set: Vec<NodeId> },
+    Poll {
+        ministry: GroupId,
+        term: Term,
+        poll_set: Vec<NodeId>,
+    },
     /// `minister` leads `members` at `term`; shards in `removed` leave the ministry.
-    Appointed { ministry: GroupId, term: Term, minister: NodeId, members: Vec<NodeId>, removed: Vec<NodeId> },
+    Appointed {
+        ministry: GroupId,
+        term: Term,
+        minister: NodeId,
+        members: Vec<NodeId>,
+        removed: Vec<NodeId>,
+    },
     /// The order was stale or invalid and changed nothing.
     Rejected(&'static str),
 }
@@ -80,7 +98,12 @@ fn single_change(old: &[NodeId], new: &[NodeId]) -> bool {
 impl Default for ClusterMap {
     /// Terms and ministry ids start at 1: 0 means "none yet".
     fn default() -> Self {
-        ClusterMap { next_term: 1, next_ministry: 1, shards: BTreeSet::new(), ministries: BTreeMap::new() }
+        ClusterMap {
+            next_term: 1,
+            next_ministry: 1,
+            shards: BTreeSet::new(),
+            ministries: BTreeMap::new(),
+        }
     }
 }
 
@@ -95,10 +118,15 @@ impl ClusterMap {
                 self.shards.insert(*shard);
                 Applied::Nothing
             }
-            Order::BeginAppointment { ministry, members } => self.begin(*ministry, sorted(members.clone())),
-            Order::Appoint { ministry, term, minister, members } => {
-                self.appoint(*ministry, *term, *minister, sorted(members.clone()))
+            Order::BeginAppointment { ministry, members } => {
+                self.begin(*ministry, sorted(members.clone()))
             }
+            Order::Appoint {
+                ministry,
+                term,
+                minister,
+                members,
+            } => self.appoint(*ministry, *term, *minister, sorted(members.clone())),
         }
     }
 
@@ -108,7 +136,9 @@ impl ClusterMap {
         }
         let id = match ministry {
             Some(id) => {
-                let Some(info) = self.ministries.get(&id) else { return Applied::Rejected("no such ministry") };
+                let Some(info) = self.ministries.get(&id) else {
+                    return Applied::Rejected("no such ministry");
+                };
                 if !single_change(&info.members, &members) {
                     return Applied::Rejected("one member added or removed at a time");
                 }
@@ -120,25 +150,52 @@ impl ClusterMap {
                 }
                 let id = self.next_ministry;
                 self.next_ministry += 1;
-                let info = MinistryInfo { id, members: Vec::new(), minister: None, term: 0, pending: None };
+                let info = MinistryInfo {
+                    id,
+                    members: Vec::new(),
+                    minister: None,
+                    term: 0,
+                    pending: None,
+                };
                 self.ministries.insert(id, info);
                 id
             }
         };
-        if members.iter().any(|m| self.ministry_of(*m).is_some_and(|g| g != id)) {
+        if members
+            .iter()
+            .any(|m| self.ministry_of(*m).is_some_and(|g| g != id))
+        {
             return Applied::Rejected("a shard serves one ministry at a time");
         }
         let term = self.next_term;
         self.next_term += 1;
         let info = self.ministries.get_mut(&id).expect("ministry exists");
         let poll_set = info.members.clone();
-        info.pending = Some(PendingAppointment { term, poll_set: poll_set.clone(), members });
-        Applied::Poll { ministry: id, term, poll_set }
+        info.pending = Some(PendingAppointment {
+            term,
+            poll_set: poll_set.clone(),
+            members,
+        });
+        Applied::Poll {
+            ministry: id,
+            term,
+            poll_set,
+        }
     }
 
-    fn appoint(&mut self, ministry: GroupId, term: Term, minister: NodeId, members: Vec<NodeId>) -> Applied {
-        let Some(info) = self.ministries.get_mut(&ministry) else { return Applied::Rejected("no such ministry") };
-        let Some(pending) = &info.pending else { return Applied::Rejected("no appointment pending") };
+    fn appoint(
+        &mut self,
+        ministry: GroupId,
+        term: Term,
+        minister: NodeId,
+        members: Vec<NodeId>,
+    ) -> Applied {
+        let Some(info) = self.ministries.get_mut(&ministry) else {
+            return Applied::Rejected("no such ministry");
+        };
+        let Some(pending) = &info.pending else {
+            return Applied::Rejected("no appointment pending");
+        };
         if pending.term != term {
             return Applied::Rejected("stale appointment term");
         }
@@ -147,24 +204,43 @@ impl ClusterMap {
             return Applied::Rejected("minister must be a member; one change at a time");
         }
         assert!(term > info.term, "appointment terms only grow");
-        let removed: Vec<NodeId> = info.members.iter().copied().filter(|m| !members.contains(m)).collect();
+        let removed: Vec<NodeId> = info
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !members.contains(m))
+            .collect();
         info.members = members.clone();
         info.minister = Some(minister);
         info.term = term;
         info.pending = None;
-        Applied::Appointed { ministry, term, minister, members, removed }
+        Applied::Appointed {
+            ministry,
+            term,
+            minister,
+            members,
+            removed,
+        }
     }
 
     /// The ministry `shard` belongs to (current members, or joining through a pending appointment).
     pub fn ministry_of(&self, shard: NodeId) -> Option<GroupId> {
         self.ministries
             .values()
-            .find(|m| m.members.contains(&shard) || m.pending.as_ref().is_some_and(|p| p.members.contains(&shard)))
+            .find(|m| {
+                m.members.contains(&shard)
+                    || m.pending
+                        .as_ref()
+                        .is_some_and(|p| p.members.contains(&shard))
+            })
             .map(|m| m.id)
     }
 
     pub fn idle_shards(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.shards.iter().copied().filter(|s| self.ministry_of(*s).is_none())
+        self.shards
+            .iter()
+            .copied()
+            .filter(|s| self.ministry_of(*s).is_none())
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -191,27 +267,60 @@ mod tests {
     #[test]
     fn terms_come_from_one_counter_and_only_grow() {
         let mut m = map_with(&[1, 2, 3, 4]);
-        let a = m.apply(&Order::BeginAppointment { ministry: None, members: vec![1, 2, 3] });
-        let Applied::Poll { ministry, term: t1, poll_set } = a else { panic!("{a:?}") };
+        let a = m.apply(&Order::BeginAppointment {
+            ministry: None,
+            members: vec![1, 2, 3],
+        });
+        let Applied::Poll {
+            ministry,
+            term: t1,
+            poll_set,
+        } = a
+        else {
+            panic!("{a:?}")
+        };
         assert!(poll_set.is_empty(), "a new ministry has nobody to poll");
-        let b = m.apply(&Order::Appoint { ministry, term: t1, minister: 1, members: vec![1, 2, 3] });
-        assert!(matches!(b, Applied::Appointed { .. }), "forming takes all members at once: {b:?}");
-        let Applied::Poll { term: t2, poll_set, .. } =
-            m.apply(&Order::BeginAppointment { ministry: Some(ministry), members: vec![1, 2, 3, 4] })
+        let b = m.apply(&Order::Appoint {
+            ministry,
+            term: t1,
+            minister: 1,
+            members: vec![1, 2, 3],
+        });
+        assert!(
+            matches!(b, Applied::Appointed { .. }),
+            "forming takes all members at once: {b:?}"
+        );
+        let Applied::Poll {
+            term: t2, poll_set, ..
+        } = m.apply(&Order::BeginAppointment {
+            ministry: Some(ministry),
+            members: vec![1, 2, 3, 4],
+        })
         else {
             panic!()
         };
         assert!(t2 > t1);
         assert_eq!(poll_set, vec![1, 2, 3]);
         // A stale appointment (old term) changes nothing.
-        let stale = m.apply(&Order::Appoint { ministry, term: t1, minister: 2, members: vec![1, 2, 3] });
+        let stale = m.apply(&Order::Appoint {
+            ministry,
+            term: t1,
+            minister: 2,
+            members: vec![1, 2, 3],
+        });
         assert!(matches!(stale, Applied::Rejected(_)));
         // Two changes at once (removing 2 and 3) are refused.
-        let two = m.apply(&Order::BeginAppointment { ministry: Some(ministry), members: vec![1] });
+        let two = m.apply(&Order::BeginAppointment {
+            ministry: Some(ministry),
+            members: vec![1],
+        });
         assert!(matches!(two, Applied::Rejected(_)), "{two:?}");
-        let Applied::Appointed { removed, .. } =
-            m.apply(&Order::Appoint { ministry, term: t2, minister: 2, members: vec![1, 2, 3, 4] })
-        else {
+        let Applied::Appointed { removed, .. } = m.apply(&Order::Appoint {
+            ministry,
+            term: t2,
+            minister: 2,
+            members: vec![1, 2, 3, 4],
+        }) else {
             panic!()
         };
         assert!(removed.is_empty());

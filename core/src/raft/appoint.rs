@@ -18,7 +18,10 @@ impl Raft {
             return Err(AppointError::WrongMode);
         }
         if term < self.hs.term {
-            return Err(AppointError::StaleTerm { term, current: self.hs.term });
+            return Err(AppointError::StaleTerm {
+                term,
+                current: self.hs.term,
+            });
         }
         if term == self.hs.term {
             if let Some(leader) = self.hs.vote {
@@ -42,7 +45,12 @@ impl Raft {
 
     /// Become minister at `term` for `membership`. The president calls this
     /// only on the most up-to-date member of a majority that answered the poll.
-    pub fn appoint(&mut self, now: Micros, term: Term, membership: Membership) -> Result<(), AppointError> {
+    pub fn appoint(
+        &mut self,
+        now: Micros,
+        term: Term,
+        membership: Membership,
+    ) -> Result<(), AppointError> {
         self.now = self.now.max(now);
         if self.cfg.mode != Mode::Appointed {
             return Err(AppointError::WrongMode);
@@ -51,11 +59,16 @@ impl Raft {
             return Err(AppointError::NotMember);
         }
         if term < self.hs.term {
-            return Err(AppointError::StaleTerm { term, current: self.hs.term });
+            return Err(AppointError::StaleTerm {
+                term,
+                current: self.hs.term,
+            });
         }
         if term == self.hs.term {
             match self.hs.vote {
-                Some(v) if v != self.cfg.id => return Err(AppointError::TermTaken { term, leader: v }),
+                Some(v) if v != self.cfg.id => {
+                    return Err(AppointError::TermTaken { term, leader: v })
+                }
                 Some(_) if self.role == Role::Leader => return Ok(()),
                 // We led this term before a restart and may have lost entries
                 // our followers hold: leading it again would fork the log.
@@ -66,7 +79,10 @@ impl Raft {
         if self.role == Role::Leader {
             self.become_follower(term, None);
         }
-        self.set_hard_state(super::HardState { term, vote: Some(self.cfg.id) });
+        self.set_hard_state(super::HardState {
+            term,
+            vote: Some(self.cfg.id),
+        });
         self.membership = membership.clone();
         // The first entry of every appointment records the ministry's members.
         self.become_leader(Payload::Config(membership));

@@ -43,7 +43,14 @@ impl Raft {
                 // Tell a deposed leader about the newer term so it steps down.
                 MessageBody::Append { prev_index, .. } => {
                     let hint = self.log.last_index();
-                    self.send(msg.from, MessageBody::AppendResponse { success: false, index: prev_index, hint });
+                    self.send(
+                        msg.from,
+                        MessageBody::AppendResponse {
+                            success: false,
+                            index: prev_index,
+                            hint,
+                        },
+                    );
                 }
                 MessageBody::Vote { .. } if !self.cfg.faults.vote_ignores_term => {
                     self.send(msg.from, MessageBody::VoteResponse { granted: false });
@@ -84,7 +91,8 @@ impl Raft {
         if self.now.saturating_sub(self.last_quorum_check) >= self.cfg.election_timeout {
             self.last_quorum_check = self.now;
             let contact = self.quorum_contact();
-            let stale = contact.is_none_or(|t| self.now.saturating_sub(t) >= self.cfg.election_timeout);
+            let stale =
+                contact.is_none_or(|t| self.now.saturating_sub(t) >= self.cfg.election_timeout);
             if stale && self.cfg.mode == Mode::Elected {
                 // Check-quorum: a leader cut off from a majority steps down.
                 self.become_follower(self.hs.term, None);
@@ -121,27 +129,58 @@ impl Raft {
         self.votes.insert(self.cfg.id, true);
         self.reset_election_deadline();
         let (last_term, last_index) = (self.log.last_term(), self.log.last_index());
-        let voters: Vec<NodeId> = self.membership.voters.iter().copied().filter(|v| *v != self.cfg.id).collect();
+        let voters: Vec<NodeId> = self
+            .membership
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != self.cfg.id)
+            .collect();
         if pre {
             self.role = Role::PreCandidate;
             let term = self.hs.term + 1;
             for v in voters {
-                let body = MessageBody::PreVote { last_term, last_index };
-                self.out.messages.push(super::Message { group: self.cfg.group, from: self.cfg.id, to: v, term, body });
+                let body = MessageBody::PreVote {
+                    last_term,
+                    last_index,
+                };
+                self.out.messages.push(super::Message {
+                    group: self.cfg.group,
+                    from: self.cfg.id,
+                    to: v,
+                    term,
+                    body,
+                });
             }
         } else {
             self.role = Role::Candidate;
             let term = self.hs.term + 1;
-            self.set_hard_state(super::HardState { term, vote: Some(self.cfg.id) });
+            self.set_hard_state(super::HardState {
+                term,
+                vote: Some(self.cfg.id),
+            });
             // Our own vote must be durable before anyone counts on it.
             for v in voters {
-                self.send_after_persist(v, term, MessageBody::Vote { last_term, last_index });
+                self.send_after_persist(
+                    v,
+                    term,
+                    MessageBody::Vote {
+                        last_term,
+                        last_index,
+                    },
+                );
             }
         }
         self.check_votes(pre);
     }
 
-    pub(super) fn on_pre_vote(&mut self, from: NodeId, term: Term, last_term: Term, last_index: Index) {
+    pub(super) fn on_pre_vote(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        last_term: Term,
+        last_index: Index,
+    ) {
         let up_to_date = self.log.is_up_to_date(last_term, last_index);
         let granted = if self.cfg.faults.vote_ignores_term {
             up_to_date
@@ -150,7 +189,13 @@ impl Raft {
         };
         let reply_term = if granted { term } else { self.hs.term };
         let body = MessageBody::PreVoteResponse { granted };
-        self.out.messages.push(super::Message { group: self.cfg.group, from: self.cfg.id, to: from, term: reply_term, body });
+        self.out.messages.push(super::Message {
+            group: self.cfg.group,
+            from: self.cfg.id,
+            to: from,
+            term: reply_term,
+            body,
+        });
     }
 
     pub(super) fn on_vote(&mut self, from: NodeId, term: Term, last_term: Term, last_index: Index) {
@@ -161,7 +206,10 @@ impl Raft {
             term == self.hs.term && self.hs.vote.is_none_or(|v| v == from) && up_to_date
         };
         if granted && term == self.hs.term {
-            self.set_hard_state(super::HardState { term, vote: Some(from) });
+            self.set_hard_state(super::HardState {
+                term,
+                vote: Some(from),
+            });
             self.reset_election_deadline();
         }
         let reply_term = if granted { term } else { self.hs.term };
@@ -169,7 +217,11 @@ impl Raft {
     }
 
     pub(super) fn on_vote_response(&mut self, from: NodeId, term: Term, granted: bool, pre: bool) {
-        let expected = if pre { (Role::PreCandidate, self.hs.term + 1) } else { (Role::Candidate, self.hs.term) };
+        let expected = if pre {
+            (Role::PreCandidate, self.hs.term + 1)
+        } else {
+            (Role::Candidate, self.hs.term)
+        };
         if (self.role, term) != expected || !self.membership.is_voter(from) {
             return;
         }

@@ -18,17 +18,28 @@ pub struct RaftLog {
 
 impl RaftLog {
     pub fn new(snapshot_index: Index, snapshot_term: Term, entries: Vec<Entry>) -> Self {
-        let log = RaftLog { snapshot_index, snapshot_term, entries: entries.into() };
+        let log = RaftLog {
+            snapshot_index,
+            snapshot_term,
+            entries: entries.into(),
+        };
         log.check();
         log
     }
 
     fn check(&self) {
         for (i, e) in self.entries.iter().enumerate() {
-            assert_eq!(e.index, self.snapshot_index + 1 + i as u64, "log entries must be consecutive");
+            assert_eq!(
+                e.index,
+                self.snapshot_index + 1 + i as u64,
+                "log entries must be consecutive"
+            );
         }
         if let Some(first) = self.entries.front() {
-            assert!(first.term >= self.snapshot_term, "terms never decrease along the log");
+            assert!(
+                first.term >= self.snapshot_term,
+                "terms never decrease along the log"
+            );
         }
     }
 
@@ -80,14 +91,24 @@ impl RaftLog {
     }
 
     pub fn append(&mut self, entry: Entry) {
-        assert_eq!(entry.index, self.last_index() + 1, "append must extend the log");
-        assert!(entry.term >= self.last_term(), "terms never decrease along the log");
+        assert_eq!(
+            entry.index,
+            self.last_index() + 1,
+            "append must extend the log"
+        );
+        assert!(
+            entry.term >= self.last_term(),
+            "terms never decrease along the log"
+        );
         self.entries.push_back(entry);
     }
 
     /// Drop entries `from..`. Returns whether anything was removed.
     pub fn truncate_from(&mut self, from: Index) -> bool {
-        assert!(from > self.snapshot_index, "cannot truncate into the snapshot");
+        assert!(
+            from > self.snapshot_index,
+            "cannot truncate into the snapshot"
+        );
         let keep = (from - self.snapshot_index - 1) as usize;
         let removed = self.entries.len() > keep;
         self.entries.truncate(keep);
@@ -99,7 +120,9 @@ impl RaftLog {
         if index <= self.snapshot_index {
             return;
         }
-        let term = self.term(index).expect("compact only entries the log holds");
+        let term = self
+            .term(index)
+            .expect("compact only entries the log holds");
         let n = (index - self.snapshot_index) as usize;
         self.entries.drain(..n);
         self.snapshot_index = index;
@@ -121,7 +144,9 @@ impl RaftLog {
     /// First index of the run of entries that share `index`'s term; lets a
     /// follower skip a whole conflicting term in one reject.
     pub fn term_start(&self, index: Index) -> Index {
-        let Some(t) = self.term(index) else { return index };
+        let Some(t) = self.term(index) else {
+            return index;
+        };
         let mut i = index;
         while i > self.first_index() && self.term(i - 1) == Some(t) {
             i -= 1;

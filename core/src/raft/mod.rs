@@ -252,15 +252,22 @@ impl Raft {
         now: Micros,
     ) -> Self {
         cfg.validate();
-        let (si, st) = snapshot.as_ref().map_or((0, 0), |s| (s.meta.index, s.meta.term));
+        let (si, st) = snapshot
+            .as_ref()
+            .map_or((0, 0), |s| (s.meta.index, s.meta.term));
         let entries: Vec<Entry> = entries.into_iter().filter(|e| e.index > si).collect();
         let log = RaftLog::new(si, st, entries);
         let mut hs = hs;
         // A crash may keep entries whose term record was lost; never go below them.
         if log.last_term() > hs.term {
-            hs = HardState { term: log.last_term(), vote: None };
+            hs = HardState {
+                term: log.last_term(),
+                vote: None,
+            };
         }
-        let base_membership = snapshot.as_ref().map_or(membership, |s| s.meta.membership.clone());
+        let base_membership = snapshot
+            .as_ref()
+            .map_or(membership, |s| s.meta.membership.clone());
         let membership = log
             .last_config(log.last_index())
             .and_then(|e| match &e.payload {
@@ -322,24 +329,31 @@ impl Raft {
             return;
         }
         match msg.body {
-            MessageBody::PreVote { last_term, last_index } => {
-                self.on_pre_vote(msg.from, msg.term, last_term, last_index)
-            }
+            MessageBody::PreVote {
+                last_term,
+                last_index,
+            } => self.on_pre_vote(msg.from, msg.term, last_term, last_index),
             MessageBody::PreVoteResponse { granted } => {
                 self.on_vote_response(msg.from, msg.term, granted, true)
             }
-            MessageBody::Vote { last_term, last_index } => {
-                self.on_vote(msg.from, msg.term, last_term, last_index)
-            }
+            MessageBody::Vote {
+                last_term,
+                last_index,
+            } => self.on_vote(msg.from, msg.term, last_term, last_index),
             MessageBody::VoteResponse { granted } => {
                 self.on_vote_response(msg.from, msg.term, granted, false)
             }
-            MessageBody::Append { prev_index, prev_term, entries, commit } => {
-                self.on_append(msg.from, msg.term, prev_index, prev_term, entries, commit)
-            }
-            MessageBody::AppendResponse { success, index, hint } => {
-                self.on_append_response(msg.from, msg.term, success, index, hint)
-            }
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => self.on_append(msg.from, msg.term, prev_index, prev_term, entries, commit),
+            MessageBody::AppendResponse {
+                success,
+                index,
+                hint,
+            } => self.on_append_response(msg.from, msg.term, success, index, hint),
             MessageBody::InstallSnapshot { snapshot } => {
                 self.on_install_snapshot(msg.from, msg.term, snapshot)
             }
@@ -361,9 +375,15 @@ impl Raft {
             return Err(ProposeError::WrongMode);
         }
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
-        if self.log.last_config(self.log.last_index()).is_some_and(|e| e.index > self.commit) {
+        if self
+            .log
+            .last_config(self.log.last_index())
+            .is_some_and(|e| e.index > self.commit)
+        {
             return Err(ProposeError::ChangeInProgress);
         }
         if self.log.term(self.commit) != Some(self.hs.term) {
@@ -377,7 +397,9 @@ impl Raft {
 
     fn propose_payload(&mut self, payload: Payload) -> Result<Ticket, ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
         Ok(self.append_own(payload))
     }
@@ -403,11 +425,21 @@ impl Raft {
         if index <= self.log.snapshot_index() {
             return;
         }
-        let term = self.log.term(index).expect("applied entries are in the log");
+        let term = self
+            .log
+            .term(index)
+            .expect("applied entries are in the log");
         let membership = self.membership_at(index);
         self.base_membership = membership.clone();
         self.log.compact(index);
-        self.snapshot = Some(Snapshot { meta: SnapshotMeta { index, term, membership }, data });
+        self.snapshot = Some(Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                membership,
+            },
+            data,
+        });
     }
 
     // ---- outputs ------------------------------------------------------------
@@ -521,7 +553,8 @@ impl Raft {
     /// follower must have heard from its leader within H, a leader from a
     /// majority within H. This self-fencing is what the 2H lease rule needs.
     pub fn is_serving(&self, now: Micros) -> bool {
-        let fresh = |t: Option<Micros>| t.is_some_and(|t| now.saturating_sub(t) < self.cfg.serve_timeout);
+        let fresh =
+            |t: Option<Micros>| t.is_some_and(|t| now.saturating_sub(t) < self.cfg.serve_timeout);
         match self.role {
             Role::Leader => self.membership.voters.len() == 1 || fresh(self.quorum_contact()),
             _ => self.leader.is_some() && fresh(self.last_leader_contact),
@@ -595,7 +628,11 @@ impl Raft {
         let was_leader = self.role == Role::Leader;
         if term > self.hs.term {
             // In appointed mode the vote records the accepted minister.
-            let vote = if self.cfg.mode == Mode::Appointed { leader } else { None };
+            let vote = if self.cfg.mode == Mode::Appointed {
+                leader
+            } else {
+                None
+            };
             self.set_hard_state(HardState { term, vote });
         }
         self.role = Role::Follower;
@@ -604,7 +641,9 @@ impl Raft {
         self.votes.clear();
         self.reset_election_deadline();
         if was_leader {
-            self.out.events.push(Event::SteppedDown { term: self.hs.term });
+            self.out
+                .events
+                .push(Event::SteppedDown { term: self.hs.term });
         }
     }
 
@@ -625,7 +664,9 @@ impl Raft {
         self.last_heartbeat = self.now;
         self.last_quorum_check = self.now;
         self.leader_since = self.now;
-        self.out.events.push(Event::BecameLeader { term: self.hs.term });
+        self.out
+            .events
+            .push(Event::BecameLeader { term: self.hs.term });
         self.append_own(first);
         self.broadcast_heartbeat();
     }
@@ -634,7 +675,11 @@ impl Raft {
     fn append_own(&mut self, payload: Payload) -> Ticket {
         debug_assert_eq!(self.role, Role::Leader);
         let index = self.log.last_index() + 1;
-        let entry = Entry { term: self.hs.term, index, payload };
+        let entry = Entry {
+            term: self.hs.term,
+            index,
+            payload,
+        };
         if let Payload::Config(m) = &entry.payload {
             self.apply_membership(m.clone());
         }
@@ -644,7 +689,10 @@ impl Raft {
             // A lone voter commits on its own durable copy; nothing to wait for.
             self.maybe_commit();
         }
-        Ticket { term: self.hs.term, index }
+        Ticket {
+            term: self.hs.term,
+            index,
+        }
     }
 
     /// Entries from `from` on were replaced or removed: nothing past it is
@@ -673,7 +721,9 @@ impl Raft {
             let me = self.cfg.id;
             self.progress.retain(|id, _| m.contains(*id));
             for id in m.all().filter(|&id| id != me) {
-                self.progress.entry(id).or_insert_with(|| Progress::new(next, window));
+                self.progress
+                    .entry(id)
+                    .or_insert_with(|| Progress::new(next, window));
             }
         }
         self.membership = m;
@@ -688,12 +738,24 @@ impl Raft {
     }
 
     fn send(&mut self, to: NodeId, body: MessageBody) {
-        let msg = Message { group: self.cfg.group, from: self.cfg.id, to, term: self.hs.term, body };
+        let msg = Message {
+            group: self.cfg.group,
+            from: self.cfg.id,
+            to,
+            term: self.hs.term,
+            body,
+        };
         self.out.messages.push(msg);
     }
 
     fn send_after_persist(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let msg = Message { group: self.cfg.group, from: self.cfg.id, to, term, body };
+        let msg = Message {
+            group: self.cfg.group,
+            from: self.cfg.id,
+            to,
+            term,
+            body,
+        };
         self.out.persisted_messages.push(msg);
     }
 }

@@ -84,7 +84,10 @@ pub struct Inflights {
 impl Inflights {
     pub fn new(cap: usize) -> Self {
         assert!(cap > 0, "the append window must hold at least one message");
-        Inflights { cap, queue: VecDeque::with_capacity(cap) }
+        Inflights {
+            cap,
+            queue: VecDeque::with_capacity(cap),
+        }
     }
     pub fn full(&self) -> bool {
         self.queue.len() >= self.cap

@@ -16,7 +16,10 @@ impl Raft {
             }
             if self.cfg.mode == Mode::Appointed {
                 match self.hs.vote {
-                    None => self.set_hard_state(super::HardState { term, vote: Some(from) }),
+                    None => self.set_hard_state(super::HardState {
+                        term,
+                        vote: Some(from),
+                    }),
                     Some(v) if v != from => return false,
                     Some(_) => {}
                 }
@@ -55,7 +58,11 @@ impl Raft {
             prev_term = match entries.first() {
                 Some(_) => self.log.term(self.commit).unwrap_or(prev_term),
                 None => {
-                    let body = MessageBody::AppendResponse { success: true, index: last_sent, hint: 0 };
+                    let body = MessageBody::AppendResponse {
+                        success: true,
+                        index: last_sent,
+                        hint: 0,
+                    };
                     self.send_after_persist(from, reply_term, body);
                     return;
                 }
@@ -64,13 +71,21 @@ impl Raft {
         match self.log.term(prev_index) {
             None => {
                 let hint = self.log.last_index();
-                let body = MessageBody::AppendResponse { success: false, index: prev_index, hint };
+                let body = MessageBody::AppendResponse {
+                    success: false,
+                    index: prev_index,
+                    hint,
+                };
                 self.send_after_persist(from, reply_term, body);
                 return;
             }
             Some(t) if t != prev_term => {
                 let hint = (self.log.term_start(prev_index) - 1).max(self.commit);
-                let body = MessageBody::AppendResponse { success: false, index: prev_index, hint };
+                let body = MessageBody::AppendResponse {
+                    success: false,
+                    index: prev_index,
+                    hint,
+                };
                 self.send_after_persist(from, reply_term, body);
                 return;
             }
@@ -80,7 +95,11 @@ impl Raft {
             match self.log.term(e.index) {
                 Some(t) if t == e.term => continue,
                 Some(_) => {
-                    assert!(e.index > self.commit, "a leader tried to overwrite committed entry {}", e.index);
+                    assert!(
+                        e.index > self.commit,
+                        "a leader tried to overwrite committed entry {}",
+                        e.index
+                    );
                     self.log.truncate_from(e.index);
                     self.note_truncation(e.index);
                     self.recompute_membership();
@@ -97,16 +116,29 @@ impl Raft {
         if new_commit > self.commit {
             self.commit = new_commit;
         }
-        let body = MessageBody::AppendResponse { success: true, index: last_sent, hint: 0 };
+        let body = MessageBody::AppendResponse {
+            success: true,
+            index: last_sent,
+            hint: 0,
+        };
         self.send_after_persist(from, reply_term, body);
     }
 
-    pub(super) fn on_append_response(&mut self, from: NodeId, term: Term, success: bool, index: Index, hint: Index) {
+    pub(super) fn on_append_response(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        success: bool,
+        index: Index,
+        hint: Index,
+    ) {
         if self.role != Role::Leader || term != self.hs.term {
             return;
         }
         let last = self.log.last_index();
-        let Some(pr) = self.progress.get_mut(&from) else { return };
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
         pr.last_heard = Some(self.now);
         if success {
             if index > last {
@@ -168,7 +200,9 @@ impl Raft {
         if self.role != Role::Leader || term != self.hs.term {
             return;
         }
-        let Some(pr) = self.progress.get_mut(&from) else { return };
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
         pr.last_heard = Some(self.now);
         pr.matched = pr.matched.max(index.min(self.log.last_index()));
         pr.become_probe(pr.matched + 1);
@@ -193,7 +227,11 @@ impl Raft {
                     self.progress.get(v).map_or(0, |p| p.matched)
                 }
             }));
-            let index = if matched.is_empty() { 0 } else { majority_index(&mut matched) };
+            let index = if matched.is_empty() {
+                0
+            } else {
+                majority_index(&mut matched)
+            };
             self.scratch_indexes = matched;
             index
         };
@@ -202,7 +240,10 @@ impl Raft {
             self.out.commit_moved = true;
             // A leader removed from the voters leads until that change commits.
             let removed = !self.membership.is_voter(me)
-                && self.log.last_config(self.log.last_index()).is_none_or(|e| e.index <= self.commit);
+                && self
+                    .log
+                    .last_config(self.log.last_index())
+                    .is_none_or(|e| e.index <= self.commit);
             if removed && self.cfg.mode == Mode::Elected {
                 self.flush_appends();
                 self.become_follower(self.hs.term, None);
@@ -256,10 +297,13 @@ impl Raft {
     pub(super) fn send_append_to(&mut self, to: NodeId, heartbeat: bool) -> bool {
         let now = self.now;
         let snap_index = self.log.snapshot_index();
-        let Some(pr) = self.progress.get_mut(&to) else { return false };
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return false;
+        };
         let needs_snapshot = match pr.state {
             ProgressState::Snapshot(_) => {
-                if !heartbeat || now.saturating_sub(pr.snapshot_sent_at) < self.cfg.election_timeout {
+                if !heartbeat || now.saturating_sub(pr.snapshot_sent_at) < self.cfg.election_timeout
+                {
                     return false;
                 }
                 true
@@ -268,7 +312,9 @@ impl Raft {
         };
         if needs_snapshot {
             // The follower needs entries we compacted.
-            let Some(snapshot) = self.snapshot.clone() else { return false };
+            let Some(snapshot) = self.snapshot.clone() else {
+                return false;
+            };
             pr.become_snapshot(snapshot.meta.index, now);
             self.send(to, MessageBody::InstallSnapshot { snapshot });
             return true;
@@ -313,7 +359,18 @@ impl Raft {
     fn send_entries(&mut self, to: NodeId, from: Index, entries: Vec<Entry>) {
         let commit = self.commit;
         let prev_index = from - 1;
-        let prev_term = self.log.term(prev_index).expect("prev entry is above the snapshot");
-        self.send(to, MessageBody::Append { prev_index, prev_term, entries, commit });
+        let prev_term = self
+            .log
+            .term(prev_index)
+            .expect("prev entry is above the snapshot");
+        self.send(
+            to,
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            },
+        );
     }
 }

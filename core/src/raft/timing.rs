@@ -15,7 +15,11 @@ pub struct Freshness {
 
 impl Freshness {
     pub fn new(serve_timeout: Micros) -> Self {
-        Freshness { serve_timeout, last_leader: None, last_president: None }
+        Freshness {
+            serve_timeout,
+            last_leader: None,
+            last_president: None,
+        }
     }
 
     pub fn heard_leader(&mut self, now: Micros) {

@@ -148,16 +148,39 @@ pub struct Message {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageBody {
-    PreVote { last_term: Term, last_index: Index },
-    PreVoteResponse { granted: bool },
-    Vote { last_term: Term, last_index: Index },
-    VoteResponse { granted: bool },
+    PreVote {
+        last_term: Term,
+        last_index: Index,
+    },
+    PreVoteResponse {
+        granted: bool,
+    },
+    Vote {
+        last_term: Term,
+        last_index: Index,
+    },
+    VoteResponse {
+        granted: bool,
+    },
     /// Entries (possibly none: a heartbeat) following `(prev_index, prev_term)`.
-    Append { prev_index: Index, prev_term: Term, entries: Vec<Entry>, commit: Index },
+    Append {
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+    },
     /// `success`: the follower holds the leader's log durably up to `index`.
     /// Otherwise `index` is the rejected `prev_index` and `hint` the follower's last index.
-    AppendResponse { success: bool, index: Index, hint: Index },
-    InstallSnapshot { snapshot: Snapshot },
+    AppendResponse {
+        success: bool,
+        index: Index,
+        hint: Index,
+    },
+    InstallSnapshot {
+        snapshot: Snapshot,
+    },
     /// The follower has durably installed a snapshot up to `index` (or already had it).
-    SnapshotResponse { index: Index },
+    SnapshotResponse {
+        index: Index,
+    },
 }

@@ -18,10 +18,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use govfs_core::codec::decode_exact;
 use govfs_core::node::{
-    App, ClientMsg, ClientReply, Disk, NodeConfig, NodeCore, NodeMsg, Observation, Output, ServerMsg,
+    App, ClientMsg, ClientReply, Disk, NodeConfig, NodeCore, NodeMsg, Observation, Output,
+    ServerMsg,
 };
 use govfs_core::raft::{NodeId, PRESIDENT_GROUP};
-use govfs_net::{Backoff, ClusterKey, Frame, FrameKind, Identity, ListenerConfig, PeerInfo, Role, TcpConn, TcpListenerLoop};
+use govfs_net::{
+    Backoff, ClusterKey, Frame, FrameKind, Identity, ListenerConfig, PeerInfo, Role, TcpConn,
+    TcpListenerLoop,
+};
 use tracing::{debug, info, warn};
 
 use super::storage::{NodeStorage, StorageError};
@@ -48,14 +52,20 @@ pub enum NodeError {
     #[error("recovering the node's state: {0}")]
     Recover(#[from] govfs_core::codec::DecodeError),
     #[error("listening on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("metrics exporter: {0}")]
     Metrics(String),
 }
 
 enum Inbound {
     Peer(NodeMsg),
-    Client { msg: ClientMsg, reply: Sender<ServerMsg> },
+    Client {
+        msg: ClientMsg,
+        reply: Sender<ServerMsg>,
+    },
 }
 
 /// Client requests waiting for their answer: (client, seq) -> (reply channel, since).
@@ -89,15 +99,33 @@ pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), 
         "recovered from {}",
         settings.data_dir.display()
     );
-    let mut core: NodeCore<A> = NodeCore::recover(settings.config.clone(), rec.president, rec.shard_group, rec.shard, now())?;
+    let mut core: NodeCore<A> = NodeCore::recover(
+        settings.config.clone(),
+        rec.president,
+        rec.shard_group,
+        rec.shard,
+        now(),
+    )?;
 
     let (tx, rx) = bounded::<Inbound>(INBOUND_CAPACITY);
-    let local = Identity { node_id: id, role: Role::Node };
-    let listener = TcpListenerLoop::bind(settings.listen, settings.key.clone(), local, ListenerConfig::default(), {
-        let tx = tx.clone();
-        move |peer: &PeerInfo, frame: Frame| handle_frame(&tx, peer, frame)
-    })
-    .map_err(|source| NodeError::Listen { addr: settings.listen, source })?;
+    let local = Identity {
+        node_id: id,
+        role: Role::Node,
+    };
+    let listener = TcpListenerLoop::bind(
+        settings.listen,
+        settings.key.clone(),
+        local,
+        ListenerConfig::default(),
+        {
+            let tx = tx.clone();
+            move |peer: &PeerInfo, frame: Frame| handle_frame(&tx, peer, frame)
+        },
+    )
+    .map_err(|source| NodeError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
     info!(id, addr = %listener.local_addr(), "listening");
 
     let mut writers: HashMap<NodeId, Sender<Vec<u8>>> = HashMap::new();
@@ -152,14 +180,19 @@ pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), 
             };
             if let Some((w, since)) = waiting.remove(&(client, seq)) {
                 if done {
-                    metrics::histogram!("govfs_commit_latency_seconds").record(since.elapsed().as_secs_f64());
+                    metrics::histogram!("govfs_commit_latency_seconds")
+                        .record(since.elapsed().as_secs_f64());
                 }
                 let _ = w.send(ServerMsg::Reply(reply));
             }
         }
         for obs in &out.observed {
             if let Observation::BecameLeader { group, term, .. } = obs {
-                let kind = if *group == PRESIDENT_GROUP { "president" } else { "minister" };
+                let kind = if *group == PRESIDENT_GROUP {
+                    "president"
+                } else {
+                    "minister"
+                };
                 metrics::counter!("govfs_leader_changes_total", "role" => kind).increment(1);
                 info!(group, term, "became {kind}");
             }
@@ -242,7 +275,9 @@ fn send_to_peer(writers: &HashMap<NodeId, Sender<Vec<u8>>>, to: NodeId, msg: &No
     match w.try_send(body) {
         Ok(()) => {}
         // Raft recovers from loss; a full queue means the peer is slow or gone.
-        Err(TrySendError::Full(_)) => metrics::counter!("govfs_peer_queue_drops_total").increment(1),
+        Err(TrySendError::Full(_)) => {
+            metrics::counter!("govfs_peer_queue_drops_total").increment(1)
+        }
         Err(TrySendError::Disconnected(_)) => {}
     }
 }
@@ -257,7 +292,10 @@ fn handle_frame(tx: &Sender<Inbound>, peer: &PeerInfo, frame: Frame) -> Option<F
                         metrics::counter!("govfs_inbound_drops_total").increment(1);
                     }
                 }
-                Err(e) => warn!(peer = peer.identity.node_id, "undecodable node message: {e}"),
+                Err(e) => warn!(
+                    peer = peer.identity.node_id,
+                    "undecodable node message: {e}"
+                ),
             }
             None
         }
@@ -268,14 +306,21 @@ fn handle_frame(tx: &Sender<Inbound>, peer: &PeerInfo, frame: Frame) -> Option<F
                     if tx.send(Inbound::Client { msg, reply: rtx }).is_err() {
                         ServerMsg::Error("node is stopping".into())
                     } else {
-                        rrx.recv_timeout(CLIENT_WAIT)
-                            .unwrap_or_else(|_| ServerMsg::Error("no answer in time; retry with the same request id".into()))
+                        rrx.recv_timeout(CLIENT_WAIT).unwrap_or_else(|_| {
+                            ServerMsg::Error(
+                                "no answer in time; retry with the same request id".into(),
+                            )
+                        })
                     }
                 }
                 Err(e) => ServerMsg::Error(format!("undecodable request: {e}")),
             };
             let body = postcard::to_stdvec(&answer).expect("answers encode");
-            Some(Frame { kind: FrameKind::Client, request_id: frame.request_id, body })
+            Some(Frame {
+                kind: FrameKind::Client,
+                request_id: frame.request_id,
+                body,
+            })
         }
         (role, kind) => {
             warn!(?role, ?kind, "unexpected frame kind; ignored");
@@ -286,9 +331,19 @@ fn handle_frame(tx: &Sender<Inbound>, peer: &PeerInfo, frame: Frame) -> Option<F
 
 /// One thread per peer: dial (with backoff), then write every queued message,
 /// all of a turn in one write.
-fn peer_writer(id: NodeId, peer: NodeId, addr: SocketAddr, key: ClusterKey, rx: Receiver<Vec<u8>>, stop: Arc<AtomicBool>) {
+fn peer_writer(
+    id: NodeId,
+    peer: NodeId,
+    addr: SocketAddr,
+    key: ClusterKey,
+    rx: Receiver<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
-    let local = Identity { node_id: id, role: Role::Node };
+    let local = Identity {
+        node_id: id,
+        role: Role::Node,
+    };
     let mut entropy = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ peer;
     'connect: while !stop.load(Ordering::Relaxed) {
         let mut conn = match TcpConn::connect(addr, &key, local, Duration::from_secs(2)) {

@@ -25,13 +25,24 @@ pub enum StorageError {
     #[error(transparent)]
     Log(#[from] StoreError),
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a ministry id or \"idle\": {found:?}")]
     BadGroupFile { path: PathBuf, found: String },
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
-    move |source| StorageError::Io { op, path: path.to_path_buf(), source }
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What the node recovers from: both logs, and the ministry the shard serves.
@@ -75,7 +86,13 @@ impl NodeStorage {
             shard_group,
             shard: recovered(&shard, shard_replay)?,
         };
-        let storage = NodeStorage { dir: dir.to_path_buf(), opts, president, shard, compact_after_sync: [None; 2] };
+        let storage = NodeStorage {
+            dir: dir.to_path_buf(),
+            opts,
+            president,
+            shard,
+            compact_after_sync: [None; 2],
+        };
         Ok((storage, recovery))
     }
 
@@ -98,7 +115,9 @@ impl NodeStorage {
                     self.flush(disk, &mut records)?;
                     self.log(disk).save_snapshot(s)?;
                     // The core dropped every entry on install: the disk must too.
-                    records.push(Record::Truncate { from: s.meta.index + 1 });
+                    records.push(Record::Truncate {
+                        from: s.meta.index + 1,
+                    });
                 }
                 LogOp::Compact(s) => {
                     self.flush(disk, &mut records)?;
@@ -156,7 +175,11 @@ impl NodeStorage {
 
 /// Finish or undo a shard swap a crash interrupted.
 fn finish_shard_swap(dir: &Path) -> Result<(), StorageError> {
-    let (cur, new, old) = (dir.join("shard"), dir.join("shard.new"), dir.join("shard.old"));
+    let (cur, new, old) = (
+        dir.join("shard"),
+        dir.join("shard.new"),
+        dir.join("shard.old"),
+    );
     if new.exists() {
         if cur.exists() {
             // Crashed while building the new directory: the old one stands.
@@ -174,12 +197,18 @@ fn finish_shard_swap(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn build_shard_dir(path: &Path, group: Option<GroupId>, hs: HardState, opts: &LogOptions) -> Result<(), StorageError> {
+fn build_shard_dir(
+    path: &Path,
+    group: Option<GroupId>,
+    hs: HardState,
+    opts: &LogOptions,
+) -> Result<(), StorageError> {
     fs::create_dir_all(path).map_err(io_err("create", path))?;
     let group_file = path.join("group");
     let text = group.map_or_else(|| "idle".to_string(), |g| g.to_string());
     let mut f = fs::File::create(&group_file).map_err(io_err("create", &group_file))?;
-    f.write_all(text.as_bytes()).map_err(io_err("write", &group_file))?;
+    f.write_all(text.as_bytes())
+        .map_err(io_err("write", &group_file))?;
     f.sync_all().map_err(io_err("sync", &group_file))?;
     let (mut log, _) = SegmentedLog::open(path, opts.clone())?;
     log.append(&[Record::HardState(hs)])?;
@@ -193,7 +222,12 @@ fn read_group(path: &Path) -> Result<Option<GroupId>, StorageError> {
     if text == "idle" {
         return Ok(None);
     }
-    text.parse().map(Some).map_err(|_| StorageError::BadGroupFile { path: path.to_path_buf(), found: text.to_string() })
+    text.parse()
+        .map(Some)
+        .map_err(|_| StorageError::BadGroupFile {
+            path: path.to_path_buf(),
+            found: text.to_string(),
+        })
 }
 
 fn recovered(log: &SegmentedLog, replay: Replay) -> Result<Recovered, StorageError> {
@@ -201,7 +235,11 @@ fn recovered(log: &SegmentedLog, replay: Replay) -> Result<Recovered, StorageErr
         Some(_) => log.load_snapshot()?,
         None => None,
     };
-    Ok(Recovered { hs: replay.hard_state, snapshot, entries: replay.entries })
+    Ok(Recovered {
+        hs: replay.hard_state,
+        snapshot,
+        entries: replay.entries,
+    })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {

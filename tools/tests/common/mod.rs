@@ -24,20 +24,45 @@ pub struct TestCluster {
 
 impl TestCluster {
     pub fn up(nodes: u64, ministries: usize) -> TestCluster {
-        let dir = tempfile::Builder::new().prefix("govfs-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("govfs-test-")
+            .tempdir()
+            .expect("tempdir");
         let out = Command::new(GOVFS)
-            .args(["cluster", "up", "--nodes", &nodes.to_string(), "--ministries", &ministries.to_string()])
+            .args([
+                "cluster",
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--ministries",
+                &ministries.to_string(),
+            ])
             .arg("--dir")
             .arg(dir.path())
             .args(["--wait", "60"])
             .output()
             .expect("run govfs cluster up");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "cluster up failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        let line = stdout.lines().find_map(|l| l.strip_prefix("GOVFS_CLUSTER=")).expect("GOVFS_CLUSTER line");
-        let addrs = line.split(',').map(|a| a.parse().expect("address")).collect();
+        assert!(
+            out.status.success(),
+            "cluster up failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("GOVFS_CLUSTER="))
+            .expect("GOVFS_CLUSTER line");
+        let addrs = line
+            .split(',')
+            .map(|a| a.parse().expect("address"))
+            .collect();
         let key = ClusterKey::from_file(dir.path().join("cluster.key")).expect("key");
-        TestCluster { dir, addrs, key, nodes }
+        TestCluster {
+            dir,
+            addrs,
+            key,
+            nodes,
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -56,12 +81,28 @@ impl TestCluster {
     }
 
     pub fn govfs(&self, args: &[&str]) {
-        let out = Command::new(GOVFS).args(args).arg("--dir").arg(self.dir.path()).output().expect("run govfs");
-        assert!(out.status.success(), "govfs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(GOVFS)
+            .args(args)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .output()
+            .expect("run govfs");
+        assert!(
+            out.status.success(),
+            "govfs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn kill(&self, node: NodeId) {
-        self.govfs(&["cluster", "kill-node", "--node", &node.to_string(), "--signal", "KILL"]);
+        self.govfs(&[
+            "cluster",
+            "kill-node",
+            "--node",
+            &node.to_string(),
+            "--signal",
+            "KILL",
+        ]);
     }
 
     pub fn start(&self, node: NodeId) {
@@ -70,11 +111,17 @@ impl TestCluster {
 
     pub fn statuses(&self) -> Vec<NodeStatus> {
         let mut c = self.client();
-        c.status_all().into_iter().filter_map(|(_, r)| r.ok()).collect()
+        c.status_all()
+            .into_iter()
+            .filter_map(|(_, r)| r.ok())
+            .collect()
     }
 
     pub fn president(&self) -> Option<NodeId> {
-        self.statuses().into_iter().find(|s| s.president.role == Role::Leader).map(|s| s.id)
+        self.statuses()
+            .into_iter()
+            .find(|s| s.president.role == Role::Leader)
+            .map(|s| s.id)
     }
 
     /// The serving minister of `ministry` and its clerks.
@@ -82,7 +129,11 @@ impl TestCluster {
         let sts = self.statuses();
         let minister = sts
             .iter()
-            .find(|s| s.serving && s.shard.is_some_and(|m| m.group == ministry && m.role == Role::Leader))?
+            .find(|s| {
+                s.serving
+                    && s.shard
+                        .is_some_and(|m| m.group == ministry && m.role == Role::Leader)
+            })?
             .id;
         let clerks = sts
             .iter()
@@ -112,12 +163,16 @@ impl TestCluster {
     }
 
     pub fn log(&self, node: NodeId) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("n{node}/node.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join(format!("n{node}/node.log")))
+            .unwrap_or_default()
     }
 }
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        let _ = Command::new(GOVFS).args(["cluster", "down", "--dir"]).arg(self.dir.path()).output();
+        let _ = Command::new(GOVFS)
+            .args(["cluster", "down", "--dir"])
+            .arg(self.dir.path())
+            .output();
     }
 }
