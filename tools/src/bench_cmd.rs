@@ -67,23 +67,8 @@ impl Drop for Running {
 }
 
 fn start(nodes: u64) -> Result<(Running, Client), String> {
-    let up = UpArgs {
-        nodes,
-        dir: None,
-        ministries: 1,
-        ministry_size: 3,
-        voters: None,
-        wait: 60,
-        shell: false,
-    };
-    let c = Running(cluster_cmd::up(&up)?);
-    let key = govfs_net::ClusterKey::from_file(&c.0.key_file).map_err(|e| e.to_string())?;
-    let addrs =
-        c.0.cluster
-            .split(',')
-            .map(|a| a.parse().map_err(|e| format!("{a}: {e}")))
-            .collect::<Result<_, _>>()?;
-    let client = Client::connect(addrs, key, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let c = Running(cluster_cmd::up(&UpArgs::local(nodes))?);
+    let client = c.0.client(Duration::from_secs(2))?;
     Ok((c, client))
 }
 
@@ -102,11 +87,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// When a write's answer arrived, and which node gave it.
+type Answered = (Instant, Option<std::net::SocketAddr>);
+
 fn failover(a: &FailoverArgs) -> Result<(), String> {
     let (cluster, mut probe) = start(a.nodes)?;
     let stop = Arc::new(AtomicBool::new(false));
-    // (when the answer arrived, which node gave it)
-    let commits: Arc<Mutex<Vec<(Instant, Option<std::net::SocketAddr>)>>> = Arc::default();
+    let commits: Arc<Mutex<Vec<Answered>>> = Arc::default();
     let mut writer = probe_client(&cluster)?;
     let (s, log) = (stop.clone(), commits.clone());
     let w = std::thread::spawn(move || {
@@ -170,13 +157,7 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
 }
 
 fn probe_client(c: &Running) -> Result<Client, String> {
-    let key = govfs_net::ClusterKey::from_file(&c.0.key_file).map_err(|e| e.to_string())?;
-    let addrs =
-        c.0.cluster
-            .split(',')
-            .map(|a| a.parse().map_err(|e| format!("{a}: {e}")))
-            .collect::<Result<_, _>>()?;
-    Client::connect(addrs, key, Duration::from_millis(500)).map_err(|e| e.to_string())
+    c.0.client(Duration::from_millis(500))
 }
 
 /// Repairs after a kill re-appoint the ministry; wait for a serving minister.

@@ -101,10 +101,37 @@ pub fn run(cmd: ClusterCmd) -> i32 {
     }
 }
 
+impl UpArgs {
+    /// One ministry of 3 on `nodes` nodes under a new temporary directory.
+    pub fn local(nodes: u64) -> UpArgs {
+        UpArgs {
+            nodes,
+            dir: None,
+            ministries: 1,
+            ministry_size: 3,
+            voters: None,
+            wait: 60,
+            shell: false,
+        }
+    }
+}
+
 pub struct LocalCluster {
     pub dir: PathBuf,
     pub cluster: String,
     pub key_file: PathBuf,
+}
+
+impl LocalCluster {
+    pub fn client(&self, timeout: Duration) -> Result<Client, String> {
+        let key = ClusterKey::from_file(&self.key_file).map_err(|e| e.to_string())?;
+        let addrs = self
+            .cluster
+            .split(',')
+            .map(|a| a.parse().map_err(|e| format!("{a}: {e}")))
+            .collect::<Result<_, String>>()?;
+        Client::connect(addrs, key, timeout).map_err(|e| e.to_string())
+    }
 }
 
 fn free_port() -> Result<u16, String> {

@@ -37,15 +37,7 @@ pub fn run(a: DemoArgs) -> i32 {
 
 fn demo(a: &DemoArgs) -> Result<(), String> {
     let t = Instant::now();
-    let up = UpArgs {
-        nodes: a.nodes.max(3),
-        dir: None,
-        ministries: 1,
-        ministry_size: 3,
-        voters: None,
-        wait: 60,
-        shell: false,
-    };
+    let up = UpArgs::local(a.nodes.max(3));
     let cluster = cluster_cmd::up(&up)?;
     println!(
         "cluster of {} nodes up in {:.2}s under {}",
@@ -54,14 +46,7 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
         cluster.dir.display()
     );
     let result = (|| {
-        let key = govfs_net::ClusterKey::from_file(&cluster.key_file).map_err(|e| e.to_string())?;
-        let addrs: Vec<std::net::SocketAddr> = cluster
-            .cluster
-            .split(',')
-            .map(|s| s.parse().map_err(|e| format!("{s}: {e}")))
-            .collect::<Result<_, _>>()?;
-        let mut client =
-            Client::connect(addrs, key, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        let mut client = cluster.client(Duration::from_secs(2))?;
         print!("{}", crate::status_cmd::table(&client.status_all()));
 
         let mut acked = Vec::new();
