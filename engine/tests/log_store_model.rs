@@ -2,12 +2,13 @@
 //! truncations, snapshots, compactions and reopenings must recover exactly
 //! what replaying the synced records recovers.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use govfs_core::raft::{Entry, HardState, Payload, Snapshot};
 use govfs_core::wal::{Record, Replay};
-use govfs_engine::log_store::{LogOptions, LogStore, SegmentedLog};
+use govfs_engine::log_store::{LogOptions, LogStore};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -100,9 +101,9 @@ fn tiny() -> LogOptions {
     LogOptions { segment_bytes: 200 }
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(disk: Disk, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, replay) = SegmentedLog::open(dir.path(), tiny()).unwrap();
+    let (mut log, replay) = try_open_with(disk, dir.path(), tiny()).unwrap();
     let mut model = Model {
         durable: replay.clone(),
         now: replay,
@@ -176,23 +177,28 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 drop(log);
                 let replay;
-                (log, replay) = SegmentedLog::open(dir.path(), tiny()).unwrap();
+                (log, replay) = try_open_with(disk, dir.path(), tiny()).unwrap();
                 prop_assert_eq!(&replay, model.reopened());
                 prop_assert_eq!(log.load_snapshot().unwrap(), model.saved.clone());
             }
         }
     }
     drop(log);
-    let (_, replay) = SegmentedLog::open(dir.path(), tiny()).unwrap();
+    let (_, replay) = try_open_with(disk, dir.path(), tiny()).unwrap();
     prop_assert_eq!(&replay, model.reopened());
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
-
-    #[test]
-    fn log_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
-        run(ops)?;
-    }
+fn log_matches_model(disk: Disk) {
+    let config = ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let ops = proptest::collection::vec(op(), 1..60);
+    proptest::test_runner::TestRunner::new(config)
+        .run(&ops, |ops| run(disk, ops))
+        .unwrap();
 }
+
+on_every_disk!(log_matches_model);

@@ -1,11 +1,12 @@
 //! Snapshot files and compaction of the segmented log.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use govfs_core::raft::Snapshot;
 use govfs_core::wal::{self, Record, TornReason};
-use govfs_engine::log_store::{LogStore, SegmentedLog, SnapshotCorruption, StoreError};
+use govfs_engine::log_store::{LogStore, SnapshotCorruption, StoreError};
 use std::fs;
 
 fn snapshot(index: u64, term: u64) -> Snapshot {
@@ -15,10 +16,9 @@ fn snapshot(index: u64, term: u64) -> Snapshot {
     }
 }
 
-#[test]
-fn snapshot_round_trips_and_only_the_newest_is_kept() {
+fn snapshot_round_trips_and_only_the_newest_is_kept(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = open(dir.path());
+    let (mut log, _) = open(disk, dir.path());
     assert_eq!(log.load_snapshot().unwrap(), None);
     write(&mut log, &entries(1, 1..=20), 5);
     log.save_snapshot(&snapshot(10, 1)).unwrap();
@@ -31,16 +31,15 @@ fn snapshot_round_trips_and_only_the_newest_is_kept() {
     ));
     log.sync().unwrap();
     drop(log);
-    let (log, replay) = open(dir.path());
+    let (log, replay) = open(disk, dir.path());
     assert_eq!(replay.snapshot, Some(meta(15, 1)));
     assert_eq!(replay.entries, entries(1, 16..=20));
     assert_eq!(log.load_snapshot().unwrap(), Some(snapshot(15, 1)));
 }
 
-#[test]
-fn corrupt_snapshot_is_detected() {
+fn corrupt_snapshot_is_detected(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = open(dir.path());
+    let (mut log, _) = open(disk, dir.path());
     log.save_snapshot(&snapshot(5, 1)).unwrap();
     let path = snapshot_files(dir.path()).pop().unwrap();
     let len = fs::metadata(&path).unwrap().len() as usize;
@@ -76,61 +75,57 @@ fn corrupt_snapshot_is_detected() {
     ));
 }
 
-#[test]
-fn snapshot_saved_but_marker_not_synced_is_applied_on_open() {
+fn snapshot_saved_but_marker_not_synced_is_applied_on_open(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut log, _) = open(dir.path());
+        let (mut log, _) = open(disk, dir.path());
         write(&mut log, &entries(1, 1..=20), 5);
         // Crash before the marker is synced.
         log.save_snapshot(&snapshot(12, 1)).unwrap();
     }
-    let (_, replay) = open(dir.path());
+    let (_, replay) = open(disk, dir.path());
     assert_eq!(replay.snapshot, Some(meta(12, 1)));
     assert_eq!(replay.entries, entries(1, 13..=20));
     // Open appended the missing marker; once synced, the log says it itself.
-    let (mut log, _) = open(dir.path());
+    let (mut log, _) = open(disk, dir.path());
     log.sync().unwrap();
-    assert_eq!(open(dir.path()).1.snapshot, Some(meta(12, 1)));
+    assert_eq!(open(disk, dir.path()).1.snapshot, Some(meta(12, 1)));
 }
 
-#[test]
-fn a_snapshot_that_disagrees_with_the_log_replaces_it() {
+fn a_snapshot_that_disagrees_with_the_log_replaces_it(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut log, _) = open(dir.path());
+        let (mut log, _) = open(disk, dir.path());
         write(&mut log, &entries(1, 1..=20), 5);
         // A leader's snapshot at 15 from term 2: this follower's entry 15 is stale.
         log.save_snapshot(&snapshot(15, 2)).unwrap();
         log.sync().unwrap();
     }
-    let (_, replay) = open(dir.path());
+    let (_, replay) = open(disk, dir.path());
     assert_eq!(
         (replay.snapshot, replay.entries),
         (Some(meta(15, 2)), vec![])
     );
 }
 
-#[test]
-fn missing_snapshot_file_is_an_error() {
+fn missing_snapshot_file_is_an_error(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut log, _) = open(dir.path());
+        let (mut log, _) = open(disk, dir.path());
         write(&mut log, &entries(1, 1..=10), 5);
         log.save_snapshot(&snapshot(8, 1)).unwrap();
         log.sync().unwrap();
     }
     fs::remove_file(snapshot_files(dir.path()).pop().unwrap()).unwrap();
     assert!(matches!(
-        SegmentedLog::open(dir.path(), opts()),
+        try_open(disk, dir.path()),
         Err(StoreError::MissingSnapshot { marker: 8, file: 0 })
     ));
 }
 
-#[test]
-fn compact_deletes_covered_segments_and_reopen_agrees() {
+fn compact_deletes_covered_segments_and_reopen_agrees(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = open(dir.path());
+    let (mut log, _) = open(disk, dir.path());
     write(&mut log, &entries(1, 1..=100), 3);
     let before = segment_files(dir.path());
     assert!(before.len() >= 5);
@@ -149,7 +144,7 @@ fn compact_deletes_covered_segments_and_reopen_agrees() {
         .iter()
         .any(|r| matches!(r, Record::Entry(e) if e.index > 30)));
     drop(log);
-    let (mut log, replay) = open(dir.path());
+    let (mut log, replay) = open(disk, dir.path());
     assert_eq!(replay.snapshot, Some(meta(60, 1)));
     assert_eq!(replay.entries, entries(1, 61..=100));
     // Compacting beyond the snapshot stops at the snapshot.
@@ -157,16 +152,15 @@ fn compact_deletes_covered_segments_and_reopen_agrees() {
     assert!(deleted > 0);
     write(&mut log, &entries(1, 101..=110), 5);
     drop(log);
-    let (log, replay) = open(dir.path());
+    let (log, replay) = open(disk, dir.path());
     assert_eq!(replay.entries, entries(1, 61..=110));
     assert_eq!(replay.hard_state.term, 1);
     assert_eq!(log.load_snapshot().unwrap(), Some(snapshot(60, 1)));
 }
 
-#[test]
-fn compact_after_snapshot_beyond_the_log_empties_it() {
+fn compact_after_snapshot_beyond_the_log_empties_it(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = open(dir.path());
+    let (mut log, _) = open(disk, dir.path());
     write(&mut log, &entries(1, 1..=50), 5);
     // Installed from a leader far ahead.
     log.save_snapshot(&snapshot(500, 3)).unwrap();
@@ -175,7 +169,17 @@ fn compact_after_snapshot_beyond_the_log_empties_it() {
     log.append(&[Record::Entry(entry(3, 501))]).unwrap();
     log.sync().unwrap();
     drop(log);
-    let (_, replay) = open(dir.path());
+    let (_, replay) = open(disk, dir.path());
     assert_eq!(replay.snapshot, Some(meta(500, 3)));
     assert_eq!(replay.entries, vec![entry(3, 501)]);
 }
+
+on_every_disk!(
+    snapshot_round_trips_and_only_the_newest_is_kept,
+    corrupt_snapshot_is_detected,
+    snapshot_saved_but_marker_not_synced_is_applied_on_open,
+    a_snapshot_that_disagrees_with_the_log_replaces_it,
+    missing_snapshot_file_is_an_error,
+    compact_deletes_covered_segments_and_reopen_agrees,
+    compact_after_snapshot_beyond_the_log_empties_it,
+);

@@ -95,7 +95,8 @@ impl IoFile {
 
     /// Rejects a write `O_DIRECT` would refuse with a bare `EINVAL`.
     fn check_aligned(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
-        if self.direct && (offset % BLOCK as u64 != 0 || buf.len() % BLOCK != 0) {
+        if self.direct && (!offset.is_multiple_of(BLOCK as u64) || !buf.len().is_multiple_of(BLOCK))
+        {
             return Err(DiskError::Unaligned {
                 offset,
                 len: buf.len(),
@@ -168,13 +169,16 @@ impl fmt::Display for Chosen {
             Chosen::Uring {
                 direct: true,
                 registered_buffers,
-            } => write!(f, "io_uring (O_DIRECT, {registered_buffers} registered buffers)"),
+            } => write!(
+                f,
+                "io_uring (O_DIRECT, {registered_buffers} registered buffers)"
+            ),
             Chosen::Uring {
                 direct: false,
                 registered_buffers,
             } => write!(
                 f,
-                "io_uring (buffered: the filesystem refused O_DIRECT, {registered_buffers} registered buffers)"
+                "io_uring (page cache, no O_DIRECT, {registered_buffers} registered buffers)"
             ),
             Chosen::Blocking { unavailable: None } => {
                 write!(f, "blocking pwrite+fdatasync (requested)")
@@ -199,6 +203,8 @@ pub fn open_backend(
         BackendChoice::Uring => Box::new(UringIo::open(dir, UringOptions::default())?),
         BackendChoice::Auto => match UringIo::open(dir, UringOptions::default()) {
             Ok(uring) => Box::new(uring),
+            Err(DiskError::Unavailable(why)) => Box::new(BlockingIo::new(Some(why.to_string()))),
+            // The probe file in `dir` failed; the log's own files will say more.
             Err(e) => Box::new(BlockingIo::new(Some(e.to_string()))),
         },
     };

@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Submission queue size; the log has at most a write and a sync in flight.
@@ -114,12 +114,14 @@ impl UringIo {
     }
 
     /// Writes one block to a temporary file in `dir` through the ring. Clears
-    /// `direct` if the filesystem refuses `O_DIRECT` (EINVAL, as tmpfs does).
+    /// `direct` if the filesystem refuses `O_DIRECT` (EINVAL, as tmpfs did
+    /// before Linux 6.6).
     fn probe_write(&mut self, dir: &Path) -> Result<(), DiskError> {
         // Ends in `.tmp` so that a log directory's recovery removes one a crash left.
         let path = dir.join(".disk-io-probe.tmp");
         let file = match self.create_probe(&path) {
             Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::info!(dir = %dir.display(), "the filesystem refuses O_DIRECT; io_uring writes through the page cache");
                 self.direct = false;
                 self.create_probe(&path)
             }
@@ -131,7 +133,7 @@ impl UringIo {
             direct: self.direct,
         };
         let mut block = AlignedBuf::new(BLOCK);
-        block.pad_to_block();
+        block.fill_from(&[0; BLOCK]);
         let written = self.write(&file, 0, &block, false);
         let removed = fs::remove_file(&path).map_err(os("remove io probe file"));
         match written {
@@ -190,8 +192,13 @@ impl UringIo {
             },
             other => other,
         };
+        // Every log sets up a ring: warn once, not once per log.
+        static WARNED: AtomicBool = AtomicBool::new(false);
         match result {
             Ok(()) => self.pool = pool,
+            Err(e) if WARNED.swap(true, Ordering::Relaxed) => {
+                tracing::debug!("disk io: registering io_uring buffers failed again ({e})")
+            }
             Err(e) => tracing::warn!(
                 "disk io: registering {count} io_uring buffers of {bytes} bytes failed ({e}); \
                  registered memory counts against RLIMIT_MEMLOCK (now {} bytes): raise it \
@@ -233,7 +240,10 @@ impl UringIo {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     self.broken = true;
-                    if let Some(buf) = buf {
+                    // If the kernel took any entry, it may still read `buf`
+                    // after we return: leak it. (Blocked by seccomp, it took none.)
+                    let taken = self.ring.submission().len() < entries.len();
+                    if let (true, Some(buf)) = (taken, buf) {
                         std::mem::forget(buf.share_memory());
                     }
                     return Err(DiskError::Os {
@@ -348,15 +358,11 @@ impl DiskIo for UringIo {
     }
 
     fn buffer(&mut self, capacity: usize) -> AlignedBuf {
-        let free = self
-            .pool
-            .iter_mut()
-            .enumerate()
-            .find_map(|(index, mem)| {
-                // `get_mut` succeeds only if no `AlignedBuf` holds this memory.
-                let fits = Arc::get_mut(mem).is_some_and(|m| m.capacity() >= capacity);
-                fits.then_some((index, Arc::clone(mem)))
-            });
+        let free = self.pool.iter_mut().enumerate().find_map(|(index, mem)| {
+            // `get_mut` succeeds only if no `AlignedBuf` holds this memory.
+            let fits = Arc::get_mut(mem).is_some_and(|m| m.capacity() >= capacity);
+            fits.then_some((index, Arc::clone(mem)))
+        });
         match free.and_then(|(index, mem)| Some((u16::try_from(index).ok()?, mem))) {
             Some((index, mem)) => AlignedBuf::registered(
                 mem,

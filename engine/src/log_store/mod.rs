@@ -13,6 +13,10 @@
 //! snapshot covers; replay then begins mid-log (see `govfs_core::wal::Replay`).
 //! Only the last segment may end torn (a crash mid-write); it is cut back to
 //! its last whole record. Anywhere else a bad record is corruption.
+//!
+//! Segments are written through a [`crate::io::DiskIo`] backend (io_uring
+//! with `O_DIRECT`, or blocking IO) in whole blocks; `segmented_log.rs` shows
+//! how the last partial block is rewritten and padded.
 
 mod error;
 mod files;

@@ -91,7 +91,7 @@ pub(crate) fn recover(
             let cut = bytes.len() - scan.valid_len;
             // The writer pads its last block with zeros (O_DIRECT writes whole
             // blocks), so that much is what every clean stop leaves.
-            if bytes.len() % BLOCK == 0 && cut < BLOCK {
+            if bytes.len().is_multiple_of(BLOCK) && cut < BLOCK {
                 tracing::debug!(segment = %path.display(), cut, "cutting block padding after the log");
             } else {
                 tracing::info!(segment = %path.display(), cut, "cutting zero padding after the log");

@@ -7,9 +7,9 @@
 //! the next block boundary, linked to one `fdatasync`:
 //!
 //! ```text
-//!          block k-1        block k (rewritten)   block k+1
-//!  ... | records ...... | old bytes | new records | new records | 0 0 0 0 |
-//!                       ^ offset of the write                   ^ file_len
+//!  ...  block k-1    | block k                   | block k+1             |
+//!  ...  old records  | old bytes | new records   | new records | 0 0 0 0 |
+//!                    ^ the write starts here                   ^ file_len after
 //! ```
 //!
 //! Rewriting the old bytes of block k is safe against a torn write: they are
@@ -248,7 +248,7 @@ impl SegmentedLog {
         // A closed segment must end at its last record: replay reads zeros
         // there as lost data. Cut the block padding before the next segment
         // exists, so a crash never leaves a padded segment that is not last.
-        if self.file_len % BLOCK as u64 != 0 {
+        if !self.file_len.is_multiple_of(BLOCK as u64) {
             self.io
                 .truncate(&self.file, self.file_len)
                 .map_err(disk_err(&self.last().path))?;

@@ -3,17 +3,114 @@
 
 use govfs_core::raft::{Entry, HardState, Index, Membership, Payload, SnapshotMeta, Term};
 use govfs_core::wal::{self, Record, Replay};
-use govfs_engine::log_store::{LogOptions, LogStore, SegmentedLog};
+use govfs_engine::io::{BackendChoice, UringIo, UringOptions};
+use govfs_engine::log_store::{LogOptions, LogStore, SegmentedLog, StoreError};
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The disk backends every log store test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disk {
+    /// io_uring, O_DIRECT where the filesystem takes it, a registered buffer.
+    Uring,
+    /// io_uring writing from unregistered buffers (as when RLIMIT_MEMLOCK is too low).
+    UringUnregistered,
+    /// pwrite + fdatasync.
+    Blocking,
+}
+
+/// Generates, for each named `fn name(disk: Disk)`, one `#[test]` per
+/// backend: `uring::name`, `uring_unregistered::name` and `blocking::name`.
+/// The io_uring ones skip, saying so, where io_uring is unavailable.
+#[allow(unused_macros)] // not every test binary runs on every disk
+macro_rules! on_every_disk {
+    ($($name:ident),* $(,)?) => {
+        mod uring {
+            $(#[test]
+            fn $name() {
+                if $crate::common::uring_or_skip(stringify!($name)) {
+                    super::$name($crate::common::Disk::Uring)
+                }
+            })*
+        }
+        mod uring_unregistered {
+            $(#[test]
+            fn $name() {
+                if $crate::common::uring_or_skip(stringify!($name)) {
+                    super::$name($crate::common::Disk::UringUnregistered)
+                }
+            })*
+        }
+        mod blocking {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::common::Disk::Blocking)
+            })*
+        }
+    };
+}
+
+/// Why io_uring cannot be set up on this machine (`None`: it can).
+pub fn uring_unavailable() -> Option<&'static str> {
+    static REASON: OnceLock<Option<String>> = OnceLock::new();
+    REASON
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            UringIo::open(dir.path(), UringOptions::default())
+                .err()
+                .map(|e| e.to_string())
+        })
+        .as_deref()
+}
+
+/// Whether a test needing io_uring can run; if not, says so on stderr
+/// (written directly, so the test harness does not swallow it).
+pub fn uring_or_skip(test: &str) -> bool {
+    match uring_unavailable() {
+        None => true,
+        Some(why) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: io_uring cannot be used on this machine ({why})"
+            );
+            false
+        }
+    }
+}
 
 /// Small segments, so a few dozen entries span several files.
 pub fn opts() -> LogOptions {
     LogOptions { segment_bytes: 512 }
 }
 
-pub fn open(dir: &Path) -> (SegmentedLog, Replay) {
-    SegmentedLog::open(dir, opts()).expect("open log")
+pub fn try_open_with(
+    disk: Disk,
+    dir: &Path,
+    opts: LogOptions,
+) -> Result<(SegmentedLog, Replay), StoreError> {
+    match disk {
+        Disk::Uring => SegmentedLog::open_with(dir, opts, BackendChoice::Uring),
+        Disk::Blocking => SegmentedLog::open_with(dir, opts, BackendChoice::Blocking),
+        Disk::UringUnregistered => {
+            fs::create_dir_all(dir).expect("create log dir");
+            let no_buffers = UringOptions {
+                registered_buffers: 0,
+                ..UringOptions::default()
+            };
+            let io = UringIo::open(dir, no_buffers).expect("io_uring was available");
+            SegmentedLog::open_with_io(dir, opts, Box::new(io))
+        }
+    }
+}
+
+pub fn try_open(disk: Disk, dir: &Path) -> Result<(SegmentedLog, Replay), StoreError> {
+    try_open_with(disk, dir, opts())
+}
+
+pub fn open(disk: Disk, dir: &Path) -> (SegmentedLog, Replay) {
+    try_open(disk, dir).expect("open log")
 }
 
 pub fn entry(term: Term, index: Index) -> Entry {

@@ -1,0 +1,249 @@
+//! The disk backends under the log: which one a log gets, and that both
+//! write what they are given, aligned as `O_DIRECT` needs.
+
+mod common;
+
+use common::*;
+use govfs_engine::io::{
+    self, AlignedBuf, BackendChoice, BlockingIo, Chosen, DiskError, DiskIo, OpenMode, UringIo,
+    UringOptions, BLOCK, WRITE_BUFFER_BYTES,
+};
+use govfs_engine::log_store::SegmentedLog;
+use std::fs;
+use std::path::Path;
+
+#[test]
+fn forced_uring_gets_io_uring_with_a_registered_buffer() {
+    if !uring_or_skip("forced_uring_gets_io_uring_with_a_registered_buffer") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentedLog::open_with(dir.path(), opts(), BackendChoice::Uring).unwrap();
+    match log.disk_io() {
+        Chosen::Uring {
+            registered_buffers: 1,
+            ..
+        } => {}
+        other => panic!("forced io_uring, got {other}"),
+    }
+    write(&mut log, &entries(1, 1..=5), 2);
+    drop(log);
+    assert_eq!(open(Disk::Uring, dir.path()).1.entries, entries(1, 1..=5));
+}
+
+#[test]
+fn auto_takes_io_uring_where_it_works_and_says_why_not_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, chosen) = io::open_backend(BackendChoice::Auto, dir.path()).unwrap();
+    match (uring_unavailable(), &chosen) {
+        (None, Chosen::Uring { .. }) => {}
+        (
+            Some(why),
+            Chosen::Blocking {
+                unavailable: Some(reason),
+            },
+        ) => {
+            assert!(why.ends_with(reason.as_str()), "{why} / {reason}");
+            assert!(chosen.to_string().contains("(io_uring unavailable: "));
+        }
+        (why, chosen) => panic!("io_uring unavailable: {why:?}, yet chose {chosen}"),
+    }
+    let (_, chosen) = io::open_backend(BackendChoice::Blocking, dir.path()).unwrap();
+    assert_eq!(chosen, Chosen::Blocking { unavailable: None });
+    assert_eq!(chosen.to_string(), "blocking pwrite+fdatasync (requested)");
+}
+
+/// Every way of setting up a backend that this machine supports.
+fn backends(dir: &Path) -> Vec<(&'static str, Box<dyn DiskIo>)> {
+    let mut all: Vec<(&'static str, Box<dyn DiskIo>)> =
+        vec![("blocking", Box::new(BlockingIo::new(None)))];
+    if uring_unavailable().is_none() {
+        for (name, direct, registered_buffers) in [
+            ("uring", true, 1),
+            ("uring unregistered", true, 0),
+            ("uring buffered", false, 1),
+        ] {
+            let opts = UringOptions {
+                direct,
+                registered_buffers,
+                ..UringOptions::default()
+            };
+            all.push((name, Box::new(UringIo::open(dir, opts).unwrap())));
+        }
+    }
+    all
+}
+
+fn filled(byte: u8, len: usize) -> AlignedBuf {
+    let mut buf = AlignedBuf::new(len);
+    buf.fill_from(&vec![byte; len]);
+    buf
+}
+
+#[test]
+fn backends_write_sync_and_truncate_what_they_are_given() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, mut io) in backends(dir.path()) {
+        let path = dir.path().join(format!("{name}.dat"));
+        let file = io.open(&path, OpenMode::CreateNew).unwrap();
+        let mut big = io.buffer(WRITE_BUFFER_BYTES);
+        big.fill_from(&vec![1; 3 * BLOCK]);
+        io.write_at(&file, 0, &big).unwrap();
+        io.write_at_and_sync(&file, BLOCK as u64, &filled(2, BLOCK))
+            .unwrap();
+        io.sync(&file).unwrap();
+        let mut expected = vec![1; BLOCK];
+        expected.extend(vec![2; BLOCK]);
+        expected.extend(vec![1; BLOCK]);
+        assert_eq!(fs::read(&path).unwrap(), expected, "{name}");
+        io.truncate(&file, 100).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 100, "{name}");
+        assert!(
+            matches!(
+                io.open(&path, OpenMode::CreateNew),
+                Err(DiskError::Os { op: "open", .. })
+            ),
+            "{name}"
+        );
+        let again = io.open(&path, OpenMode::Existing).unwrap();
+        io.write_at_and_sync(&again, 0, &filled(3, BLOCK)).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), vec![3; BLOCK], "{name}");
+    }
+}
+
+#[test]
+fn o_direct_files_refuse_unaligned_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, mut io) in backends(dir.path()) {
+        let file = io
+            .open(&dir.path().join(format!("{name}.dat")), OpenMode::CreateNew)
+            .unwrap();
+        let odd = filled(7, 100);
+        let result = io.write_at_and_sync(&file, 0, &odd);
+        if file.direct() {
+            assert!(
+                matches!(
+                    result,
+                    Err(DiskError::Unaligned {
+                        offset: 0,
+                        len: 100
+                    })
+                ),
+                "{name}"
+            );
+            assert!(matches!(
+                io.write_at(&file, 512, &filled(7, BLOCK)),
+                Err(DiskError::Unaligned { offset: 512, .. })
+            ));
+        } else {
+            result.unwrap();
+        }
+    }
+}
+
+#[test]
+fn registered_buffers_are_lent_one_at_a_time() {
+    if !uring_or_skip("registered_buffers_are_lent_one_at_a_time") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut io = UringIo::open(dir.path(), UringOptions::default()).unwrap();
+    let first = io.buffer(WRITE_BUFFER_BYTES);
+    assert!(first.is_registered());
+    // Only one is registered; and a larger request never gets it.
+    assert!(!io.buffer(WRITE_BUFFER_BYTES).is_registered());
+    drop(first);
+    assert!(!io.buffer(WRITE_BUFFER_BYTES + 1).is_registered());
+    let again = io.buffer(BLOCK);
+    assert!(again.is_registered());
+    assert_eq!(again.capacity(), WRITE_BUFFER_BYTES);
+    // Another ring's registered buffer is written as a plain one.
+    let mut other = UringIo::open(dir.path(), UringOptions::default()).unwrap();
+    let file = other
+        .open(&dir.path().join("other.dat"), OpenMode::CreateNew)
+        .unwrap();
+    let mut foreign = again;
+    foreign.fill_from(&[5; BLOCK]);
+    other.write_at_and_sync(&file, 0, &foreign).unwrap();
+    assert_eq!(
+        fs::read(dir.path().join("other.dat")).unwrap(),
+        vec![5; BLOCK]
+    );
+}
+
+/// Makes syscall `nr` fail with EPERM in the calling thread only (a seccomp
+/// filter binds the thread that installs it and its children), as container
+/// sandboxes that block io_uring do.
+#[cfg(target_arch = "x86_64")]
+fn refuse_syscall_in_this_thread(nr: libc::c_long) {
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = [
+        // Load the syscall number (offset 0 of `seccomp_data`).
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        // Equal: fall through to refuse; else skip to allow.
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: nr as u32,
+        },
+        stmt(libc::BPF_RET, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        stmt(libc::BPF_RET, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: these prctl calls read only their integer arguments and `prog`,
+    // which points to `filter`; both live across the calls.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog
+            ),
+            0
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_sandbox_that_refuses_io_uring_gets_blocking_io_and_says_why() {
+    for (nr, step) in [
+        (libc::SYS_io_uring_setup, "io_uring_setup"),
+        (libc::SYS_io_uring_register, "io_uring opcode probe"),
+        (libc::SYS_io_uring_enter, "io_uring_enter"),
+    ] {
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            refuse_syscall_in_this_thread(nr);
+            let (_, chosen) = io::open_backend(BackendChoice::Auto, dir.path()).unwrap();
+            let line = chosen.to_string();
+            assert!(
+                line.starts_with("blocking pwrite+fdatasync (io_uring unavailable: ")
+                    && line.contains(step),
+                "{line}"
+            );
+            assert!(matches!(
+                io::open_backend(BackendChoice::Uring, dir.path()),
+                Err(DiskError::Unavailable(_))
+            ));
+            let (mut log, _) = SegmentedLog::open(dir.path(), opts()).unwrap();
+            assert!(matches!(log.disk_io(), Chosen::Blocking { .. }));
+            write(&mut log, &entries(1, 1..=3), 2);
+            drop(log);
+            let (_, replay) = SegmentedLog::open(dir.path(), opts()).unwrap();
+            assert_eq!(replay.entries, entries(1, 1..=3));
+        })
+        .join()
+        .unwrap();
+    }
+}
