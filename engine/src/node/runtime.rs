@@ -169,8 +169,8 @@ pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), 
         }
         metrics::gauge!("govfs_inbound_queue_depth").set(rx.len() as f64);
         metrics::histogram!("govfs_events_per_turn").record(events as f64);
-        finish_turn(&mut core, &mut storage, &mut out, now)?;
-        for (to, msg) in out.send {
+        finish_turn(&mut core, &mut storage, &mut out, &writers, now)?;
+        for (to, msg) in out.send.drain(..) {
             send_to_peer(&writers, to, &msg);
         }
         for (client, reply) in out.replies {
@@ -235,15 +235,21 @@ fn handle_inbound<A: App>(
 }
 
 /// Write and sync everything the turn produced; syncs may release more work.
+/// Messages go out before each sync: the core holds back every message that
+/// needs it, so the minister's appends travel while its own fdatasync runs.
 fn finish_turn<A: App>(
     core: &mut NodeCore<A>,
     storage: &mut NodeStorage,
     out: &mut Output,
+    writers: &HashMap<NodeId, Sender<Vec<u8>>>,
     now: impl Fn() -> u64,
 ) -> Result<(), NodeError> {
     for _ in 0..16 {
         if out.persist.is_empty() {
             return Ok(());
+        }
+        for (to, msg) in out.send.drain(..) {
+            send_to_peer(writers, to, &msg);
         }
         let mut synced: BTreeMap<Disk, u64> = BTreeMap::new();
         let mut entries = 0usize;
