@@ -242,7 +242,9 @@ impl Raft {
     }
 
     /// A member recovered from disk. `membership` is used when neither the
-    /// snapshot nor a config entry names one (a fresh group).
+    /// snapshot nor a config entry names one (a fresh group). `entries` must
+    /// be a validated log (consecutive, terms never decreasing), as
+    /// `wal::Replay` guarantees; anything else is a bug and panics.
     pub fn restore(
         cfg: Config,
         hs: HardState,
@@ -420,6 +422,10 @@ impl Raft {
 
     /// The state machine has applied through `index` and encoded itself as
     /// `data`: keep it as the snapshot and drop the log up to there.
+    ///
+    /// The engine must persist this snapshot after the writes of every Ready
+    /// handed out before it (in log order): a snapshot that reaches the disk
+    /// ahead of earlier entries could be followed by stale ones after a crash.
     pub fn compact(&mut self, index: Index, data: Vec<u8>) {
         assert!(index <= self.applied, "snapshot beyond what was applied");
         if index <= self.log.snapshot_index() {
