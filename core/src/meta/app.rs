@@ -1,0 +1,134 @@
+//! The namespace as the application a ministry replicates: one
+//! [`MetaRequest`] per log command, a postcard `Result<MetaReply, Errno>`
+//! per answer, and snapshots of the whole state.
+
+use super::namespace::{Ctx, Namespace};
+use super::ops::{MetaOp, MetaReply, MetaRequest};
+use super::snapshot::{self, RestoreError};
+use super::types::{Errno, MetaResult};
+use crate::codec::{decode_exact, encode_into, DecodeError};
+use crate::node::App;
+use crate::raft::Index;
+
+impl Namespace {
+    /// Applies one request at log index `index`. A failed operation changes
+    /// nothing. Reads answer from the state as of `index`.
+    pub fn execute(&mut self, index: Index, request: &MetaRequest) -> MetaResult<MetaReply> {
+        let ctx = Ctx {
+            index,
+            now: request.now,
+            creds: &request.creds,
+        };
+        let creds = &request.creds;
+        let reply = match &request.op {
+            MetaOp::GrantInodes { start, count } => self.grant_inodes(&ctx, *start, *count),
+            MetaOp::Mount { parent, name, root } => self.mount(&ctx, *parent, name, *root),
+            MetaOp::Unmount { parent, name } => self.unmount(&ctx, *parent, name),
+            MetaOp::Mkdir { parent, name, mode } => self.mkdir(&ctx, *parent, name, *mode),
+            MetaOp::Create {
+                parent,
+                name,
+                mode,
+                exclusive,
+                layout,
+            } => self.create(&ctx, *parent, name, *mode, *exclusive, *layout),
+            MetaOp::Symlink {
+                parent,
+                name,
+                target,
+            } => self.symlink(&ctx, *parent, name, target),
+            MetaOp::Link {
+                ino,
+                new_parent,
+                new_name,
+            } => self.link(&ctx, *ino, *new_parent, new_name),
+            MetaOp::Unlink { parent, name } => self.unlink(&ctx, *parent, name),
+            MetaOp::Rmdir { parent, name } => self.rmdir(&ctx, *parent, name),
+            MetaOp::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                noreplace,
+            } => self.rename(&ctx, *parent, name, *new_parent, new_name, *noreplace),
+            MetaOp::Setattr { ino, set } => self.setattr(&ctx, *ino, set),
+            MetaOp::SetXattr {
+                ino,
+                name,
+                value,
+                how,
+            } => self.setxattr(&ctx, *ino, name, value, *how),
+            MetaOp::RemoveXattr { ino, name } => self.removexattr(&ctx, *ino, name),
+            MetaOp::Lookup { parent, name } => {
+                self.lookup(creds, *parent, name).map(MetaReply::Found)
+            }
+            MetaOp::LookupPath { path, follow } => {
+                self.lookup_path(creds, path, *follow).map(MetaReply::Found)
+            }
+            MetaOp::Stat { ino } => self.stat(*ino).map(MetaReply::Attr),
+            MetaOp::Access { ino, mask } => {
+                self.access(creds, *ino, *mask).map(|()| MetaReply::Done)
+            }
+            MetaOp::Readdir { dir, after, limit } => self
+                .readdir(creds, *dir, after.as_deref(), *limit)
+                .map(MetaReply::Dir),
+            MetaOp::Readlink { ino } => self.readlink(*ino).map(MetaReply::Target),
+            MetaOp::Statfs => Ok(MetaReply::Statfs(self.statfs())),
+            MetaOp::GetXattr { ino, name } => {
+                self.getxattr(creds, *ino, name).map(MetaReply::Value)
+            }
+            MetaOp::ListXattr { ino } => self.listxattr(creds, *ino).map(MetaReply::Names),
+            MetaOp::Changes { dir, since, limit } => self
+                .changes(creds, *dir, *since, index, *limit)
+                .map(MetaReply::Changes),
+        };
+        #[cfg(debug_assertions)]
+        if self.inodes.len() + self.entries.len() as u64 <= 512 {
+            if let Err(e) = self.check_invariants() {
+                panic!("after {:?}: {e}", request.op);
+            }
+        }
+        reply
+    }
+}
+
+impl App for Namespace {
+    /// Answers with a postcard `Result<MetaReply, Errno>`; a command that
+    /// does not decode is EINVAL.
+    fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8> {
+        let result = match decode_exact::<MetaRequest>(command) {
+            Ok(request) => self.execute(index, &request),
+            Err(_) => Err(Errno::EINVAL),
+        };
+        let mut out = Vec::new();
+        encode_into(&result, &mut out);
+        out
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(self)
+    }
+
+    /// A snapshot that decodes but breaks an invariant is refused as
+    /// malformed ([`Namespace::restore_checked`] says why).
+    fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
+        snapshot::decode(bytes).map_err(|e| match e {
+            RestoreError::Decode(d) => d,
+            RestoreError::Version(_) | RestoreError::Corrupt(_) => {
+                DecodeError::Malformed(postcard::Error::SerdeDeCustom)
+            }
+        })
+    }
+}
+
+/// Encodes a request as the command [`App::apply`] takes.
+pub fn encode_request(request: &MetaRequest) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(request, &mut out);
+    out
+}
+
+/// Decodes an answer of [`App::apply`].
+pub fn decode_reply(output: &[u8]) -> Result<MetaResult<MetaReply>, DecodeError> {
+    decode_exact(output)
+}

@@ -1,0 +1,251 @@
+//! Commands a ministry's log carries and the answers they produce.
+//!
+//! Operations name their object by inode, and a new or removed entry by
+//! (parent inode, name), as FUSE does: a path is resolved once
+//! ([`MetaOp::LookupPath`] or `Namespace::resolve_parent`) and the change
+//! does not depend on how it was reached. Reads are operations too, so they
+//! can go through the log when a client wants a linearizable answer; clerks
+//! answer them from their applied state with `Namespace`'s query methods.
+
+use serde::{Deserialize, Serialize};
+
+use super::changes::ChangePage;
+use super::types::{Attr, Credentials, FileType, ForeignRoot, Ino, Layout, MinistryId, Nanos};
+use crate::raft::Index;
+
+/// One command of a ministry's log. The minister stamps `now` before it
+/// proposes, so every member applies the same times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaRequest {
+    pub op: MetaOp,
+    pub creds: Credentials,
+    pub now: Nanos,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaOp {
+    // Ministry administration: root only (EPERM), proposed by the minister
+    // from the president's orders.
+    /// Adds `start..start+count` to the inode numbers this ministry may use.
+    /// Ranges must come in increasing order (the president draws them from
+    /// one counter), so overlap is impossible by construction (EINVAL).
+    GrantInodes {
+        start: u64,
+        count: u64,
+    },
+    /// Hangs a subtree owned by another ministry at (parent, name).
+    Mount {
+        parent: Ino,
+        name: Vec<u8>,
+        root: ForeignRoot,
+    },
+    /// Removes a foreign subtree's entry (EINVAL if the entry is local).
+    Unmount {
+        parent: Ino,
+        name: Vec<u8>,
+    },
+
+    // Changes.
+    Mkdir {
+        parent: Ino,
+        name: Vec<u8>,
+        mode: u32,
+    },
+    /// Without `exclusive`, an existing file is answered as found (O_CREAT);
+    /// with it, EEXIST (O_EXCL). `layout: None` takes the parent's.
+    Create {
+        parent: Ino,
+        name: Vec<u8>,
+        mode: u32,
+        exclusive: bool,
+        layout: Option<Layout>,
+    },
+    Symlink {
+        parent: Ino,
+        name: Vec<u8>,
+        target: Vec<u8>,
+    },
+    Link {
+        ino: Ino,
+        new_parent: Ino,
+        new_name: Vec<u8>,
+    },
+    Unlink {
+        parent: Ino,
+        name: Vec<u8>,
+    },
+    Rmdir {
+        parent: Ino,
+        name: Vec<u8>,
+    },
+    /// `noreplace` is RENAME_NOREPLACE: EEXIST if the target exists.
+    Rename {
+        parent: Ino,
+        name: Vec<u8>,
+        new_parent: Ino,
+        new_name: Vec<u8>,
+        noreplace: bool,
+    },
+    Setattr {
+        ino: Ino,
+        set: SetAttr,
+    },
+    SetXattr {
+        ino: Ino,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        how: XattrHow,
+    },
+    RemoveXattr {
+        ino: Ino,
+        name: Vec<u8>,
+    },
+
+    // Reads.
+    Lookup {
+        parent: Ino,
+        name: Vec<u8>,
+    },
+    /// An absolute path from this ministry's root; `follow` follows a
+    /// symlink in the last component (intermediate ones are always followed).
+    LookupPath {
+        path: Vec<u8>,
+        follow: bool,
+    },
+    Stat {
+        ino: Ino,
+    },
+    /// access(2): `mask` of `R_OK | W_OK | X_OK`.
+    Access {
+        ino: Ino,
+        mask: u32,
+    },
+    /// Direct children in name order, after the name `after` (the last one
+    /// of the previous page), at most `limit` (1 to [`READDIR_MAX`]).
+    Readdir {
+        dir: Ino,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    },
+    Readlink {
+        ino: Ino,
+    },
+    Statfs,
+    GetXattr {
+        ino: Ino,
+        name: Vec<u8>,
+    },
+    ListXattr {
+        ino: Ino,
+    },
+    /// Changes under `dir` (itself or any descendant at change time) with a
+    /// log index above `since`, at most about `limit` (1 to
+    /// [`CHANGES_MAX`]), never past what is applied (and so committed).
+    /// Root only (EACCES): the feed shows names in subdirectories whose
+    /// permissions it does not check.
+    Changes {
+        dir: Ino,
+        since: Index,
+        limit: u32,
+    },
+}
+
+/// Largest readdir page.
+pub const READDIR_MAX: u32 = 1024;
+/// Largest change-feed page.
+pub const CHANGES_MAX: u32 = 4096;
+
+/// What setattr changes; `None` leaves a field alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttr {
+    /// chmod: permission and special bits only ([`super::types::MODE_MASK`]).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// truncate: files only.
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+}
+
+/// utimensat's UTIME_NOW or an explicit time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeSet {
+    Now,
+    At(Nanos),
+}
+
+/// setxattr flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum XattrHow {
+    /// Create or replace.
+    Set,
+    /// XATTR_CREATE: EEXIST if present.
+    Create,
+    /// XATTR_REPLACE: ENODATA if absent.
+    Replace,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaReply {
+    /// Unlink, rmdir, rename, access, xattr changes and administration.
+    Done,
+    /// Mkdir, symlink, link, stat, setattr: the inode afterwards.
+    Attr(Attr),
+    /// Create: the file, and whether this call made it.
+    Created {
+        attr: Attr,
+        created: bool,
+    },
+    /// Lookup and lookup-path.
+    Found(Found),
+    Dir(DirPage),
+    /// Readlink.
+    Target(Vec<u8>),
+    Statfs(Statfs),
+    /// GetXattr.
+    Value(Vec<u8>),
+    /// ListXattr, in name order.
+    Names(Vec<Vec<u8>>),
+    Changes(ChangePage),
+}
+
+/// What a lookup found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Found {
+    Local(Attr),
+    /// The path enters a subtree another ministry owns: ask it for `rest`
+    /// (empty when the foreign root itself was asked for) from its root.
+    Foreign {
+        root: ForeignRoot,
+        rest: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: Ino,
+    pub kind: FileType,
+    /// Set when the entry is the root of another ministry's subtree.
+    pub foreign: Option<MinistryId>,
+}
+
+/// A readdir page. "." and ".." are not listed (the client adds them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirPage {
+    pub entries: Vec<DirEntry>,
+    /// More entries follow the last one.
+    pub more: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statfs {
+    /// Inodes in use (files, directories, symlinks).
+    pub inodes: u64,
+    /// Inode numbers granted and not used yet.
+    pub free_inodes: u64,
+    /// Sum of file and symlink sizes (saturating).
+    pub bytes: u64,
+    pub name_max: u32,
+}
