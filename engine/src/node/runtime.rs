@@ -58,6 +58,8 @@ pub enum NodeError {
     },
     #[error("metrics exporter: {0}")]
     Metrics(String),
+    #[error("starting a peer thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 enum Inbound {
@@ -137,7 +139,7 @@ pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), 
         let t = thread::Builder::new()
             .name(format!("govfs-peer-{peer}"))
             .spawn(move || peer_writer(id, peer, addr, key, prx, stop))
-            .expect("spawn peer writer");
+            .map_err(NodeError::Spawn)?;
         writer_threads.push(t);
     }
 
