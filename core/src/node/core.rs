@@ -11,6 +11,7 @@ use crate::codec::{decode_exact, DecodeError};
 use crate::president::{
     Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver, ShardReport,
 };
+use crate::raft::timing::Freshness;
 use crate::raft::{
     Config, Entry, Event, GroupId, HardState, Index, InjectedFaults, Membership, Micros, Mode,
     NodeId, Payload, Raft, Ready, Snapshot, PRESIDENT_GROUP,
@@ -688,7 +689,40 @@ impl<A: App> NodeCore<A> {
             id: self.cfg.id,
             president: self.pres.status(),
             shard: self.shard.as_ref().map(|s| s.raft.status()),
-            serving: self.shard.as_ref().is_some_and(|s| s.raft.is_serving(now)),
+            serving: self.serving(now),
+        }
+    }
+
+    /// Whether the shard may serve reads (and, later, grant leases) at `now`:
+    /// it must have heard from its minister (a minister: from a majority) and
+    /// from the president within H. A member cut off from either fences
+    /// itself, which is what lets others assume it fenced after 2H.
+    pub fn serving(&self, now: Micros) -> bool {
+        let Some(s) = &self.shard else { return false };
+        let mut fresh = Freshness::new(self.cfg.timing.serve_timeout);
+        match self.president_contact(now) {
+            Some(t) => fresh.heard_president(t),
+            None => return false,
+        }
+        if s.raft.is_leader() {
+            return s.raft.is_serving(now) && fresh.can_serve_president(now);
+        }
+        if let Some(t) = s
+            .raft
+            .last_leader_contact()
+            .filter(|_| s.raft.leader().is_some())
+        {
+            fresh.heard_leader(t);
+        }
+        fresh.can_serve(now)
+    }
+
+    /// When this node last heard from the president (now, if it is the president).
+    fn president_contact(&self, now: Micros) -> Option<Micros> {
+        if self.pres.is_leader() {
+            Some(now)
+        } else {
+            self.pres.last_leader_contact()
         }
     }
 

@@ -34,6 +34,12 @@ impl Freshness {
         t.is_some_and(|t| now.saturating_sub(t) < self.serve_timeout)
     }
 
+    /// Heard from the president within H (a minister's own leader check is
+    /// its Raft quorum contact).
+    pub fn can_serve_president(&self, now: Micros) -> bool {
+        self.fresh(self.last_president, now)
+    }
+
     /// May serve reads and grant read leases at `now`.
     pub fn can_serve(&self, now: Micros) -> bool {
         self.fresh(self.last_leader, now) && self.fresh(self.last_president, now)
@@ -63,6 +69,11 @@ mod tests {
         assert!(!f.can_serve(110), "leader contact at 10 perished at 10 + H");
         f.heard_leader(105);
         assert!(f.can_serve(110));
+        assert!(f.can_serve_president(119));
+        assert!(
+            !f.can_serve_president(120),
+            "president contact at 20 perished at 20 + H"
+        );
         assert_eq!(f.fenced_at(), Some(120));
     }
 }
