@@ -1,8 +1,13 @@
 //! The fallback backend: `pwrite` and `fdatasync` through the page cache,
 //! for hosts where io_uring is blocked (some container sandboxes) or for
 //! filesystems without `O_DIRECT`. Works everywhere; one syscall per step.
+//!
+//! Its "asynchronous" write+sync is synchronous: the work is done at submit
+//! time and the result handed out at the next poll. Callers get the same
+//! interface as with io_uring but no overlap of IO with their own work.
 
-use super::{AlignedBuf, Chosen, DiskError, DiskIo, IoFile, OpenMode};
+use super::{AlignedBuf, Chosen, Completion, DiskError, DiskIo, IoFile, OpenMode, SubmissionId};
+use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -10,11 +15,19 @@ use std::path::Path;
 pub struct BlockingIo {
     /// Why io_uring is not used, for the log line (`None`: asked for).
     unavailable: Option<String>,
+    /// Last id handed out by `submit_write_and_sync`.
+    last_id: SubmissionId,
+    /// Submissions done but not reaped yet, oldest first.
+    done: VecDeque<Completion>,
 }
 
 impl BlockingIo {
     pub fn new(unavailable: Option<String>) -> Self {
-        BlockingIo { unavailable }
+        BlockingIo {
+            unavailable,
+            last_id: 0,
+            done: VecDeque::new(),
+        }
     }
 }
 
@@ -36,10 +49,7 @@ impl DiskIo for BlockingIo {
             opts.create_new(true);
         }
         let file = opts.open(path).map_err(os("open"))?;
-        Ok(IoFile {
-            file,
-            direct: false,
-        })
+        Ok(IoFile::new(file, false))
     }
 
     fn buffer(&mut self, capacity: usize) -> AlignedBuf {
@@ -71,5 +81,37 @@ impl DiskIo for BlockingIo {
     fn truncate(&mut self, file: &IoFile, len: u64) -> Result<(), DiskError> {
         file.file().set_len(len).map_err(os("ftruncate"))?;
         file.file().sync_all().map_err(os("fsync"))
+    }
+
+    /// Writes and syncs now; the result waits for the next poll.
+    fn submit_write_and_sync(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        buf: &AlignedBuf,
+    ) -> Result<SubmissionId, DiskError> {
+        file.check_aligned(offset, buf)?;
+        let result = self.write_at_and_sync(file, offset, buf);
+        self.last_id += 1;
+        self.done.push_back((self.last_id, result));
+        Ok(self.last_id)
+    }
+
+    fn poll_completions(&mut self, out: &mut Vec<Completion>) {
+        out.extend(self.done.drain(..));
+    }
+
+    fn wait_completion(&mut self, id: SubmissionId) -> Result<(), DiskError> {
+        let at = self
+            .done
+            .iter()
+            .position(|(done, _)| *done == id)
+            .ok_or(DiskError::UnknownSubmission { id })?;
+        let (_, result) = self.done.remove(at).expect("position is in range");
+        result
+    }
+
+    fn in_flight(&self) -> usize {
+        self.done.len()
     }
 }

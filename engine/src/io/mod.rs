@@ -8,6 +8,13 @@
 //!   blocking.rs       fallback: pwrite + fdatasync, for hosts that block io_uring
 //! ```
 //!
+//! Besides the blocking calls, a backend can take a write linked to its
+//! `fdatasync` and report its completion later
+//! ([`DiskIo::submit_write_and_sync`], [`DiskIo::poll_completions`],
+//! [`DiskIo::wait_completion`]), so a caller can work while the disk does.
+//! Only io_uring overlaps: the blocking backend does the work at submit time
+//! and merely reports it at the next poll.
+//!
 //! [`open_backend`] picks one when a log opens and says which in one log line.
 //! Both take the same block-aligned writes from an [`AlignedBuf`], so the log
 //! writes the same bytes whichever backend runs, and both are tested alike.
@@ -24,7 +31,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Alignment and size unit of `O_DIRECT` writes: the page size, and at least
 /// the logical block size of any disk we expect.
@@ -34,6 +41,13 @@ pub const BLOCK: usize = 4096;
 /// a big group commit in one write, small enough that many logs' worth fit in
 /// the default 8 MiB `RLIMIT_MEMLOCK`.
 pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
+
+/// Names one [`DiskIo::submit_write_and_sync`] until its completion is reaped.
+/// Ids count up from 1 per backend instance and are never reused.
+pub type SubmissionId = u64;
+
+/// A reaped submission: its id and whether the write and the sync succeeded.
+pub type Completion = (SubmissionId, Result<(), DiskError>);
 
 /// What the log needs from a disk. Writes are positional and whole-buffer;
 /// a backend that opened the file with `O_DIRECT` needs `offset` and the
@@ -66,6 +80,41 @@ pub trait DiskIo: Send {
 
     /// Sets the file's length and makes that durable (`ftruncate`, `fsync`).
     fn truncate(&mut self, file: &IoFile, len: u64) -> Result<(), DiskError>;
+
+    /// Starts writing all of `buf` at `offset` followed by an `fdatasync`
+    /// (linked: the sync runs only after the whole write), without waiting.
+    /// Durable once [`DiskIo::poll_completions`] or [`DiskIo::wait_completion`]
+    /// reports the returned id with `Ok`.
+    ///
+    /// The caller must not modify `buf` until then: the kernel may read it
+    /// any time before. (The backend keeps the memory and the file alive
+    /// itself, so dropping either early is safe, only pointless.) An `Err`
+    /// here means nothing was started; failures of the IO itself come with
+    /// the completion.
+    ///
+    /// io_uring submits both operations in one `io_uring_enter` and returns.
+    /// The blocking backend does the write and the sync before returning and
+    /// reports the result at the next poll: same interface, no overlap.
+    fn submit_write_and_sync(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        buf: &AlignedBuf,
+    ) -> Result<SubmissionId, DiskError>;
+
+    /// Appends to `out` every submission that completed since the last call,
+    /// without blocking (io_uring peeks its completion queue, entering the
+    /// kernel at most once, without waiting). An id reaped by
+    /// [`DiskIo::wait_completion`] is not reported again.
+    fn poll_completions(&mut self, out: &mut Vec<Completion>);
+
+    /// Blocks until submission `id` completes and returns its result, unless
+    /// it was already reaped (then [`DiskError::UnknownSubmission`]).
+    /// Other completions seen meanwhile stay for the next poll.
+    fn wait_completion(&mut self, id: SubmissionId) -> Result<(), DiskError>;
+
+    /// Submissions not reaped yet (completed or not).
+    fn in_flight(&self) -> usize;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +128,9 @@ pub enum OpenMode {
 /// A file opened by a [`DiskIo`] backend.
 #[derive(Debug)]
 pub struct IoFile {
-    file: File,
+    /// Shared with the backend while an asynchronous write to it is in flight,
+    /// so its descriptor stays open (and is not reused) until the kernel is done.
+    file: Arc<File>,
     direct: bool,
 }
 
@@ -89,8 +140,19 @@ impl IoFile {
         self.direct
     }
 
+    pub(crate) fn new(file: File, direct: bool) -> Self {
+        IoFile {
+            file: Arc::new(file),
+            direct,
+        }
+    }
+
     pub(crate) fn file(&self) -> &File {
         &self.file
+    }
+
+    pub(crate) fn share_file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
     }
 
     /// Rejects a write `O_DIRECT` would refuse with a bare `EINVAL`.
@@ -125,6 +187,12 @@ pub enum DiskError {
     /// nothing more is submitted on it.
     #[error("the ring failed earlier; reopen to use it again")]
     RingBroken,
+    /// [`DiskIo::wait_completion`] of an id never submitted or already reaped.
+    #[error("no submission {id} is waiting to be reaped")]
+    UnknownSubmission { id: SubmissionId },
+    /// More asynchronous submissions in flight than the backend takes.
+    #[error("{limit} asynchronous submissions are already in flight")]
+    TooManyInFlight { limit: usize },
 }
 
 /// Why io_uring cannot be used here.

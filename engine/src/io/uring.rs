@@ -8,13 +8,20 @@
 //! unless the process has `CAP_IPC_LOCK`. When registering fails for lack of
 //! it the soft limit is raised; if that is not enough either, writes go from
 //! unregistered buffers (`Write` instead of `WriteFixed`) with a warning.
+//!
+//! Asynchronous write+sync ([`DiskIo::submit_write_and_sync`]) pushes the
+//! same linked pair, calls `io_uring_enter` without waiting and returns; the
+//! completions are peeked from the completion queue later. `user_data` tells
+//! them apart from the blocking calls' (0 and 1): `id << 1 | kind`, id >= 1.
 
 use super::aligned_buf::{Allocation, Registration};
 use super::{
-    AlignedBuf, Chosen, DiskError, DiskIo, IoFile, OpenMode, Unavailable, BLOCK, WRITE_BUFFER_BYTES,
+    AlignedBuf, Chosen, Completion, DiskError, DiskIo, IoFile, OpenMode, SubmissionId, Unavailable,
+    BLOCK, WRITE_BUFFER_BYTES,
 };
 use io_uring::{opcode, squeue, types, IoUring, Probe};
-use std::fs::{self, OpenOptions};
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,8 +29,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Submission queue size; the log has at most a write and a sync in flight.
+/// Submission queue size (the completion queue is twice that): room for the
+/// blocking calls' write and sync plus `MAX_IN_FLIGHT` asynchronous pairs.
 const RING_ENTRIES: u32 = 8;
+/// Asynchronous write+sync pairs in flight at once, at most (a log has one).
+const MAX_IN_FLIGHT: usize = 4;
 /// Largest single write submitted (a write's length is a `u32`).
 const MAX_WRITE: usize = 1 << 30;
 /// `user_data` of the write and of the sync in one submission.
@@ -62,7 +72,30 @@ pub struct UringIo {
     pool: Vec<Arc<Allocation>>,
     /// A wait failed with operations possibly in flight: submit nothing more.
     broken: bool,
+    /// Last id handed out by `submit_write_and_sync`.
+    last_id: SubmissionId,
+    /// Asynchronous submissions whose completions have not all arrived.
+    pending: Vec<Pending>,
+    /// Asynchronous submissions complete but not reaped, oldest first.
+    done: VecDeque<Completion>,
 }
+
+/// An asynchronous write linked to an `fdatasync`, until both complete. Holds
+/// the buffer's memory and the file so neither goes away under the kernel.
+struct Pending {
+    id: SubmissionId,
+    file: Arc<File>,
+    mem: Option<Arc<Allocation>>,
+    offset: u64,
+    len: usize,
+    /// Completion results (`-errno` on failure) of the write and the sync.
+    write: Option<i32>,
+    sync: Option<i32>,
+}
+
+/// `user_data` kinds of an asynchronous submission's two entries.
+const ASYNC_WRITE: u64 = 0;
+const ASYNC_SYNC: u64 = 1;
 
 fn unavailable(step: &'static str) -> impl FnOnce(io::Error) -> DiskError {
     move |source| Unavailable::Os { step, source }.into()
@@ -107,6 +140,9 @@ impl UringIo {
             direct: opts.direct,
             pool: Vec::new(),
             broken: false,
+            last_id: 0,
+            pending: Vec::new(),
+            done: VecDeque::new(),
         };
         io.probe_write(dir)?;
         io.register_pool(opts.registered_buffers, opts.buffer_bytes);
@@ -128,10 +164,7 @@ impl UringIo {
             other => other,
         }
         .map_err(os("create io probe file"))?;
-        let file = IoFile {
-            file,
-            direct: self.direct,
-        };
+        let file = IoFile::new(file, self.direct);
         let mut block = AlignedBuf::new(BLOCK);
         block.fill_from(&[0; BLOCK]);
         let written = self.write(&file, 0, &block, false);
@@ -239,7 +272,7 @@ impl UringIo {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
-                    self.broken = true;
+                    self.fail_pending(None);
                     // If the kernel took any entry, it may still read `buf`
                     // after we return: leak it. (Blocked by seccomp, it took none.)
                     let taken = self.ring.submission().len() < entries.len();
@@ -252,10 +285,17 @@ impl UringIo {
                     });
                 }
             }
-            for cqe in self.ring.completion() {
-                if let Some(slot @ None) = results.get_mut(cqe.user_data() as usize) {
-                    *slot = Some(cqe.result());
+            let cqes: Vec<(u64, i32)> = self
+                .ring
+                .completion()
+                .map(|cqe| (cqe.user_data(), cqe.result()))
+                .collect();
+            for (user_data, res) in cqes {
+                if let Some(slot @ None) = results.get_mut(user_data as usize) {
+                    *slot = Some(res);
                     pending -= 1;
+                } else {
+                    self.note_async(user_data, res);
                 }
             }
         }
@@ -325,6 +365,135 @@ impl UringIo {
     }
 }
 
+impl UringIo {
+    /// Takes every completion in the queue, without entering the kernel.
+    fn reap(&mut self) {
+        let cqes: Vec<(u64, i32)> = self
+            .ring
+            .completion()
+            .map(|cqe| (cqe.user_data(), cqe.result()))
+            .collect();
+        for (user_data, res) in cqes {
+            self.note_async(user_data, res);
+        }
+    }
+
+    /// Records one completion of an asynchronous submission; once both of
+    /// its entries are in, moves its result to `done`.
+    fn note_async(&mut self, user_data: u64, res: i32) {
+        let id = user_data >> 1;
+        let Some(at) = self.pending.iter().position(|p| p.id == id) else {
+            return;
+        };
+        let p = &mut self.pending[at];
+        match user_data & 1 {
+            ASYNC_WRITE => p.write = Some(res),
+            _ => p.sync = Some(res),
+        }
+        if p.write.is_some() && p.sync.is_some() {
+            let p = self.pending.swap_remove(at);
+            let result = settle(&p);
+            self.done.push_back((p.id, result));
+        }
+    }
+
+    /// The ring failed with submissions possibly in flight: marks it broken,
+    /// leaks what the kernel may still read, and fails every pending
+    /// submission (the first with `source`, if given).
+    fn fail_pending(&mut self, mut source: Option<io::Error>) {
+        self.broken = true;
+        for p in std::mem::take(&mut self.pending) {
+            if let Some(mem) = p.mem {
+                std::mem::forget(mem);
+            }
+            std::mem::forget(p.file);
+            let err = match source.take() {
+                Some(source) => DiskError::Os {
+                    op: "io_uring_enter",
+                    source,
+                },
+                None => DiskError::RingBroken,
+            };
+            self.done.push_back((p.id, Err(err)));
+        }
+    }
+
+    /// Enters the kernel, waiting for `want` completions, then reaps.
+    fn enter(&mut self, want: usize) {
+        let entered = if want == 0 {
+            self.ring.submit()
+        } else {
+            self.ring.submit_and_wait(want)
+        };
+        match entered {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return self.fail_pending(Some(source)),
+        }
+        self.reap();
+    }
+}
+
+/// The result of a finished asynchronous write+sync. A short write broke the
+/// link (the sync completed with `ECANCELED`): the rest is written and synced
+/// here with plain syscalls, which is rare enough not to matter.
+fn settle(p: &Pending) -> Result<(), DiskError> {
+    let written = completion("write", p.write.unwrap_or(0))?;
+    if written >= p.len {
+        return completion("fdatasync", p.sync.unwrap_or(0)).map(drop);
+    }
+    if written == 0 {
+        return Err(DiskError::ShortWrite {
+            written,
+            len: p.len,
+        });
+    }
+    let mem = p.mem.as_ref().expect("a non-empty write has memory");
+    let mut done = written;
+    while done < p.len {
+        // SAFETY: `mem` holds at least `p.len` bytes and stays alive through
+        // the call; the kernel only reads them (no Rust reference is made, so
+        // this holds even if the caller broke its promise not to modify them).
+        let n = unsafe {
+            libc::pwrite(
+                p.file.as_raw_fd(),
+                mem.as_ptr().add(done).cast(),
+                p.len - done,
+                (p.offset + done as u64) as libc::off_t,
+            )
+        };
+        match n {
+            0 => {
+                return Err(DiskError::ShortWrite {
+                    written: done,
+                    len: p.len,
+                })
+            }
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(DiskError::Os {
+                        op: "pwrite",
+                        source: e,
+                    });
+                }
+            }
+            n => done += n as usize,
+        }
+    }
+    p.file.sync_data().map_err(os("fdatasync"))
+}
+
+impl Drop for UringIo {
+    /// Waits for asynchronous submissions still in flight, so that the files
+    /// and buffers they use are released only once the kernel is done.
+    fn drop(&mut self) {
+        while !self.pending.is_empty() && !self.broken {
+            self.enter(1);
+        }
+    }
+}
+
 impl DiskIo for UringIo {
     fn chosen(&self) -> Chosen {
         Chosen::Uring {
@@ -354,7 +523,7 @@ impl DiskIo for UringIo {
             }
             Err(e) => return Err(os("open")(e)),
         };
-        Ok(IoFile { file, direct })
+        Ok(IoFile::new(file, direct))
     }
 
     fn buffer(&mut self, capacity: usize) -> AlignedBuf {
@@ -395,6 +564,117 @@ impl DiskIo for UringIo {
             .user_data(SYNC);
         let results = self.run(&[fsync], None)?;
         completion("fdatasync", results[SYNC as usize].unwrap_or(0)).map(drop)
+    }
+
+    fn submit_write_and_sync(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        buf: &AlignedBuf,
+    ) -> Result<SubmissionId, DiskError> {
+        if self.broken {
+            return Err(DiskError::RingBroken);
+        }
+        file.check_aligned(offset, buf)?;
+        if self.pending.len() >= MAX_IN_FLIGHT {
+            return Err(DiskError::TooManyInFlight {
+                limit: MAX_IN_FLIGHT,
+            });
+        }
+        self.last_id += 1;
+        let id = self.last_id;
+        let bytes = buf.as_slice();
+        if bytes.len() > MAX_WRITE {
+            // Too long for one entry: not worth a chained asynchronous path.
+            let result = self.write(file, offset, buf, true);
+            self.done.push_back((id, result));
+            return Ok(id);
+        }
+        let fd = types::Fd(file.file().as_raw_fd());
+        let fsync = opcode::Fsync::new(fd)
+            .flags(types::FsyncFlags::DATASYNC)
+            .build()
+            .user_data(id << 1 | ASYNC_SYNC);
+        let mut entries = Vec::with_capacity(2);
+        if !bytes.is_empty() {
+            let fixed = buf.registration().filter(|r| r.ring == self.id);
+            // `bytes.len()` <= MAX_WRITE fits a u32.
+            let len = bytes.len() as u32;
+            let write = match fixed {
+                Some(r) => opcode::WriteFixed::new(fd, bytes.as_ptr(), len, r.index)
+                    .offset(offset)
+                    .build(),
+                None => opcode::Write::new(fd, bytes.as_ptr(), len)
+                    .offset(offset)
+                    .build(),
+            };
+            entries.push(
+                write
+                    .user_data(id << 1 | ASYNC_WRITE)
+                    .flags(squeue::Flags::IO_LINK),
+            );
+        }
+        entries.push(fsync);
+        // SAFETY: the entries point into `buf`'s memory and at `file`'s
+        // descriptor; `Pending` keeps both alive until both entries complete
+        // (or forever, if the ring breaks first). The caller promises not to
+        // modify `buf` meanwhile (see the trait).
+        let pushed = unsafe { self.ring.submission().push_multiple(&entries) };
+        if pushed.is_err() {
+            // Cannot happen: the queue has room for every pair in flight.
+            return Err(DiskError::Os {
+                op: "io_uring push",
+                source: io::Error::other("submission queue full"),
+            });
+        }
+        self.pending.push(Pending {
+            id,
+            file: file.share_file(),
+            mem: (!bytes.is_empty()).then(|| buf.share_memory()),
+            offset,
+            len: bytes.len(),
+            write: bytes.is_empty().then_some(0),
+            sync: None,
+        });
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(id),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    self.fail_pending(Some(source));
+                    // Report this submission's failure now, not at a poll.
+                    let at = self.done.iter().position(|(d, _)| *d == id);
+                    let (_, result) = self.done.remove(at.expect("failed above")).expect("found");
+                    return Err(result.expect_err("failed above"));
+                }
+            }
+        }
+    }
+
+    fn poll_completions(&mut self, out: &mut Vec<Completion>) {
+        self.reap();
+        if !self.pending.is_empty() && !self.broken {
+            // Without waiting: lets the kernel run completion work it owes us.
+            self.enter(0);
+        }
+        out.extend(self.done.drain(..));
+    }
+
+    fn wait_completion(&mut self, id: SubmissionId) -> Result<(), DiskError> {
+        loop {
+            if let Some(at) = self.done.iter().position(|(d, _)| *d == id) {
+                let (_, result) = self.done.remove(at).expect("position is in range");
+                return result;
+            }
+            if !self.pending.iter().any(|p| p.id == id) {
+                return Err(DiskError::UnknownSubmission { id });
+            }
+            self.enter(1);
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pending.len() + self.done.len()
     }
 
     /// Plain syscalls: truncation is rare (a segment roll) and io_uring's

@@ -16,7 +16,9 @@
 //!
 //! Segments are written through a [`crate::io::DiskIo`] backend (io_uring
 //! with `O_DIRECT`, or blocking IO) in whole blocks; `segmented_log.rs` shows
-//! how the last partial block is rewritten and padded.
+//! how the last partial block is rewritten and padded, and how a sync can be
+//! started and reaped later ([`SegmentedLog::start_sync`]) so the caller works
+//! while the disk syncs.
 
 mod error;
 mod files;
@@ -25,7 +27,7 @@ mod segmented_log;
 mod snapshot_file;
 
 pub use error::{Corruption, SnapshotCorruption, StoreError};
-pub use segmented_log::SegmentedLog;
+pub use segmented_log::{SegmentedLog, SyncTicket};
 
 use govfs_core::raft::{Index, Snapshot};
 use govfs_core::wal::Record;

@@ -19,14 +19,29 @@
 //! tail of the last segment. Before a segment stops being the last, its
 //! padding is cut off, since zeros at the end of a closed segment would mean
 //! lost records.
+//!
+//! # Asynchronous sync
+//!
+//! Besides the blocking [`LogStore::sync`], a caller may start a sync and
+//! learn later that it is durable: [`SegmentedLog::start_sync`] writes the
+//! same bytes (submitting the last write, linked to its `fdatasync`, without
+//! waiting), [`SegmentedLog::poll_sync`] reports its completion without
+//! blocking, and [`SegmentedLog::finish_sync`] waits for it. At most one sync
+//! is in flight per log. Meanwhile appends only encode into the in-memory
+//! batch, so the padded `tail` block the kernel is reading is never touched:
+//! it is cut back to the partial block when the sync completes. Everything
+//! that does touch it (a blocking sync, a segment roll, compaction) first
+//! waits for the sync in flight. Only io_uring overlaps the disk with the
+//! caller's work; with the blocking backend `start_sync` does the write and
+//! the `fdatasync` itself and `poll_sync` reports them done.
 
 use super::error::{disk_err, io_err, Corruption, StoreError};
 use super::files::{self, SEGMENT};
 use super::segment::{self, SegmentInfo};
 use super::{snapshot_file, LogOptions, LogStore};
 use crate::io::{
-    self, AlignedBuf, BackendChoice, Chosen, DiskError, DiskIo, IoFile, OpenMode, BLOCK,
-    WRITE_BUFFER_BYTES,
+    self, AlignedBuf, BackendChoice, Chosen, Completion, DiskError, DiskIo, IoFile, OpenMode,
+    SubmissionId, BLOCK, WRITE_BUFFER_BYTES,
 };
 use govfs_core::raft::{HardState, Index, Snapshot, SnapshotMeta};
 use govfs_core::wal::{encode_record, Record, Replay, ReplayError};
@@ -60,6 +75,35 @@ pub struct SegmentedLog {
     /// Index of the newest snapshot file (0: none).
     saved_snapshot: Index,
     poisoned: bool,
+    /// The asynchronous sync whose write+fdatasync is in flight, if any.
+    in_flight: Option<InFlight>,
+    /// Last ticket handed out by `start_sync` (0: none).
+    issued: u64,
+    /// Newest ticket known durable.
+    durable: Option<SyncTicket>,
+    /// Reused for `DiskIo::poll_completions`.
+    completions: Vec<Completion>,
+}
+
+/// Names one [`SegmentedLog::start_sync`]. Tickets of a log are ordered: a
+/// durable ticket means every record appended before its `start_sync` (and
+/// so every earlier ticket's) is durable. Meaningless for another log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SyncTicket(u64);
+
+impl SyncTicket {
+    /// The ticket's number: 1 for a log's first `start_sync` since it opened, then counting up.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
+/// A started sync: which submission, and how long `tail` was before padding.
+#[derive(Debug)]
+struct InFlight {
+    id: SubmissionId,
+    ticket: SyncTicket,
+    tail_len: usize,
 }
 
 /// What a segment starts with so that replay can begin there.
@@ -170,6 +214,10 @@ impl SegmentedLog {
             appended: head,
             saved_snapshot,
             poisoned: false,
+            in_flight: None,
+            issued: 0,
+            durable: None,
+            completions: Vec::new(),
         };
         Ok((log, replay))
     }
@@ -266,11 +314,10 @@ impl SegmentedLog {
         Ok(())
     }
 
-    /// Writes `buf` after `file_len` and makes it durable: from the start of
-    /// the partial last block, whole blocks, the last zero-padded, with one
-    /// `fdatasync` linked to the last write. A batch larger than the write
-    /// buffer goes out in buffer-sized writes first.
-    fn write_out(&mut self) -> Result<(), DiskError> {
+    /// Copies `buf` into `tail` after the partial last block, writing each
+    /// buffer-full (whole blocks) as it fills, unsynced. Returns the offset
+    /// at which what is left in `tail` goes.
+    fn fill_tail(&mut self) -> Result<u64, DiskError> {
         debug_assert_eq!(self.tail.len() as u64, self.file_len % BLOCK as u64);
         let mut offset = self.file_len - self.tail.len() as u64;
         let mut rest = &self.buf[..];
@@ -278,18 +325,179 @@ impl SegmentedLog {
             let taken = self.tail.fill_from(rest);
             rest = &rest[taken..];
             if rest.is_empty() {
-                break;
+                return Ok(offset);
             }
             // The buffer is full, so it holds whole blocks.
             self.io.write_at(&self.file, offset, &self.tail)?;
             offset += self.tail.len() as u64;
             self.tail.clear();
         }
-        let len = self.tail.pad_to_block();
-        self.io.write_at_and_sync(&self.file, offset, &self.tail)?;
+    }
+
+    /// After `tail` (`len` bytes, then padding) was written: keeps only the
+    /// new partial last block.
+    fn trim_tail(&mut self, len: usize) {
         self.tail.truncate(len);
         self.tail.consume_front(len - len % BLOCK);
+    }
+
+    /// Writes `buf` after `file_len` and makes it durable: from the start of
+    /// the partial last block, whole blocks, the last zero-padded, with one
+    /// `fdatasync` linked to the last write. A batch larger than the write
+    /// buffer goes out in buffer-sized writes first.
+    fn write_out(&mut self) -> Result<(), DiskError> {
+        let offset = self.fill_tail()?;
+        let len = self.tail.pad_to_block();
+        self.io.write_at_and_sync(&self.file, offset, &self.tail)?;
+        self.trim_tail(len);
         Ok(())
+    }
+
+    /// Rolls to a new segment if the last one is full, poisoning the log if
+    /// that fails.
+    fn roll_if_full(&mut self) -> Result<(), StoreError> {
+        if self.file_len >= self.opts.segment_bytes {
+            // A roll that failed half way (file created, directory not
+            // synced) cannot be retried under the same name.
+            if let Err(e) = self.roll() {
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Poisons the log after a failed write or sync of the last segment.
+    fn disk_failed(&mut self, source: DiskError) -> StoreError {
+        self.poisoned = true;
+        StoreError::Disk {
+            path: self.last().path.clone(),
+            source,
+        }
+    }
+
+    /// Moves the batch to the written side once its bytes are handed to the
+    /// disk (durable or in flight). Returns its length.
+    fn mark_written(&mut self) -> usize {
+        let written = self.buf.len();
+        self.file_len += written as u64;
+        let max_entry = std::mem::take(&mut self.buf_max_entry);
+        let last = self
+            .segments
+            .last_mut()
+            .expect("a log always has a segment");
+        last.max_entry = last.max_entry.max(max_entry);
+        self.buf.clear();
+        self.written = self.appended.clone();
+        written
+    }
+
+    /// Starts making everything appended so far durable, without waiting for
+    /// the disk: writes it like [`LogStore::sync`] but only submits the last
+    /// write and its linked `fdatasync`. Returns the ticket to wait for, or
+    /// `None` when there is nothing to sync or a sync is already in flight
+    /// (see [`SegmentedLog::sync_in_flight`]; poll it, then start again).
+    ///
+    /// Appends go on being buffered while the sync is in flight. A batch
+    /// larger than the write buffer (256 KiB) writes its leading full buffers
+    /// before returning (unsynced, so without an `fdatasync`'s wait), and a
+    /// segment roll happens here, before the submission. With the blocking
+    /// backend this does the whole sync before returning.
+    pub fn start_sync(&mut self) -> Result<Option<SyncTicket>, StoreError> {
+        self.usable()?;
+        if self.in_flight.is_some() || self.buf.is_empty() {
+            return Ok(None);
+        }
+        self.roll_if_full()?;
+        let submitted = self.fill_tail().and_then(|offset| {
+            let len = self.tail.pad_to_block();
+            let id = self
+                .io
+                .submit_write_and_sync(&self.file, offset, &self.tail)?;
+            Ok((id, len))
+        });
+        let (id, tail_len) = submitted.map_err(|e| self.disk_failed(e))?;
+        self.mark_written();
+        self.issued += 1;
+        let ticket = SyncTicket(self.issued);
+        self.in_flight = Some(InFlight {
+            id,
+            ticket,
+            tail_len,
+        });
+        Ok(Some(ticket))
+    }
+
+    /// Whether a sync started by [`SegmentedLog::start_sync`] has not been
+    /// reaped yet (by `poll_sync`, `finish_sync`, or a blocking call).
+    pub fn sync_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// The newest ticket known durable (`None`: none since the log opened).
+    pub fn durable_ticket(&self) -> Option<SyncTicket> {
+        self.durable
+    }
+
+    /// Without blocking, checks whether the sync in flight finished. Returns
+    /// its ticket if it just became durable; `None` if it is still in flight
+    /// or there is none. A failed write or sync poisons the log and is
+    /// returned as the error.
+    pub fn poll_sync(&mut self) -> Result<Option<SyncTicket>, StoreError> {
+        self.usable()?;
+        let Some(id) = self.in_flight.as_ref().map(|f| f.id) else {
+            return Ok(None);
+        };
+        let mut completions = std::mem::take(&mut self.completions);
+        self.io.poll_completions(&mut completions);
+        // This log's backend carries nothing but this log's submissions, and
+        // only one of those is ever in flight.
+        let ours = completions
+            .drain(..)
+            .find_map(|(done, result)| (done == id).then_some(result));
+        self.completions = completions;
+        match ours {
+            Some(result) => self.settle(result).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Blocks until `ticket` is durable (at once if it is already).
+    ///
+    /// # Panics
+    ///
+    /// If `ticket` was not issued by this log.
+    pub fn finish_sync(&mut self, ticket: SyncTicket) -> Result<(), StoreError> {
+        self.usable()?;
+        if self.durable >= Some(ticket) {
+            return Ok(());
+        }
+        self.wait_in_flight()?;
+        assert!(
+            self.durable >= Some(ticket),
+            "sync ticket {} was not issued by this log",
+            ticket.0
+        );
+        Ok(())
+    }
+
+    /// Waits for the sync in flight, if any. Returns its ticket.
+    fn wait_in_flight(&mut self) -> Result<Option<SyncTicket>, StoreError> {
+        let Some(id) = self.in_flight.as_ref().map(|f| f.id) else {
+            return Ok(None);
+        };
+        let result = self.io.wait_completion(id);
+        self.settle(result).map(Some)
+    }
+
+    /// Ends the sync in flight with its completion's `result`.
+    fn settle(&mut self, result: Result<(), DiskError>) -> Result<SyncTicket, StoreError> {
+        let flight = self.in_flight.take().expect("a sync is in flight");
+        result.map_err(|e| self.disk_failed(e))?;
+        self.trim_tail(flight.tail_len);
+        debug_assert_eq!(self.tail.len() as u64, self.file_len % BLOCK as u64);
+        self.durable = Some(flight.ticket);
+        Ok(flight.ticket)
     }
 }
 
@@ -315,37 +523,19 @@ impl LogStore for SegmentedLog {
         Ok(())
     }
 
+    /// Waits for an asynchronous sync in flight first, if any.
     fn sync(&mut self) -> Result<usize, StoreError> {
         self.usable()?;
+        self.wait_in_flight()?;
         if self.buf.is_empty() {
             return Ok(0);
         }
-        if self.file_len >= self.opts.segment_bytes {
-            // A roll that failed half way (file created, directory not
-            // synced) cannot be retried under the same name.
-            if let Err(e) = self.roll() {
-                self.poisoned = true;
-                return Err(e);
-            }
-        }
+        self.roll_if_full()?;
         if let Err(source) = self.write_out() {
-            self.poisoned = true;
-            return Err(StoreError::Disk {
-                path: self.last().path.clone(),
-                source,
-            });
+            return Err(self.disk_failed(source));
         }
-        let written = self.buf.len();
-        self.file_len += written as u64;
+        let written = self.mark_written();
         debug_assert_eq!(self.tail.len() as u64, self.file_len % BLOCK as u64);
-        let max_entry = std::mem::take(&mut self.buf_max_entry);
-        let last = self
-            .segments
-            .last_mut()
-            .expect("a log always has a segment");
-        last.max_entry = last.max_entry.max(max_entry);
-        self.buf.clear();
-        self.written = self.appended.clone();
         Ok(written)
     }
 
