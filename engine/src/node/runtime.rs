@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use govfs_core::codec::decode_exact;
 use govfs_core::node::{
-    App, ClientMsg, ClientReply, Disk, NodeConfig, NodeCore, NodeMsg, Observation, Output,
+    App, ClientMsg, ClientReply, Disk, LogOp, NodeConfig, NodeCore, NodeMsg, Observation, Output,
     ServerMsg,
 };
 use govfs_core::raft::{NodeId, PRESIDENT_GROUP};
@@ -28,7 +28,7 @@ use govfs_net::{
 };
 use tracing::{debug, info, warn};
 
-use super::storage::{NodeStorage, StorageError};
+use super::storage::{NodeStorage, StorageError, SyncStart};
 use crate::log_store::LogOptions;
 
 pub struct NodeSettings {
@@ -76,6 +76,8 @@ type Waiting = HashMap<(u64, u64), (Sender<ServerMsg>, Instant)>;
 const INBOUND_CAPACITY: usize = 1 << 16;
 const PEER_QUEUE_CAPACITY: usize = 1 << 14;
 const CLIENT_WAIT: Duration = Duration::from_secs(10);
+/// How often the core thread checks for a completed sync while one is in flight.
+const SYNC_POLL: Duration = Duration::from_micros(50);
 
 /// Runs the node until `stop` is set. Recovers from `data_dir` first.
 pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), NodeError> {
@@ -144,10 +146,15 @@ pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), 
     }
 
     let mut waiting: Waiting = HashMap::new();
+    let mut syncs: BTreeMap<Disk, DiskSyncs> = BTreeMap::new();
     let mut next_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut out = Output::default();
-        let timeout = next_tick.saturating_duration_since(Instant::now());
+        let mut timeout = next_tick.saturating_duration_since(Instant::now());
+        if syncs.values().any(|s| s.flying.is_some()) {
+            // A completion has no wake-up of its own: look again soon.
+            timeout = timeout.min(SYNC_POLL);
+        }
         let mut events = 0usize;
         match rx.recv_timeout(timeout) {
             Ok(ev) => {
@@ -171,7 +178,7 @@ pub fn run<A: App>(settings: NodeSettings, stop: Arc<AtomicBool>) -> Result<(), 
         }
         metrics::gauge!("govfs_inbound_queue_depth").set(rx.len() as f64);
         metrics::histogram!("govfs_events_per_turn").record(events as f64);
-        finish_turn(&mut core, &mut storage, &mut out, &writers, now)?;
+        finish_turn(&mut core, &mut storage, &mut syncs, &mut out, &writers, now)?;
         for (to, msg) in out.send.drain(..) {
             send_to_peer(&writers, to, &msg);
         }
@@ -236,42 +243,77 @@ fn handle_inbound<A: App>(
     }
 }
 
-/// Write and sync everything the turn produced; syncs may release more work.
-/// Messages go out before each sync: the core holds back every message that
-/// needs it, so the minister's appends travel while its own fdatasync runs.
+/// The syncs of one log: what was written but not yet in a sync, and what
+/// the sync in flight covers.
+#[derive(Default)]
+struct DiskSyncs {
+    /// Highest sequence number written and not yet covered by a started sync.
+    written: Option<u64>,
+    /// The sequence number the sync in flight covers, and when it started.
+    flying: Option<(u64, Instant)>,
+}
+
+/// Write what the turn produced, start each log's sync without waiting, and
+/// report the syncs that completed. The core holds back every message that
+/// needs a sync, so the rest goes out first: a minister's appends travel
+/// while its own fdatasync runs, and the core thread keeps serving meanwhile.
 fn finish_turn<A: App>(
     core: &mut NodeCore<A>,
     storage: &mut NodeStorage,
+    syncs: &mut BTreeMap<Disk, DiskSyncs>,
     out: &mut Output,
     writers: &HashMap<NodeId, Sender<Vec<u8>>>,
     now: impl Fn() -> u64,
 ) -> Result<(), NodeError> {
     for _ in 0..16 {
-        if out.persist.is_empty() {
-            return Ok(());
-        }
-        for (to, msg) in out.send.drain(..) {
-            send_to_peer(writers, to, &msg);
-        }
-        let mut synced: BTreeMap<Disk, u64> = BTreeMap::new();
         let mut entries = 0usize;
         for (disk, seq, ops) in std::mem::take(&mut out.persist) {
             for op in &ops {
-                if let govfs_core::node::LogOp::Entries(es) = op {
+                if let LogOp::Entries(es) = op {
                     entries += es.len();
                 }
             }
             storage.write(disk, &ops)?;
-            synced.insert(disk, seq);
+            syncs.entry(disk).or_default().written = Some(seq);
         }
-        // Entries written per group commit: the batch size of this turn.
-        metrics::histogram!("govfs_batch_entries").record(entries as f64);
-        metrics::counter!("govfs_log_entries_written_total").increment(entries as u64);
-        for (&disk, &seq) in &synced {
-            let t = Instant::now();
-            storage.sync(disk)?;
-            metrics::histogram!("govfs_fsync_seconds").record(t.elapsed().as_secs_f64());
-            core.synced(now(), disk, seq, out);
+        if entries > 0 {
+            // Entries written per group commit: the batch size of this turn.
+            metrics::histogram!("govfs_batch_entries").record(entries as f64);
+            metrics::counter!("govfs_log_entries_written_total").increment(entries as u64);
+        }
+        for (to, msg) in out.send.drain(..) {
+            send_to_peer(writers, to, &msg);
+        }
+        let mut progressed = false;
+        for (&disk, s) in syncs.iter_mut() {
+            if let Some((seq, started)) = s.flying {
+                if storage.poll_sync(disk)? {
+                    s.flying = None;
+                    metrics::histogram!("govfs_fsync_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    core.synced(now(), disk, seq, out);
+                    progressed = true;
+                }
+            }
+            if s.flying.is_none() {
+                if let Some(seq) = s.written {
+                    match storage.start_sync(disk)? {
+                        SyncStart::Started => {
+                            s.written = None;
+                            s.flying = Some((seq, Instant::now()));
+                        }
+                        SyncStart::Nothing => {
+                            s.written = None;
+                            core.synced(now(), disk, seq, out);
+                            progressed = true;
+                        }
+                        SyncStart::Busy => {}
+                    }
+                }
+            }
+        }
+        if out.persist.is_empty() && !progressed {
+            break;
         }
     }
     Ok(())

@@ -18,7 +18,7 @@ use govfs_core::node::{Disk, LogOp, Recovered};
 use govfs_core::raft::{GroupId, HardState, Index, Snapshot};
 use govfs_core::wal::{Record, Replay};
 
-use crate::log_store::{LogOptions, LogStore, SegmentedLog, StoreError};
+use crate::log_store::{LogOptions, LogStore, SegmentedLog, StoreError, SyncTicket};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -60,6 +60,19 @@ pub struct NodeStorage {
     shard: SegmentedLog,
     /// Snapshot indexes to compact the logs to after the next sync.
     compact_after_sync: [Option<Index>; 2],
+    /// The asynchronous sync each log has in flight.
+    in_flight: [Option<SyncTicket>; 2],
+}
+
+/// What [`NodeStorage::start_sync`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncStart {
+    /// A write+fdatasync is on its way; [`NodeStorage::poll_sync`] says when it is durable.
+    Started,
+    /// One is already in flight; start again once it completes.
+    Busy,
+    /// Nothing was written since the last sync: all of it is durable already.
+    Nothing,
 }
 
 fn slot(disk: Disk) -> usize {
@@ -92,6 +105,7 @@ impl NodeStorage {
             president,
             shard,
             compact_after_sync: [None; 2],
+            in_flight: [None; 2],
         };
         Ok((storage, recovery))
     }
@@ -145,6 +159,40 @@ impl NodeStorage {
         Ok(())
     }
 
+    /// Start making everything written to `disk` durable (one write linked
+    /// with one fdatasync) without waiting for it.
+    pub fn start_sync(&mut self, disk: Disk) -> Result<SyncStart, StorageError> {
+        let log = self.log(disk);
+        if log.sync_in_flight() {
+            return Ok(SyncStart::Busy);
+        }
+        match log.start_sync()? {
+            Some(ticket) => {
+                self.in_flight[slot(disk)] = Some(ticket);
+                Ok(SyncStart::Started)
+            }
+            None => Ok(SyncStart::Nothing),
+        }
+    }
+
+    /// Whether the sync started last on `disk` is durable now (never blocks).
+    /// A log replaced by a join or leave finished its sync when it closed.
+    pub fn poll_sync(&mut self, disk: Disk) -> Result<bool, StorageError> {
+        let Some(ticket) = self.in_flight[slot(disk)] else {
+            return Ok(true);
+        };
+        let log = self.log(disk);
+        log.poll_sync()?;
+        if log.durable_ticket() < Some(ticket) {
+            return Ok(false);
+        }
+        self.in_flight[slot(disk)] = None;
+        if let Some(index) = self.compact_after_sync[slot(disk)].take() {
+            self.log(disk).compact(index)?;
+        }
+        Ok(true)
+    }
+
     /// One fdatasync for everything written to `disk` since the last sync.
     pub fn sync(&mut self, disk: Disk) -> Result<(), StorageError> {
         self.log(disk).sync()?;
@@ -168,7 +216,9 @@ impl NodeStorage {
         sync_dir(&self.dir)?;
         fs::remove_dir_all(&old).map_err(io_err("remove", &old))?;
         let (shard, _) = SegmentedLog::open(&cur, self.opts.clone())?;
+        // Dropping the old log waits for its sync in flight.
         self.shard = shard;
+        self.in_flight[slot(Disk::Shard)] = None;
         Ok(())
     }
 }
