@@ -13,34 +13,11 @@ use govfs_core::wal::Record;
 use govfs_engine::io::{
     BlockingIo, DiskError, DiskIo, OpenMode, UringIo, UringOptions, BLOCK, WRITE_BUFFER_BYTES,
 };
-use govfs_engine::log_store::{LogOptions, LogStore, SegmentedLog, SyncTicket};
+use govfs_engine::log_store::{LogStore, SegmentedLog, SyncTicket};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// One segment for everything, so a crash's damage is all in one file.
-fn one_segment() -> LogOptions {
-    LogOptions {
-        segment_bytes: 64 << 20,
-    }
-}
-
-/// A small deterministic generator: tests replay exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn backend(disk: Disk, dir: &Path) -> Box<dyn DiskIo> {
     match disk {

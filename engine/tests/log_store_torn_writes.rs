@@ -11,35 +11,12 @@ use common::*;
 use govfs_core::raft::Entry;
 use govfs_core::wal::{self, Record};
 use govfs_engine::io::{BLOCK, WRITE_BUFFER_BYTES};
-use govfs_engine::log_store::{LogOptions, LogStore};
+use govfs_engine::log_store::LogStore;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The unit a disk writes atomically, at the least.
 const SECTOR: usize = 512;
-
-/// One segment for everything, so the last sync's write is all in one file.
-fn one_segment() -> LogOptions {
-    LogOptions {
-        segment_bytes: 64 << 20,
-    }
-}
-
-/// A small deterministic generator: tests replay exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-}
 
 /// Writes `before` in syncs of three, then `last` in one sync. Returns the
 /// segment and its bytes before and after the last sync.

@@ -188,3 +188,30 @@ pub fn flip_byte(path: &Path, offset: usize) {
     bytes[offset] ^= 0x5A;
     fs::write(path, bytes).expect("write");
 }
+
+/// One segment for everything, so a crash's damage (or a sync's write) is all in one file.
+pub fn one_segment() -> LogOptions {
+    LogOptions {
+        segment_bytes: 64 << 20,
+    }
+}
+
+/// A small deterministic generator: tests replay exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn coin(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+}
