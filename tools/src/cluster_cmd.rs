@@ -21,7 +21,7 @@ use govfs_client::Client;
 use govfs_core::raft::Role;
 use govfs_net::ClusterKey;
 
-use crate::config::{NodeFile, TimingFile};
+use crate::config::{AppKind, NodeFile, TimingFile};
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCmd {
@@ -55,6 +55,9 @@ pub struct UpArgs {
     /// Print `export VAR=value` lines, for `eval "$(govfs cluster up --shell)"`.
     #[arg(long)]
     pub shell: bool,
+    /// What the ministries run.
+    #[arg(long, value_enum, default_value_t = AppKind::Kv)]
+    pub app: AppKind,
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +115,7 @@ impl UpArgs {
             voters: None,
             wait: 60,
             shell: false,
+            app: AppKind::Kv,
         }
     }
 }
@@ -181,6 +185,7 @@ pub fn up(a: &UpArgs) -> Result<LocalCluster, String> {
             ministries: a.ministries,
             ministry_size: a.ministry_size,
             peers: peers.clone(),
+            app: a.app,
             timing: TimingFile::default(),
         };
         let text = toml::to_string_pretty(&file).map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@
 //! voters = [1, 2, 3]                            # initial president voters
 //! ministries = 1
 //! ministry_size = 3
+//! app = "meta"                                  # what ministries run: "meta" (the namespace) or "kv" (test workload)
 //!
 //! [peers]                                       # every node, this one included
 //! 1 = "127.0.0.1:7001"
@@ -72,7 +73,20 @@ pub struct NodeFile {
     pub ministry_size: usize,
     pub peers: BTreeMap<String, SocketAddr>,
     #[serde(default)]
+    pub app: AppKind,
+    #[serde(default)]
     pub timing: TimingFile,
+}
+
+/// The application every ministry of the cluster runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// Keys holding lists of appended values: the workload the tests and `govfs demo` drive.
+    #[default]
+    Kv,
+    /// The file-system namespace.
+    Meta,
 }
 
 fn one() -> usize {

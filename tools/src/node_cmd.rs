@@ -5,9 +5,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Args;
+use govfs_core::meta::Namespace;
 use govfs_core::node::kv::KvApp;
 
-use crate::config::NodeFile;
+use crate::config::{AppKind, NodeFile};
 
 #[derive(Args, Debug)]
 pub struct NodeArgs {
@@ -38,7 +39,11 @@ pub fn run(args: NodeArgs) -> i32 {
             return 1;
         }
     }
-    match govfs_engine::node::run::<KvApp>(settings, stop) {
+    let result = match file.app {
+        AppKind::Kv => govfs_engine::node::run::<KvApp>(settings, stop),
+        AppKind::Meta => govfs_engine::node::run::<Namespace>(settings, stop),
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("govfs node {}: {e}", file.id);

@@ -5,10 +5,10 @@
 use super::namespace::{Ctx, Namespace};
 use super::ops::{MetaOp, MetaReply, MetaRequest};
 use super::snapshot::{self, RestoreError};
-use super::types::{Errno, MetaResult};
+use super::types::{Credentials, Errno, MetaResult};
 use crate::codec::{decode_exact, encode_into, DecodeError};
 use crate::node::App;
-use crate::raft::Index;
+use crate::raft::{GroupId, Index};
 
 impl Namespace {
     /// Applies one request at log index `index`. A failed operation changes
@@ -119,7 +119,26 @@ impl App for Namespace {
             }
         })
     }
+
+    /// A new minister claims its ministry's inode range. Interim: ranges
+    /// should come from the president's counter; until then each ministry
+    /// owns `[id << 40, (id + 1) << 40)`, disjoint by construction. A later
+    /// minister's repeat of the same grant is refused (EINVAL) and harmless.
+    fn on_appointed(&self, ministry: GroupId) -> Vec<Vec<u8>> {
+        let grant = MetaRequest {
+            op: MetaOp::GrantInodes {
+                start: ministry << INODE_RANGE_BITS,
+                count: 1 << INODE_RANGE_BITS,
+            },
+            creds: Credentials::root(),
+            now: 0,
+        };
+        vec![encode_request(&grant)]
+    }
 }
+
+/// Each ministry's interim inode range is `2^40` numbers wide.
+pub const INODE_RANGE_BITS: u32 = 40;
 
 /// Encodes a request as the command [`App::apply`] takes.
 pub fn encode_request(request: &MetaRequest) -> Vec<u8> {

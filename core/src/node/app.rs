@@ -2,7 +2,7 @@
 //! a key-value store in the simulator).
 
 use crate::codec::DecodeError;
-use crate::raft::Index;
+use crate::raft::{GroupId, Index};
 
 pub trait App: Default {
     /// Apply a committed client command and return the answer for the client.
@@ -10,4 +10,12 @@ pub trait App: Default {
     fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8>;
     fn snapshot(&self) -> Vec<u8>;
     fn restore(bytes: &[u8]) -> Result<Self, DecodeError>;
+
+    /// Commands a newly appointed minister of `ministry` proposes before
+    /// anything else (e.g. claiming resources the state needs). Applied
+    /// like any command, so every member sees them; they must be harmless
+    /// when applied again by a later minister.
+    fn on_appointed(&self, _ministry: GroupId) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
 }

@@ -42,6 +42,9 @@ pub struct NodeConfig {
     pub driver: DriverConfig,
 }
 
+/// The session-table client id of a minister's own bootstrap proposals.
+const BOOTSTRAP_CLIENT: u64 = 0;
+
 /// A log as recovered from disk.
 #[derive(Clone, Debug, Default)]
 pub struct Recovered {
@@ -368,6 +371,24 @@ impl<A: App> NodeCore<A> {
         self.turn(now, out);
     }
 
+    /// A new minister proposes what its application needs first. They go
+    /// through the session table as client 0 with ids that grow with the
+    /// term, so a later minister's bootstrap is never taken for a resend.
+    fn propose_bootstrap(&mut self, group: GroupId, term: u64) {
+        let Some(s) = self.shard.as_mut() else { return };
+        for (i, command) in s.app.on_appointed(group).into_iter().enumerate() {
+            let p = Proposal {
+                client: BOOTSTRAP_CLIENT,
+                seq: term * 1024 + i as u64,
+                command,
+            };
+            // Only a leader reaches here; a refused proposal means it already stepped down.
+            let _ = s
+                .raft
+                .propose(postcard::to_stdvec(&p).expect("proposals encode"));
+        }
+    }
+
     /// Send `msg`, or handle it here when it is addressed to this node (the
     /// president's own shard answers the president's poll).
     fn emit(&mut self, now: Micros, to: NodeId, msg: NodeMsg, out: &mut Output) {
@@ -483,8 +504,11 @@ impl<A: App> NodeCore<A> {
                         group,
                         term,
                     });
-                    if disk == Disk::President {
-                        self.driver = Some(PresidentDriver::new(self.cfg.driver.clone(), now));
+                    match disk {
+                        Disk::President => {
+                            self.driver = Some(PresidentDriver::new(self.cfg.driver.clone(), now))
+                        }
+                        Disk::Shard => self.propose_bootstrap(group, term),
                     }
                 }
                 Event::SteppedDown { .. } => match disk {

@@ -181,3 +181,18 @@ pub(super) fn bad_old_names() -> Vec<(Vec<u8>, Errno)> {
         (n(".."), Errno::EINVAL),
     ]
 }
+
+#[test]
+fn a_new_minister_claims_its_inode_range_once() {
+    use crate::node::App;
+    let mut ns = Namespace::default();
+    let grant = ns.on_appointed(3);
+    assert_eq!(grant.len(), 1);
+    let first: MetaResult<MetaReply> = crate::codec::decode_exact(&ns.apply(1, &grant[0])).unwrap();
+    assert_eq!(first, Ok(MetaReply::Done));
+    // A later minister proposes the same grant: refused, nothing changes.
+    let before = ns.snapshot();
+    let again: MetaResult<MetaReply> = crate::codec::decode_exact(&ns.apply(2, &grant[0])).unwrap();
+    assert_eq!(again, Err(Errno::EINVAL));
+    assert_eq!(ns.snapshot(), before);
+}
