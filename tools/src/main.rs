@@ -4,6 +4,7 @@ mod bench_cmd;
 mod cluster_cmd;
 mod config;
 mod demo_cmd;
+mod fs_cmd;
 mod node_cmd;
 mod sim_cmd;
 mod status_cmd;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Start a local cluster, write through it across a minister's SIGKILL, verify, stop.
     Demo(demo_cmd::DemoArgs),
+    #[command(flatten)]
+    Fs(fs_cmd::FsCmd),
     /// Run one node (daemon) from its TOML configuration.
     Node(node_cmd::NodeArgs),
     /// Start, stop and poke a local cluster of node processes.
@@ -52,6 +55,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Demo(args) => demo_cmd::run(args),
+        Command::Fs(args) => fs_cmd::run(args),
         Command::Node(args) => node_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
         Command::Status(args) => status_cmd::run(args),

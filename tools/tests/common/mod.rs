@@ -24,6 +24,11 @@ pub struct TestCluster {
 
 impl TestCluster {
     pub fn up(nodes: u64, ministries: usize) -> TestCluster {
+        Self::up_with(nodes, ministries, "kv")
+    }
+
+    /// `app`: what the ministries run, "kv" or "meta".
+    pub fn up_with(nodes: u64, ministries: usize, app: &str) -> TestCluster {
         let dir = tempfile::Builder::new()
             .prefix("govfs-test-")
             .tempdir()
@@ -36,6 +41,8 @@ impl TestCluster {
                 &nodes.to_string(),
                 "--ministries",
                 &ministries.to_string(),
+                "--app",
+                app,
             ])
             .arg("--dir")
             .arg(dir.path())
