@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use govfs_client::Client;
 use govfs_core::meta::{
-    decode_reply, encode_request, Attr, Credentials, Errno, FileType, Found, Ino, MetaOp,
-    MetaReply, MetaRequest, ROOT,
+    decode_reply, encode_request, Attr, Change, ChangePage, Credentials, Errno, FileType, Found,
+    Ino, MetaOp, MetaReply, MetaRequest, ROOT,
 };
 
 use crate::target::Target;
@@ -68,6 +68,15 @@ pub enum FsCmd {
     Tree {
         #[command(flatten)]
         at: At,
+        path: String,
+    },
+    /// What changed under PATH after log index N, up to what is committed,
+    /// without walking the namespace (root only).
+    Changes {
+        #[command(flatten)]
+        at: At,
+        #[arg(long, default_value_t = 0)]
+        since: u64,
         path: String,
     },
 }
@@ -273,6 +282,29 @@ impl Fs {
         Ok(())
     }
 
+    /// Every change under `path` after `since`, page by page.
+    pub fn changes(&mut self, path: &str, since: u64) -> Result<Vec<Change>, FsError> {
+        let dir = self.dir(path)?;
+        let (mut since, mut all) = (since, Vec::new());
+        loop {
+            match self.call(MetaOp::Changes { dir, since, limit: 4096 })? {
+                MetaReply::Changes(ChangePage::Page { changes, next, more }) => {
+                    all.extend(changes);
+                    if !more {
+                        return Ok(all);
+                    }
+                    since = next;
+                }
+                MetaReply::Changes(ChangePage::Truncated { resync_from }) => {
+                    return Err(FsError::Other(format!(
+                        "changes after {since} are no longer kept: resync by walking the tree, then follow from {resync_from}"
+                    )))
+                }
+                other => return Err(FsError::Other(format!("unexpected answer {other:?}"))),
+            }
+        }
+    }
+
     fn tree(&mut self, path: &str, depth: usize, out: &mut String) -> Result<(), FsError> {
         for (name, kind, _) in self.list(path)? {
             let mark = if kind == FileType::Dir { "/" } else { "" };
@@ -306,7 +338,8 @@ pub fn run(cmd: FsCmd) -> i32 {
         | FsCmd::Stat { at, .. }
         | FsCmd::Rm { at, .. }
         | FsCmd::Mv { at, .. }
-        | FsCmd::Tree { at, .. } => at.clone(),
+        | FsCmd::Tree { at, .. }
+        | FsCmd::Changes { at, .. } => at.clone(),
     };
     let client = match at.target.client() {
         Ok(c) => c,
@@ -351,6 +384,17 @@ pub fn run(cmd: FsCmd) -> i32 {
         }),
         FsCmd::Rm { path, .. } => fs.rm(&path),
         FsCmd::Mv { from, to, .. } => fs.mv(&from, &to),
+        FsCmd::Changes { since, path, .. } => fs.changes(&path, since).map(|changes| {
+            for c in changes {
+                println!(
+                    "{:>10} {:<11} {} {}",
+                    c.index,
+                    format!("{:?}", c.kind),
+                    c.ino.0,
+                    String::from_utf8_lossy(&c.name)
+                );
+            }
+        }),
         FsCmd::Tree { path, .. } => {
             let mut out = format!("{path}\n");
             fs.tree(&path, 1, &mut out).map(|()| print!("{out}"))
