@@ -272,6 +272,7 @@ impl World {
                 timing: t.clone(),
                 faults,
                 driver: driver.clone(),
+                observe_entries: true,
             };
             w.nodes.insert(id, SimNode::new(cfg, 0));
             let at = w.rng.range(0, TICK);

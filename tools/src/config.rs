@@ -204,6 +204,7 @@ impl NodeFile {
                 appointment_timeout: ms(t.appointment_timeout_ms),
                 appoint_without_majority: false,
             },
+            observe_entries: false,
         };
         Ok(NodeSettings {
             config,

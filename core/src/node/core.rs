@@ -40,6 +40,10 @@ pub struct NodeConfig {
     pub timing: NodeTiming,
     pub faults: InjectedFaults,
     pub driver: DriverConfig,
+    /// Report every persisted and applied entry as an [`Observation`]. The
+    /// simulator's checkers need them; a production node does not, and
+    /// copying every entry twice more per turn is not free.
+    pub observe_entries: bool,
 }
 
 /// The session-table client id of a minister's own bootstrap proposals.
@@ -455,11 +459,13 @@ impl<A: App> NodeCore<A> {
             ops.push(LogOp::Install(s.clone()));
         }
         if !rd.entries.is_empty() {
-            out.observed.push(Observation::Persisted {
-                node: id,
-                group,
-                entries: rd.entries.clone(),
-            });
+            if self.cfg.observe_entries {
+                out.observed.push(Observation::Persisted {
+                    node: id,
+                    group,
+                    entries: rd.entries.clone(),
+                });
+            }
             ops.push(LogOp::Entries(rd.entries));
         }
         let mut later: Vec<(NodeId, NodeMsg)> = rd
@@ -546,7 +552,7 @@ impl<A: App> NodeCore<A> {
     }
 
     fn apply_command(&mut self, entry: Entry, out: &mut Output) {
-        let id = self.cfg.id;
+        let (id, observe) = (self.cfg.id, self.cfg.observe_entries);
         let Some(s) = &mut self.shard else { return };
         let group = s.raft.group();
         let mut result = None;
@@ -563,30 +569,34 @@ impl<A: App> NodeCore<A> {
                         Some((entry.index, output))
                     }
                 };
-                if let Some((index, output)) = &answer {
+                if let Some((index, output)) = answer {
+                    let observed = observe.then(|| (index, output.clone()));
                     if self.waiting.remove(&(p.client, p.seq)).is_some() {
                         let reply = ClientReply::Done {
                             seq: p.seq,
-                            index: *index,
-                            output: output.clone(),
+                            index,
+                            output,
                         };
                         out.replies.push((p.client, reply));
                     }
+                    result = observed;
                 }
-                result = answer;
             }
         }
-        out.observed.push(Observation::Applied {
-            node: id,
-            group,
-            entry: entry.clone(),
-            result,
-        });
+        let index = entry.index;
+        if observe {
+            out.observed.push(Observation::Applied {
+                node: id,
+                group,
+                entry,
+                result,
+            });
+        }
         s.since_snapshot += 1;
         if s.since_snapshot >= self.cfg.timing.snapshot_every {
             s.since_snapshot = 0;
             let data = s.snapshot_bytes();
-            s.raft.compact(entry.index, data);
+            s.raft.compact(index, data);
             let snap = s.raft.snapshot().expect("just compacted").clone();
             self.staged
                 .entry(Disk::Shard)
@@ -596,13 +606,14 @@ impl<A: App> NodeCore<A> {
     }
 
     fn apply_order(&mut self, now: Micros, entry: Entry, out: &mut Output) {
-        let id = self.cfg.id;
-        out.observed.push(Observation::Applied {
-            node: id,
-            group: PRESIDENT_GROUP,
-            entry: entry.clone(),
-            result: None,
-        });
+        if self.cfg.observe_entries {
+            out.observed.push(Observation::Applied {
+                node: self.cfg.id,
+                group: PRESIDENT_GROUP,
+                entry: entry.clone(),
+                result: None,
+            });
+        }
         if let Payload::Command(bytes) = &entry.payload {
             if let Ok(order) = decode_exact::<Order>(bytes) {
                 let applied = self.map.apply(&order);
