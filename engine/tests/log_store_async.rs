@@ -341,12 +341,7 @@ fn unreaped_sync_then_torn_recovers_a_prefix(disk: Disk) {
 /// before `start_sync` returns, the last one is submitted.
 fn a_large_batch_syncs_asynchronously(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
-    let big = |index| Entry {
-        term: 1,
-        index,
-        payload: govfs_core::raft::Payload::Command(vec![index as u8; 10_000]),
-    };
-    let all: Vec<Entry> = (1..=100).map(big).collect();
+    let all = large_entries();
     {
         let (mut log, _) = try_open_with(disk, dir.path(), one_segment()).unwrap();
         log.append(&batch(&all[..1])).unwrap();

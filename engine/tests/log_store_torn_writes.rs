@@ -133,12 +133,7 @@ fn closed_segments_carry_no_padding(disk: Disk) {
 
 fn a_batch_larger_than_the_write_buffer_is_written_in_parts(disk: Disk) {
     let dir = tempfile::tempdir().unwrap();
-    let big = |index| Entry {
-        term: 1,
-        index,
-        payload: govfs_core::raft::Payload::Command(vec![index as u8; 10_000]),
-    };
-    let all: Vec<Entry> = (1..=100).map(big).collect();
+    let all = large_entries();
     {
         let (mut log, _) = try_open_with(disk, dir.path(), one_segment()).unwrap();
         write(&mut log, &all[..1], 1);

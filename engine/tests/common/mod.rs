@@ -215,3 +215,14 @@ impl Rng {
         self.next() & 1 == 1
     }
 }
+
+/// 100 entries of 10 kB each: one batch larger than the log's write buffer.
+pub fn large_entries() -> Vec<Entry> {
+    (1..=100)
+        .map(|index| Entry {
+            term: 1,
+            index,
+            payload: Payload::Command(vec![index as u8; 10_000]),
+        })
+        .collect()
+}
