@@ -61,6 +61,7 @@ pub mod backoff;
 pub mod batch;
 pub mod conn;
 pub mod frame;
+pub mod reactor;
 pub mod tcp;
 
 pub use auth::{
@@ -72,5 +73,8 @@ pub use conn::{ConnError, ConnEvent, ConnLimits, ConnState, Connection, QueueErr
 pub use frame::{
     encode_frame, encoded_len, Frame, FrameDecoder, FrameError, FrameHeader, FrameKind,
     DEFAULT_MAX_BODY_LEN, HEADER_LEN, MAGIC, VERSION,
+};
+pub use reactor::{
+    BackendKind, Completion, ConnId, NetBackend, NetEvent, Reactor, ReactorConfig, SendError, Waker,
 };
 pub use tcp::{ListenerConfig, ListenerCounts, PeerInfo, TcpConn, TcpError, TcpListenerLoop};
