@@ -4,7 +4,10 @@
 //!   first write its successor commits (as a client sees it).
 //! * `commit`: committed client writes per second through a 3-node cluster
 //!   on loopback, against the in-process consensus driver at the same
-//!   concurrency, measured in the same run and reported as a ratio.
+//!   concurrency, measured in the same run and reported as a ratio. The
+//!   load is `--clients` tokio tasks sharing one client (its pipelined
+//!   connections), each keeping `--pipeline` writes outstanding through as
+//!   many sessions.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use govfs_benches::consensus::{Cluster as InProcess, Options, Storage};
-use govfs_client::Client;
+use govfs_client::{Client, ClientOptions, Session};
 use govfs_core::node::kv::KvOp;
 use govfs_core::raft::Role;
+use tokio::task::JoinSet;
 
 use crate::cluster_cmd::{self, LocalCluster, UpArgs};
 
@@ -36,17 +40,23 @@ pub struct FailoverArgs {
 
 #[derive(Args, Debug)]
 pub struct CommitArgs {
-    /// Concurrent clients (each with one write outstanding).
+    /// Concurrent client tasks, each with its own session(s) over the shared connections.
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// Writes each task keeps outstanding, through as many sessions.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Client connections per node (requests go round-robin over them).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
     #[arg(long, default_value_t = 5)]
     seconds: u64,
 }
 
-pub fn run(cmd: BenchCmd) -> i32 {
+pub async fn run(cmd: BenchCmd) -> i32 {
     let result = match cmd {
-        BenchCmd::Failover(a) => failover(&a),
-        BenchCmd::Commit(a) => commit(&a),
+        BenchCmd::Failover(a) => failover(&a).await,
+        BenchCmd::Commit(a) => commit(&a).await,
     };
     match result {
         Ok(()) => 0,
@@ -66,10 +76,8 @@ impl Drop for Running {
     }
 }
 
-fn start(nodes: u64) -> Result<(Running, Client), String> {
-    let c = Running(cluster_cmd::up(&UpArgs::local(nodes))?);
-    let client = c.0.client(Duration::from_secs(2))?;
-    Ok((c, client))
+async fn start(nodes: u64) -> Result<Running, String> {
+    Ok(Running(cluster_cmd::up(&UpArgs::local(nodes)).await?))
 }
 
 fn append(value: u64) -> Vec<u8> {
@@ -90,17 +98,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// When a write's answer arrived, and which node gave it.
 type Answered = (Instant, Option<std::net::SocketAddr>);
 
-fn failover(a: &FailoverArgs) -> Result<(), String> {
-    let (cluster, mut probe) = start(a.nodes)?;
+async fn failover(a: &FailoverArgs) -> Result<(), String> {
+    let cluster = start(a.nodes).await?;
+    let probe = probe_client(&cluster).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let commits: Arc<Mutex<Vec<Answered>>> = Arc::default();
-    let mut writer = probe_client(&cluster)?;
+    let mut writer = probe_client(&cluster).await?.session();
     let (s, log) = (stop.clone(), commits.clone());
-    let w = std::thread::spawn(move || {
+    let w = tokio::spawn(async move {
         let mut v = 0;
         while !s.load(Ordering::Relaxed) {
             v += 1;
-            if writer.submit(1, append(v), Duration::from_secs(30)).is_ok() {
+            if writer
+                .submit(1, append(v), Duration::from_secs(30))
+                .await
+                .is_ok()
+            {
                 log.lock()
                     .expect("lock")
                     .push((Instant::now(), writer.last_answer_from()));
@@ -109,8 +122,9 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
     });
     let mut times = Vec::new();
     for i in 0..a.kills {
-        std::thread::sleep(Duration::from_millis(500));
-        let minister = wait_minister(&mut probe, Duration::from_secs(20))
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let minister = wait_minister(&probe, Duration::from_secs(20))
+            .await
             .ok_or("no serving minister within 20 s")?;
         let killed_addr = probe.node_addr(minister);
         let killed_at = Instant::now();
@@ -118,20 +132,21 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
         let deadline = killed_at + Duration::from_secs(30);
         let first = loop {
             // The dead minister's last answers may still arrive: count the successor's only.
-            let log = commits.lock().expect("lock");
-            if let Some((t, _)) = log
+            let found = commits
+                .lock()
+                .expect("lock")
                 .iter()
                 .find(|(t, from)| *t > killed_at && *from != killed_addr)
-            {
-                break *t;
+                .map(|(t, _)| *t);
+            if let Some(t) = found {
+                break t;
             }
-            drop(log);
             if Instant::now() > deadline {
                 return Err(format!(
                     "kill {i}: no write committed within 30 s of killing node {minister}"
                 ));
             }
-            std::thread::sleep(Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let ms = (first - killed_at).as_secs_f64() * 1000.0;
         eprintln!(
@@ -142,7 +157,7 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
         cluster_cmd::start_node(&cluster.0.dir, minister)?;
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = w.join();
+    let _ = w.await;
     times.sort_by(|x, y| x.total_cmp(y));
     println!("| kills | p50 | p99 | min | max |\n|---:|---:|---:|---:|---:|");
     println!(
@@ -156,27 +171,28 @@ fn failover(a: &FailoverArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn probe_client(c: &Running) -> Result<Client, String> {
-    c.0.client(Duration::from_millis(500))
+async fn probe_client(c: &Running) -> Result<Client, String> {
+    c.0.client(Duration::from_millis(500)).await
 }
 
 /// Repairs after a kill re-appoint the ministry; wait for a serving minister.
-fn wait_minister(client: &mut Client, within: Duration) -> Option<u64> {
+async fn wait_minister(client: &Client, within: Duration) -> Option<u64> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(m) = minister_of(client) {
+        if let Some(m) = minister_of(client).await {
             return Some(m);
         }
         if Instant::now() > deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn minister_of(client: &mut Client) -> Option<u64> {
+async fn minister_of(client: &Client) -> Option<u64> {
     client
         .status_all()
+        .await
         .into_iter()
         .filter_map(|(_, r)| r.ok())
         .find(|s| {
@@ -187,44 +203,75 @@ fn minister_of(client: &mut Client) -> Option<u64> {
         .map(|s| s.id)
 }
 
-fn commit(a: &CommitArgs) -> Result<(), String> {
+/// One write through `session`; hands the session back for the next.
+async fn write_once(mut session: Session, value: u64) -> (Session, bool) {
+    let ok = session
+        .submit(1, append(value), Duration::from_secs(10))
+        .await
+        .is_ok();
+    (session, ok)
+}
+
+/// One client task: `pipeline` sessions, each with one write outstanding.
+async fn client_task(client: Client, task: u64, pipeline: usize, done: Arc<AtomicU64>) {
+    let mut writes = JoinSet::new();
+    let mut v = task << 32;
+    for _ in 0..pipeline {
+        v += 1;
+        writes.spawn(write_once(client.session(), v));
+    }
+    while let Some(joined) = writes.join_next().await {
+        let Ok((session, ok)) = joined else { continue };
+        if ok {
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+        v += 1;
+        writes.spawn(write_once(session, v));
+    }
+}
+
+async fn commit(a: &CommitArgs) -> Result<(), String> {
     let clients = a.clients.max(1);
-    // In-process: the same Raft core, three members, in-memory transport, durable logs.
-    let mut inproc = InProcess::new(Options::new(clients, Storage::Durable));
+    let pipeline = a.pipeline.max(1);
+    let outstanding = clients * pipeline;
+    // In-process: the same Raft core, three members, in-memory transport,
+    // durable logs, as many proposers as writes outstanding.
+    let mut inproc = InProcess::new(Options::new(outstanding, Storage::Durable));
     let t = Instant::now();
-    let stats = inproc.run(20_000.max(clients as u64 * 50));
+    let stats = inproc.run(20_000.max(outstanding as u64 * 50));
     let inproc_rate = stats.committed as f64 / t.elapsed().as_secs_f64();
     inproc.finish();
 
-    let (cluster, _) = start(3)?;
+    let cluster = start(3).await?;
+    let options = ClientOptions::with_timeout(Duration::from_secs(2))
+        .connections_per_node(a.connections)
+        .max_in_flight(outstanding);
+    let client = cluster.0.client_with(options).await?;
     let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::new();
-    for c in 0..clients {
-        let mut client = probe_client(&cluster)?;
-        let (done, stop) = (done.clone(), stop.clone());
-        threads.push(std::thread::spawn(move || {
-            let mut v = (c as u64) << 32;
-            while !stop.load(Ordering::Relaxed) {
-                v += 1;
-                if client.submit(1, append(v), Duration::from_secs(10)).is_ok() {
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    std::thread::sleep(Duration::from_secs(1));
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            tokio::spawn(client_task(
+                client.clone(),
+                c as u64,
+                pipeline,
+                done.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (n0, t0) = (done.load(Ordering::Relaxed), Instant::now());
-    std::thread::sleep(Duration::from_secs(a.seconds));
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
     let cluster_rate = (done.load(Ordering::Relaxed) - n0) as f64 / t0.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
     }
     drop(cluster);
-    println!("| clients | in-process durable (entries/s) | 3-node cluster on loopback (writes/s) | ratio |\n|---:|---:|---:|---:|");
+    println!("| clients | pipeline | in-process durable (entries/s) | 3-node cluster on loopback (writes/s) | ratio |\n|---:|---:|---:|---:|---:|");
     println!(
-        "| {clients} | {inproc_rate:.0} | {cluster_rate:.0} | {:.3} |",
+        "| {clients} | {pipeline} | {inproc_rate:.0} | {cluster_rate:.0} | {:.3} |",
         cluster_rate / inproc_rate
     );
     Ok(())

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use govfs_client::Client;
+use govfs_client::{Client, ClientOptions};
 use govfs_core::raft::Role;
 use govfs_net::ClusterKey;
 
@@ -83,9 +83,9 @@ pub struct KillArgs {
     pub signal: String,
 }
 
-pub fn run(cmd: ClusterCmd) -> i32 {
+pub async fn run(cmd: ClusterCmd) -> i32 {
     let result = match cmd {
-        ClusterCmd::Up(a) => up(&a).map(|c| {
+        ClusterCmd::Up(a) => up(&a).await.map(|c| {
             let p = if a.shell { "export " } else { "" };
             println!("{p}GOVFS_CLUSTER={}", c.cluster);
             println!("{p}GOVFS_KEY_FILE={}", c.key_file.display());
@@ -127,14 +127,20 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    pub fn client(&self, timeout: Duration) -> Result<Client, String> {
+    pub async fn client(&self, timeout: Duration) -> Result<Client, String> {
+        self.client_with(ClientOptions::with_timeout(timeout)).await
+    }
+
+    pub async fn client_with(&self, options: ClientOptions) -> Result<Client, String> {
         let key = ClusterKey::from_file(&self.key_file).map_err(|e| e.to_string())?;
         let addrs = self
             .cluster
             .split(',')
             .map(|a| a.parse().map_err(|e| format!("{a}: {e}")))
             .collect::<Result<_, String>>()?;
-        Client::connect(addrs, key, timeout).map_err(|e| e.to_string())
+        Client::connect(addrs, key, options)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -143,7 +149,7 @@ fn free_port() -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-pub fn up(a: &UpArgs) -> Result<LocalCluster, String> {
+pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
     if a.nodes == 0 {
         return Err("--nodes must be at least 1".into());
     }
@@ -206,7 +212,7 @@ pub fn up(a: &UpArgs) -> Result<LocalCluster, String> {
         dir.display()
     );
     fs::write(dir.join("cluster.env"), env).map_err(|e| e.to_string())?;
-    wait_serving(&addrs, &key, a.ministries, Duration::from_secs(a.wait))?;
+    wait_serving(&addrs, &key, a.ministries, Duration::from_secs(a.wait)).await?;
     Ok(LocalCluster {
         dir,
         cluster,
@@ -333,7 +339,7 @@ pub fn down(dir: &Path) -> Result<(), String> {
 }
 
 /// Wait until a president leads and every ministry has a serving minister.
-pub fn wait_serving(
+pub async fn wait_serving(
     addrs: &[SocketAddr],
     key: &ClusterKey,
     ministries: usize,
@@ -341,15 +347,21 @@ pub fn wait_serving(
 ) -> Result<(), String> {
     let deadline = Instant::now() + wait;
     let mut last = String::from("no node answered");
+    let options = ClientOptions::with_timeout(Duration::from_millis(500));
+    let mut client = None;
     while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        let Ok(mut client) =
-            Client::connect(addrs.to_vec(), key.clone(), Duration::from_millis(500))
-        else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if client.is_none() {
+            client = Client::connect(addrs.to_vec(), key.clone(), options.clone())
+                .await
+                .ok();
+        }
+        let Some(client) = &client else {
             continue;
         };
         let statuses: Vec<_> = client
             .status_all()
+            .await
             .into_iter()
             .filter_map(|(_, r)| r.ok())
             .collect();

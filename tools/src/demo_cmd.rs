@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use govfs_client::Client;
+use govfs_client::Session;
 use govfs_core::node::kv::{decode_values, KvOp};
 use govfs_core::raft::Role;
 
@@ -25,8 +25,8 @@ pub struct DemoArgs {
     keep: bool,
 }
 
-pub fn run(a: DemoArgs) -> i32 {
-    match demo(&a) {
+pub async fn run(a: DemoArgs) -> i32 {
+    match demo(&a).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("govfs demo: {e}");
@@ -35,32 +35,36 @@ pub fn run(a: DemoArgs) -> i32 {
     }
 }
 
-fn demo(a: &DemoArgs) -> Result<(), String> {
+/// Appends `v` to key 1 of ministry 1 and records it once acknowledged.
+async fn write(session: &mut Session, v: u64, acked: &mut Vec<u64>) -> Result<(), String> {
+    let cmd = postcard::to_stdvec(&KvOp::Append { key: 1, value: v }).expect("ops encode");
+    session
+        .submit(1, cmd, Duration::from_secs(20))
+        .await
+        .map_err(|e| e.to_string())?;
+    acked.push(v);
+    Ok(())
+}
+
+async fn demo(a: &DemoArgs) -> Result<(), String> {
     let t = Instant::now();
     let up = UpArgs::local(a.nodes.max(3));
-    let cluster = cluster_cmd::up(&up)?;
+    let cluster = cluster_cmd::up(&up).await?;
     println!(
         "cluster of {} nodes up in {:.2}s under {}",
         up.nodes,
         t.elapsed().as_secs_f64(),
         cluster.dir.display()
     );
-    let result = (|| {
-        let mut client = cluster.client(Duration::from_secs(2))?;
-        print!("{}", crate::status_cmd::table(&client.status_all()));
+    let result = async {
+        let client = cluster.client(Duration::from_secs(2)).await?;
+        print!("{}", crate::status_cmd::table(&client.status_all().await));
 
+        let mut session = client.session();
         let mut acked = Vec::new();
-        let write = |client: &mut Client, v: u64, acked: &mut Vec<u64>| -> Result<(), String> {
-            let cmd = postcard::to_stdvec(&KvOp::Append { key: 1, value: v }).expect("ops encode");
-            client
-                .submit(1, cmd, Duration::from_secs(20))
-                .map_err(|e| e.to_string())?;
-            acked.push(v);
-            Ok(())
-        };
         let t = Instant::now();
         for v in 1..=a.writes {
-            write(&mut client, v, &mut acked)?;
+            write(&mut session, v, &mut acked).await?;
         }
         let secs = t.elapsed().as_secs_f64();
         println!(
@@ -71,6 +75,7 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
 
         let minister = client
             .status_all()
+            .await
             .into_iter()
             .filter_map(|(_, r)| r.ok())
             .find(|s| {
@@ -81,20 +86,21 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
             .ok_or("no minister")?;
         let killed = Instant::now();
         cluster_cmd::kill_node(&cluster.dir, minister, "KILL")?;
-        write(&mut client, a.writes + 1, &mut acked)?;
+        write(&mut session, a.writes + 1, &mut acked).await?;
         println!(
             "SIGKILLed minister {minister}; the next write committed {:.0} ms later",
             killed.elapsed().as_secs_f64() * 1000.0
         );
         for v in a.writes + 2..=2 * a.writes {
-            write(&mut client, v, &mut acked)?;
+            write(&mut session, v, &mut acked).await?;
         }
         cluster_cmd::start_node(&cluster.dir, minister)?;
-        std::thread::sleep(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(1)).await;
 
         let read = postcard::to_stdvec(&KvOp::Read { key: 1 }).expect("ops encode");
-        let (index, out) = client
+        let (index, out) = session
             .submit(1, read, Duration::from_secs(20))
+            .await
             .map_err(|e| e.to_string())?;
         let values = decode_values(&out).map_err(|e| e.to_string())?;
         let set: BTreeSet<u64> = values.iter().copied().collect();
@@ -109,9 +115,10 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
             "read back at log index {index}: all {} acknowledged writes present, none twice",
             acked.len()
         );
-        print!("{}", crate::status_cmd::table(&client.status_all()));
-        Ok(())
-    })();
+        print!("{}", crate::status_cmd::table(&client.status_all().await));
+        Ok::<(), String>(())
+    }
+    .await;
     if a.keep {
         println!(
             "cluster left running: GOVFS_CLUSTER={} GOVFS_KEY_FILE={}",

@@ -7,10 +7,12 @@
 //! time stamp. One ministry owns "/" for now; subtrees owned by other
 //! ministries are reported, not followed.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
-use govfs_client::Client;
+use govfs_client::{Client, Session};
 use govfs_core::meta::{
     decode_reply, encode_request, Attr, Change, ChangePage, Credentials, Errno, FileType, Found,
     Ino, MetaOp, MetaReply, MetaRequest, ROOT,
@@ -95,7 +97,7 @@ fn octal(s: &str) -> Result<u32, String> {
 }
 
 pub struct Fs {
-    client: Client,
+    session: Session,
     ministry: u64,
     creds: Credentials,
 }
@@ -145,7 +147,7 @@ impl Fs {
         // SAFETY: getuid and getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Fs {
-            client,
+            session: client.session(),
             ministry,
             creds: Credentials {
                 uid,
@@ -155,26 +157,30 @@ impl Fs {
         }
     }
 
-    pub fn call(&mut self, op: MetaOp) -> Result<MetaReply, FsError> {
+    pub async fn call(&mut self, op: MetaOp) -> Result<MetaReply, FsError> {
         let req = MetaRequest {
             op,
             creds: self.creds.clone(),
             now: now(),
         };
         let (_, out) = self
-            .client
+            .session
             .submit(self.ministry, encode_request(&req), Duration::from_secs(20))
+            .await
             .map_err(|e| FsError::Other(e.to_string()))?;
         let reply =
             decode_reply(&out).map_err(|e| FsError::Other(format!("undecodable answer: {e}")))?;
         Ok(reply?)
     }
 
-    pub fn resolve(&mut self, path: &str) -> Result<Attr, FsError> {
-        match self.call(MetaOp::LookupPath {
-            path: path.as_bytes().to_vec(),
-            follow: true,
-        })? {
+    pub async fn resolve(&mut self, path: &str) -> Result<Attr, FsError> {
+        match self
+            .call(MetaOp::LookupPath {
+                path: path.as_bytes().to_vec(),
+                follow: true,
+            })
+            .await?
+        {
             MetaReply::Found(Found::Local(attr)) => Ok(attr),
             MetaReply::Found(Found::Foreign { root, .. }) => Err(FsError::Other(format!(
                 "{path}: owned by ministry {} (not followed yet)",
@@ -184,39 +190,44 @@ impl Fs {
         }
     }
 
-    fn dir(&mut self, path: &str) -> Result<Ino, FsError> {
+    async fn dir(&mut self, path: &str) -> Result<Ino, FsError> {
         if path == "/" {
             return Ok(ROOT);
         }
-        Ok(self.resolve(path)?.ino)
+        Ok(self.resolve(path).await?.ino)
     }
 
-    pub fn mkdir(&mut self, path: &str, mode: u32, parents: bool) -> Result<(), FsError> {
+    pub async fn mkdir(&mut self, path: &str, mode: u32, parents: bool) -> Result<(), FsError> {
         if parents {
             let mut prefix = String::new();
             for part in path.split('/').filter(|p| !p.is_empty()) {
                 prefix = format!("{prefix}/{part}");
-                match self.mkdir(&prefix, mode, false) {
+                match self.mkdir_one(&prefix, mode).await {
                     Ok(()) | Err(FsError::Errno(Errno::EEXIST)) => {}
                     Err(e) => return Err(e),
                 }
             }
             return Ok(());
         }
+        self.mkdir_one(path, mode).await
+    }
+
+    async fn mkdir_one(&mut self, path: &str, mode: u32) -> Result<(), FsError> {
         let (parent, name) = split(path)?;
-        let parent = self.dir(parent)?;
+        let parent = self.dir(parent).await?;
         self.call(MetaOp::Mkdir {
             parent,
             name: name.as_bytes().to_vec(),
             mode,
-        })?;
+        })
+        .await?;
         Ok(())
     }
 
     /// Create `path` if missing; returns its attributes and whether this call made it.
-    pub fn touch(&mut self, path: &str, mode: u32) -> Result<(Attr, bool), FsError> {
+    pub async fn touch(&mut self, path: &str, mode: u32) -> Result<(Attr, bool), FsError> {
         let (parent, name) = split(path)?;
-        let parent = self.dir(parent)?;
+        let parent = self.dir(parent).await?;
         let op = MetaOp::Create {
             parent,
             name: name.as_bytes().to_vec(),
@@ -224,22 +235,25 @@ impl Fs {
             exclusive: false,
             layout: None,
         };
-        match self.call(op)? {
+        match self.call(op).await? {
             MetaReply::Created { attr, created } => Ok((attr, created)),
             other => Err(FsError::Other(format!("unexpected answer {other:?}"))),
         }
     }
 
-    pub fn list(&mut self, path: &str) -> Result<Vec<(String, FileType, Ino)>, FsError> {
-        let dir = self.dir(path)?;
+    pub async fn list(&mut self, path: &str) -> Result<Vec<(String, FileType, Ino)>, FsError> {
+        let dir = self.dir(path).await?;
         let mut after = None;
         let mut out = Vec::new();
         loop {
-            let page = match self.call(MetaOp::Readdir {
-                dir,
-                after: after.clone(),
-                limit: 1024,
-            })? {
+            let page = match self
+                .call(MetaOp::Readdir {
+                    dir,
+                    after: after.clone(),
+                    limit: 1024,
+                })
+                .await?
+            {
                 MetaReply::Dir(page) => page,
                 other => return Err(FsError::Other(format!("unexpected answer {other:?}"))),
             };
@@ -253,24 +267,24 @@ impl Fs {
         }
     }
 
-    pub fn rm(&mut self, path: &str) -> Result<(), FsError> {
-        let attr = self.resolve(path)?;
+    pub async fn rm(&mut self, path: &str) -> Result<(), FsError> {
+        let attr = self.resolve(path).await?;
         let (parent, name) = split(path)?;
-        let parent = self.dir(parent)?;
+        let parent = self.dir(parent).await?;
         let name = name.as_bytes().to_vec();
         let op = if attr.kind == FileType::Dir {
             MetaOp::Rmdir { parent, name }
         } else {
             MetaOp::Unlink { parent, name }
         };
-        self.call(op)?;
+        self.call(op).await?;
         Ok(())
     }
 
-    pub fn mv(&mut self, from: &str, to: &str) -> Result<(), FsError> {
+    pub async fn mv(&mut self, from: &str, to: &str) -> Result<(), FsError> {
         let (fp, fname) = split(from)?;
         let (tp, tname) = split(to)?;
-        let (parent, new_parent) = (self.dir(fp)?, self.dir(tp)?);
+        let (parent, new_parent) = (self.dir(fp).await?, self.dir(tp).await?);
         let op = MetaOp::Rename {
             parent,
             name: fname.as_bytes().to_vec(),
@@ -278,16 +292,16 @@ impl Fs {
             new_name: tname.as_bytes().to_vec(),
             noreplace: false,
         };
-        self.call(op)?;
+        self.call(op).await?;
         Ok(())
     }
 
     /// Every change under `path` after `since`, page by page.
-    pub fn changes(&mut self, path: &str, since: u64) -> Result<Vec<Change>, FsError> {
-        let dir = self.dir(path)?;
+    pub async fn changes(&mut self, path: &str, since: u64) -> Result<Vec<Change>, FsError> {
+        let dir = self.dir(path).await?;
         let (mut since, mut all) = (since, Vec::new());
         loop {
-            match self.call(MetaOp::Changes { dir, since, limit: 4096 })? {
+            match self.call(MetaOp::Changes { dir, since, limit: 4096 }).await? {
                 MetaReply::Changes(ChangePage::Page { changes, next, more }) => {
                     all.extend(changes);
                     if !more {
@@ -305,20 +319,28 @@ impl Fs {
         }
     }
 
-    fn tree(&mut self, path: &str, depth: usize, out: &mut String) -> Result<(), FsError> {
-        for (name, kind, _) in self.list(path)? {
-            let mark = if kind == FileType::Dir { "/" } else { "" };
-            out.push_str(&format!("{}{name}{mark}\n", "  ".repeat(depth)));
-            if kind == FileType::Dir {
-                let child = if path == "/" {
-                    format!("/{name}")
-                } else {
-                    format!("{path}/{name}")
-                };
-                self.tree(&child, depth + 1, out)?;
+    /// Boxed: an async fn cannot recurse into itself directly.
+    fn tree<'a>(
+        &'a mut self,
+        path: &'a str,
+        depth: usize,
+        out: &'a mut String,
+    ) -> Pin<Box<dyn Future<Output = Result<(), FsError>> + 'a>> {
+        Box::pin(async move {
+            for (name, kind, _) in self.list(path).await? {
+                let mark = if kind == FileType::Dir { "/" } else { "" };
+                out.push_str(&format!("{}{name}{mark}\n", "  ".repeat(depth)));
+                if kind == FileType::Dir {
+                    let child = if path == "/" {
+                        format!("/{name}")
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    self.tree(&child, depth + 1, out).await?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -330,7 +352,7 @@ fn kind(k: FileType) -> &'static str {
     }
 }
 
-pub fn run(cmd: FsCmd) -> i32 {
+pub async fn run(cmd: FsCmd) -> i32 {
     let at = match &cmd {
         FsCmd::Mkdir { at, .. }
         | FsCmd::Touch { at, .. }
@@ -341,7 +363,7 @@ pub fn run(cmd: FsCmd) -> i32 {
         | FsCmd::Tree { at, .. }
         | FsCmd::Changes { at, .. } => at.clone(),
     };
-    let client = match at.target.client() {
+    let client = match at.target.client().await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("govfs: {e}");
@@ -355,14 +377,14 @@ pub fn run(cmd: FsCmd) -> i32 {
             mode,
             parents,
             ..
-        } => fs.mkdir(&path, mode, parents),
-        FsCmd::Touch { path, mode, .. } => fs.touch(&path, mode).map(|_| ()),
-        FsCmd::Ls { path, .. } => fs.list(&path).map(|entries| {
+        } => fs.mkdir(&path, mode, parents).await,
+        FsCmd::Touch { path, mode, .. } => fs.touch(&path, mode).await.map(|_| ()),
+        FsCmd::Ls { path, .. } => fs.list(&path).await.map(|entries| {
             for (name, k, ino) in entries {
                 println!("{:<8} {:>14} {name}", kind(k), ino.0);
             }
         }),
-        FsCmd::Stat { path, .. } => fs.resolve(&path).map(|a| {
+        FsCmd::Stat { path, .. } => fs.resolve(&path).await.map(|a| {
             println!(
                 "  path: {path}\n   ino: {}\n  type: {}\n  mode: {:o}\n   uid: {}  gid: {}",
                 a.ino.0,
@@ -382,9 +404,9 @@ pub fn run(cmd: FsCmd) -> i32 {
             );
             println!("  seqs: meta_seq {}  data_seq {}", a.meta_seq, a.data_seq);
         }),
-        FsCmd::Rm { path, .. } => fs.rm(&path),
-        FsCmd::Mv { from, to, .. } => fs.mv(&from, &to),
-        FsCmd::Changes { since, path, .. } => fs.changes(&path, since).map(|changes| {
+        FsCmd::Rm { path, .. } => fs.rm(&path).await,
+        FsCmd::Mv { from, to, .. } => fs.mv(&from, &to).await,
+        FsCmd::Changes { since, path, .. } => fs.changes(&path, since).await.map(|changes| {
             for c in changes {
                 println!(
                     "{:>10} {:<11} {} {}",
@@ -397,7 +419,7 @@ pub fn run(cmd: FsCmd) -> i32 {
         }),
         FsCmd::Tree { path, .. } => {
             let mut out = format!("{path}\n");
-            fs.tree(&path, 1, &mut out).map(|()| print!("{out}"))
+            fs.tree(&path, 1, &mut out).await.map(|()| print!("{out}"))
         }
     };
     match result {

@@ -46,6 +46,21 @@ enum Command {
     Bench(bench_cmd::BenchCmd),
 }
 
+/// Runs a command that talks to a cluster on a tokio runtime (the node,
+/// the simulator and plain cluster commands need none).
+fn block_on<F: std::future::Future<Output = i32>>(f: F) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("govfs: cannot start the async runtime: {e}");
+            1
+        }
+    }
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -54,13 +69,13 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Demo(args) => demo_cmd::run(args),
-        Command::Fs(args) => fs_cmd::run(args),
+        Command::Demo(args) => block_on(demo_cmd::run(args)),
+        Command::Fs(args) => block_on(fs_cmd::run(args)),
         Command::Node(args) => node_cmd::run(args),
-        Command::Cluster(cmd) => cluster_cmd::run(cmd),
-        Command::Status(args) => status_cmd::run(args),
+        Command::Cluster(cmd) => block_on(cluster_cmd::run(cmd)),
+        Command::Status(args) => block_on(status_cmd::run(args)),
         Command::Sim(args) => sim_cmd::run(args),
-        Command::Bench(cmd) => bench_cmd::run(cmd),
+        Command::Bench(cmd) => block_on(bench_cmd::run(cmd)),
     };
     std::process::exit(code);
 }

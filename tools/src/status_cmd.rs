@@ -21,15 +21,15 @@ fn role(r: Role) -> &'static str {
     }
 }
 
-pub fn run(args: StatusArgs) -> i32 {
-    let mut client = match args.target.client() {
+pub async fn run(args: StatusArgs) -> i32 {
+    let client = match args.target.client().await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("govfs status: {e}");
             return 1;
         }
     };
-    let rows = client.status_all();
+    let rows = client.status_all().await;
     print!("{}", table(&rows));
     i32::from(rows.iter().any(|(_, r)| r.is_err()))
 }

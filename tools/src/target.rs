@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use govfs_client::Client;
+use govfs_client::{Client, ClientOptions};
 use govfs_net::ClusterKey;
 
 #[derive(Args, Debug, Clone)]
@@ -40,8 +40,10 @@ impl Target {
             .map_err(|e| format!("key file {}: {e}", self.key_file.display()))
     }
 
-    pub fn client(&self) -> Result<Client, String> {
-        Client::connect(self.addrs()?, self.key()?, Duration::from_secs(2))
+    pub async fn client(&self) -> Result<Client, String> {
+        let options = ClientOptions::with_timeout(Duration::from_secs(2));
+        Client::connect(self.addrs()?, self.key()?, options)
+            .await
             .map_err(|e| e.to_string())
     }
 }

@@ -8,16 +8,17 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::TestCluster;
-use govfs_client::{Client, ClientError};
+use govfs_client::{Client, ClientOptions};
 use govfs_net::ClusterKey;
 
-#[test]
-fn a_process_without_the_key_is_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_without_the_key_is_refused() {
     let cluster = TestCluster::up(4, 1);
     // A client holding another key is refused with a clear error.
     let wrong = ClusterKey::generate().unwrap();
-    match Client::connect(cluster.addrs.clone(), wrong, Duration::from_secs(2)) {
-        Err(ClientError::NoNode) => {}
+    let options = ClientOptions::with_timeout(Duration::from_secs(2));
+    match Client::connect(cluster.addrs.clone(), wrong, options).await {
+        Err(e) if e.is_bad_key() => {}
         other => panic!(
             "a client with the wrong key must be refused, got {:?}",
             other.map(|_| ())
@@ -43,8 +44,8 @@ fn a_process_without_the_key_is_refused() {
     )
     .unwrap();
     cluster.start(4);
-    std::thread::sleep(Duration::from_secs(2));
-    let statuses = cluster.statuses();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let statuses = cluster.statuses().await;
     assert!(
         statuses.iter().all(|s| s.id != 4),
         "node 4 must not answer clients holding the real key"
@@ -56,13 +57,13 @@ fn a_process_without_the_key_is_refused() {
     );
     let refused = (1..=3).any(|n| cluster.log(n).contains("peer closed during the handshake"));
     assert!(refused, "the others saw node 4 fail the handshake");
-    cluster.wait_serving(1, Duration::from_secs(10));
+    cluster.wait_serving(1, Duration::from_secs(10)).await;
 }
 
-#[test]
-fn a_bad_frame_closes_only_its_connection() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_frame_closes_only_its_connection() {
     let cluster = TestCluster::up(3, 1);
-    let mut client = cluster.client();
+    let client = cluster.client().await;
     let addr = cluster.addrs[0];
     // Garbage instead of a handshake.
     let mut s = TcpStream::connect(addr).unwrap();
@@ -88,9 +89,9 @@ fn a_bad_frame_closes_only_its_connection() {
     t.write_all(&header).unwrap();
     drop(t);
     // The node still serves everyone else.
-    let st = client.status(addr).expect("node still answers");
+    let st = client.status(addr).await.expect("node still answers");
     assert_eq!(st.id, 1);
-    cluster.wait_serving(1, Duration::from_secs(10));
+    cluster.wait_serving(1, Duration::from_secs(10)).await;
 }
 
 #[test]

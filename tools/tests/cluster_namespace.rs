@@ -10,34 +10,37 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::TestCluster;
-use govfs_client::{Client, ClientError};
+use govfs_client::{ClientError, Session};
 use govfs_core::meta::{
     decode_reply, encode_request, Credentials, Errno, Found, Ino, MetaOp, MetaReply, MetaRequest,
     ROOT,
 };
 
-fn call(client: &mut Client, op: MetaOp) -> Result<Result<MetaReply, Errno>, ClientError> {
+async fn call(session: &mut Session, op: MetaOp) -> Result<Result<MetaReply, Errno>, ClientError> {
     let req = MetaRequest {
         op,
         creds: Credentials::root(),
         now: 1_800_000_000_000_000_000,
     };
-    let (_, out) = client.submit(1, encode_request(&req), Duration::from_secs(15))?;
+    let (_, out) = session
+        .submit(1, encode_request(&req), Duration::from_secs(15))
+        .await?;
     Ok(decode_reply(&out).expect("a namespace answer"))
 }
 
-fn names(client: &mut Client, dir: Ino) -> BTreeSet<String> {
+async fn names(session: &mut Session, dir: Ino) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut after = None;
     loop {
         let page = match call(
-            client,
+            session,
             MetaOp::Readdir {
                 dir,
                 after: after.clone(),
                 limit: 1024,
             },
         )
+        .await
         .unwrap()
         {
             Ok(MetaReply::Dir(p)) => p,
@@ -55,18 +58,20 @@ fn names(client: &mut Client, dir: Ino) -> BTreeSet<String> {
     }
 }
 
-#[test]
-fn a_create_storm_survives_a_minister_sigkill_exactly_once() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_storm_survives_a_minister_sigkill_exactly_once() {
     let cluster = TestCluster::up_with(4, 1, "meta");
-    let mut client = cluster.client();
+    let client = cluster.client().await;
+    let mut session = client.session();
     let storm = match call(
-        &mut client,
+        &mut session,
         MetaOp::Mkdir {
             parent: ROOT,
             name: b"storm".to_vec(),
             mode: 0o755,
         },
     )
+    .await
     .unwrap()
     {
         Ok(MetaReply::Attr(a)) => a.ino,
@@ -74,31 +79,33 @@ fn a_create_storm_survives_a_minister_sigkill_exactly_once() {
     };
     // POSIX errors come back as such.
     let again = call(
-        &mut client,
+        &mut session,
         MetaOp::Mkdir {
             parent: ROOT,
             name: b"storm".to_vec(),
             mode: 0o755,
         },
     )
+    .await
     .unwrap();
     assert_eq!(again, Err(Errno::EEXIST));
     let bad = call(
-        &mut client,
+        &mut session,
         MetaOp::Mkdir {
             parent: ROOT,
             name: b"a/b".to_vec(),
             mode: 0o755,
         },
     )
+    .await
     .unwrap();
     assert_eq!(bad, Err(Errno::EINVAL));
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<(Vec<String>, Vec<String>)>> = Arc::default();
-    let mut writer = cluster.client();
+    let mut writer = cluster.client().await.session();
     let (s, log) = (stop.clone(), acked.clone());
-    let w = std::thread::spawn(move || {
+    let w = tokio::spawn(async move {
         let mut i = 0;
         while !s.load(Ordering::Relaxed) {
             i += 1;
@@ -110,7 +117,7 @@ fn a_create_storm_survives_a_minister_sigkill_exactly_once() {
                 exclusive: true,
                 layout: None,
             };
-            match call(&mut writer, op) {
+            match call(&mut writer, op).await {
                 Ok(Ok(MetaReply::Created { created: true, .. })) => {
                     log.lock().unwrap().0.push(name)
                 }
@@ -121,18 +128,18 @@ fn a_create_storm_survives_a_minister_sigkill_exactly_once() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(800));
-    let (minister, _) = cluster.ministry(1).expect("a minister");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (minister, _) = cluster.ministry(1).await.expect("a minister");
     cluster.kill(minister);
-    cluster.wait_serving(1, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(800));
+    cluster.wait_serving(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::Relaxed);
-    w.join().expect("writer");
+    w.await.expect("writer");
     cluster.start(minister);
 
     let (acked, unknown) = acked.lock().unwrap().clone();
     assert!(acked.len() > 50, "the storm made progress: {}", acked.len());
-    let present = names(&mut client, storm);
+    let present = names(&mut session, storm).await;
     for name in &acked {
         assert!(present.contains(name), "acknowledged create {name} lost");
     }
@@ -141,12 +148,13 @@ fn a_create_storm_survives_a_minister_sigkill_exactly_once() {
     // Lookups agree with the listing.
     let first = acked.first().unwrap().clone();
     match call(
-        &mut client,
+        &mut session,
         MetaOp::LookupPath {
             path: format!("/storm/{first}").into_bytes(),
             follow: true,
         },
     )
+    .await
     .unwrap()
     {
         Ok(MetaReply::Found(Found::Local(attr))) => assert_eq!(attr.nlink, 1),

@@ -24,17 +24,17 @@ struct Outcomes {
     unknown: Vec<u64>,
 }
 
-fn writer(
+async fn writer(
     cluster: &TestCluster,
     stop: Arc<AtomicBool>,
     out: Arc<Mutex<Outcomes>>,
-) -> std::thread::JoinHandle<()> {
-    let mut client = cluster.client();
-    std::thread::spawn(move || {
+) -> tokio::task::JoinHandle<()> {
+    let mut session = cluster.client().await.session();
+    tokio::spawn(async move {
         let mut value = 1u64;
         while !stop.load(Ordering::Relaxed) {
             let cmd = postcard::to_stdvec(&KvOp::Append { key: KEY, value }).unwrap();
-            match client.submit(MINISTRY, cmd, Duration::from_secs(15)) {
+            match session.submit(MINISTRY, cmd, Duration::from_secs(15)).await {
                 Ok(_) => out.lock().unwrap().acked.push(value),
                 Err(ClientError::Timeout { .. }) => out.lock().unwrap().unknown.push(value),
                 Err(e) => panic!("writer: {e}"),
@@ -44,45 +44,45 @@ fn writer(
     })
 }
 
-#[test]
-fn sigkill_president_minister_and_clerk_loses_nothing() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_president_minister_and_clerk_loses_nothing() {
     let cluster = TestCluster::up(5, 1);
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let w = writer(&cluster, stop.clone(), outcomes.clone());
-    let pause = || std::thread::sleep(Duration::from_millis(800));
+    let w = writer(&cluster, stop.clone(), outcomes.clone()).await;
+    let pause = || tokio::time::sleep(Duration::from_millis(800));
     let recover = Duration::from_secs(20);
-    pause();
+    pause().await;
 
-    let president = cluster.president().expect("a president");
+    let president = cluster.president().await.expect("a president");
     eprintln!("killing president {president}");
     cluster.kill(president);
-    cluster.wait_serving(1, recover);
-    assert_ne!(cluster.president(), Some(president));
+    cluster.wait_serving(1, recover).await;
+    assert_ne!(cluster.president().await, Some(president));
     cluster.start(president);
-    pause();
+    pause().await;
 
-    let (minister, _) = cluster.ministry(MINISTRY).expect("a minister");
+    let (minister, _) = cluster.ministry(MINISTRY).await.expect("a minister");
     eprintln!("killing minister {minister}");
     cluster.kill(minister);
-    cluster.wait_serving(1, recover);
-    let (successor, _) = cluster.ministry(MINISTRY).expect("a new minister");
+    cluster.wait_serving(1, recover).await;
+    let (successor, _) = cluster.ministry(MINISTRY).await.expect("a new minister");
     assert_ne!(successor, minister, "the president appointed a successor");
     cluster.start(minister);
-    pause();
+    pause().await;
 
-    let (_, clerks) = cluster.ministry(MINISTRY).expect("a ministry");
+    let (_, clerks) = cluster.ministry(MINISTRY).await.expect("a ministry");
     let clerk = *clerks.first().expect("a clerk");
     eprintln!("killing clerk {clerk}");
     cluster.kill(clerk);
-    pause();
-    cluster.wait_serving(1, recover);
+    pause().await;
+    cluster.wait_serving(1, recover).await;
     cluster.start(clerk);
-    pause();
+    pause().await;
 
     stop.store(true, Ordering::Relaxed);
-    w.join().expect("writer");
-    let outcomes = outcomes.lock().unwrap();
+    w.await.expect("writer");
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
     assert!(
         outcomes.acked.len() > 20,
         "the writer made progress: {} acked",
@@ -94,11 +94,12 @@ fn sigkill_president_minister_and_clerk_loses_nothing() {
     for node in 1..=cluster.nodes {
         cluster.start(node);
     }
-    cluster.wait_serving(1, Duration::from_secs(30));
-    let mut client = cluster.client();
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let mut session = cluster.client().await.session();
     let read = postcard::to_stdvec(&KvOp::Read { key: KEY }).unwrap();
-    let (_, output) = client
+    let (_, output) = session
         .submit(MINISTRY, read, Duration::from_secs(20))
+        .await
         .expect("read after restart");
     let values = decode_values(&output).expect("values");
     let seen: BTreeSet<u64> = values.iter().copied().collect();

@@ -1,5 +1,7 @@
 //! A local cluster of real `govfs node` processes for tests, driven through
-//! the `govfs` binary itself.
+//! the `govfs` binary itself. The tests run on a multi-threaded tokio
+//! runtime; the helpers that start and kill processes block the test's own
+//! thread only (the client's connection tasks run on the workers).
 
 #![allow(dead_code)]
 
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use govfs_client::Client;
+use govfs_client::{Client, ClientOptions};
 use govfs_core::node::NodeStatus;
 use govfs_core::raft::{NodeId, Role};
 use govfs_net::ClusterKey;
@@ -76,13 +78,14 @@ impl TestCluster {
         self.dir.path().to_path_buf()
     }
 
-    pub fn client(&self) -> Client {
+    pub async fn client(&self) -> Client {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let options = ClientOptions::with_timeout(Duration::from_secs(2));
         loop {
-            match Client::connect(self.addrs.clone(), self.key.clone(), Duration::from_secs(2)) {
+            match Client::connect(self.addrs.clone(), self.key.clone(), options.clone()).await {
                 Ok(c) => return c,
                 Err(e) if Instant::now() > deadline => panic!("no client: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }
@@ -116,24 +119,26 @@ impl TestCluster {
         self.govfs(&["cluster", "start-node", "--node", &node.to_string()]);
     }
 
-    pub fn statuses(&self) -> Vec<NodeStatus> {
-        let mut c = self.client();
+    pub async fn statuses(&self) -> Vec<NodeStatus> {
+        let c = self.client().await;
         c.status_all()
+            .await
             .into_iter()
             .filter_map(|(_, r)| r.ok())
             .collect()
     }
 
-    pub fn president(&self) -> Option<NodeId> {
+    pub async fn president(&self) -> Option<NodeId> {
         self.statuses()
+            .await
             .into_iter()
             .find(|s| s.president.role == Role::Leader)
             .map(|s| s.id)
     }
 
     /// The serving minister of `ministry` and its clerks.
-    pub fn ministry(&self, ministry: u64) -> Option<(NodeId, Vec<NodeId>)> {
-        let sts = self.statuses();
+    pub async fn ministry(&self, ministry: u64) -> Option<(NodeId, Vec<NodeId>)> {
+        let sts = self.statuses().await;
         let minister = sts
             .iter()
             .find(|s| {
@@ -151,10 +156,10 @@ impl TestCluster {
     }
 
     /// Wait until a president leads and `ministries` ministries have a serving minister.
-    pub fn wait_serving(&self, ministries: usize, within: Duration) {
+    pub async fn wait_serving(&self, ministries: usize, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let sts = self.statuses();
+            let sts = self.statuses().await;
             let president = sts.iter().any(|s| s.president.role == Role::Leader);
             let leading: std::collections::BTreeSet<u64> = sts
                 .iter()
@@ -165,7 +170,7 @@ impl TestCluster {
                 return;
             }
             assert!(Instant::now() < deadline, "cluster did not recover within {within:?}: president {president}, leading {leading:?}");
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
