@@ -243,7 +243,9 @@ impl Reactor {
 
     /// Reports [`NetEvent::Readable`] with `token` once `fd` is readable,
     /// for example another ring's eventfd, so disk completions wake this
-    /// loop. One-shot; the caller keeps `fd` open until it fires.
+    /// loop. One-shot; the caller keeps `fd` open until it fires, and does
+    /// not watch the same fd twice at once (epoll would keep one watch,
+    /// io_uring both).
     pub fn watch_readable(&mut self, fd: RawFd, token: u64) -> io::Result<()> {
         self.backend.watch_readable(fd, token)
     }
