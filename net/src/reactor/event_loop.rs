@@ -19,6 +19,10 @@ use crate::auth::{random_nonce, ClusterKey, Identity, Side};
 use crate::conn::{ConnEvent, Connection, QueueError};
 use crate::frame::FrameKind;
 
+/// The longest single backend wait; a longer `poll` timeout waits again.
+/// Keeps kernel timespecs far from overflow.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// One event loop: its sockets, their connections and the events they
 /// produce. Not `Sync`; one thread owns it (it may be built on another
 /// thread and moved). See the [module documentation](super).
@@ -265,8 +269,9 @@ impl Reactor {
             self.flush();
             let now = Instant::now();
             let mut wait = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(now),
-                None => timeout,
+                Some(deadline) => deadline.saturating_duration_since(now).min(MAX_WAIT),
+                // Past `Instant`'s range: wait in long slices, forever.
+                None => MAX_WAIT,
             };
             if events.len() > first {
                 wait = Duration::ZERO;
