@@ -121,13 +121,11 @@ async fn serve(
                         Behaviour::SilentFirstConnection => index == 0,
                         Behaviour::Silent => true,
                     };
-                    (!silent).then(|| {
-                        ServerMsg::Reply(ClientReply::Done {
-                            seq: r.seq,
-                            index: index_counter,
-                            output: r.command,
-                        })
-                    })
+                    (!silent).then_some(ServerMsg::Reply(ClientReply::Done {
+                        seq: r.seq,
+                        index: index_counter,
+                        output: r.command,
+                    }))
                 }
             };
             match (answer, behaviour) {
