@@ -53,8 +53,7 @@ fn status() -> NodeStatus {
     NodeStatus {
         id: 1,
         president: member,
-        shard: None,
-        serving: false,
+        shards: Vec::new(),
     }
 }
 

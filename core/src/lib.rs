@@ -3,6 +3,7 @@
 //! and carry out the actions that come back.
 
 pub mod codec;
+pub mod ids;
 pub mod meta;
 pub mod node;
 pub mod president;

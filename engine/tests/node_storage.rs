@@ -1,4 +1,4 @@
-//! The node's two logs on real files: what is synced comes back, and a shard
+//! A core's logs on real files: what is synced comes back, and a shard
 //! that joins or leaves a ministry gets a fresh log even across crashes.
 
 use std::fs;
@@ -6,7 +6,9 @@ use std::fs;
 use govfs_core::node::{Disk, LogOp};
 use govfs_core::raft::{Entry, HardState, Membership, Payload, Snapshot, SnapshotMeta};
 use govfs_engine::log_store::LogOptions;
-use govfs_engine::node::storage::NodeStorage;
+use govfs_engine::node::storage::CoreStorage;
+
+const DISKS: [Disk; 2] = [Disk::President, Disk::Shard(0)];
 
 fn entry(index: u64, term: u64) -> Entry {
     Entry {
@@ -20,8 +22,8 @@ fn entry(index: u64, term: u64) -> Entry {
 fn synced_ops_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut st, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
-        assert!(rec.president.entries.is_empty() && rec.shard_group.is_none());
+        let (mut st, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
+        assert!(rec.president.entries.is_empty() && rec.shards[&0].group.is_none());
         let hs = HardState {
             term: 3,
             vote: Some(2),
@@ -42,7 +44,7 @@ fn synced_ops_survive_reopen() {
         .unwrap();
         st.sync(Disk::President).unwrap();
     }
-    let (_, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
+    let (_, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
     assert_eq!(
         rec.president.hs,
         HardState {
@@ -63,15 +65,15 @@ fn synced_ops_survive_reopen() {
 fn joining_and_leaving_replace_the_shard_log() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut st, _) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
+        let (mut st, _) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
         let hs = HardState {
             term: 7,
             vote: None,
         };
-        st.write(Disk::Shard, &[LogOp::Join { group: 4, hs }])
+        st.write(Disk::Shard(0), &[LogOp::Join { group: 4, hs }])
             .unwrap();
         st.write(
-            Disk::Shard,
+            Disk::Shard(0),
             &[LogOp::HardState(HardState {
                 term: 8,
                 vote: Some(1),
@@ -79,19 +81,19 @@ fn joining_and_leaving_replace_the_shard_log() {
         )
         .unwrap();
         st.write(
-            Disk::Shard,
+            Disk::Shard(0),
             &[LogOp::Entries(vec![entry(1, 8), entry(2, 8)])],
         )
         .unwrap();
-        st.sync(Disk::Shard).unwrap();
+        st.sync(Disk::Shard(0)).unwrap();
     }
     {
-        let (mut st, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
-        assert_eq!(rec.shard_group, Some(4));
-        assert_eq!(rec.shard.hs.term, 8);
-        assert_eq!(rec.shard.entries.len(), 2);
+        let (mut st, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
+        assert_eq!(rec.shards[&0].group, Some(4));
+        assert_eq!(rec.shards[&0].log.hs.term, 8);
+        assert_eq!(rec.shards[&0].log.entries.len(), 2);
         st.write(
-            Disk::Shard,
+            Disk::Shard(0),
             &[LogOp::Leave {
                 hs: HardState {
                     term: 9,
@@ -101,11 +103,11 @@ fn joining_and_leaving_replace_the_shard_log() {
         )
         .unwrap();
     }
-    let (_, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
-    assert_eq!(rec.shard_group, None, "left the ministry");
-    assert_eq!(rec.shard.hs.term, 9, "the term survives leaving");
+    let (_, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
+    assert_eq!(rec.shards[&0].group, None, "left the ministry");
+    assert_eq!(rec.shards[&0].log.hs.term, 9, "the term survives leaving");
     assert!(
-        rec.shard.entries.is_empty(),
+        rec.shards[&0].log.entries.is_empty(),
         "the old ministry's log is gone"
     );
 }
@@ -114,9 +116,9 @@ fn joining_and_leaving_replace_the_shard_log() {
 fn an_interrupted_swap_keeps_one_whole_log() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut st, _) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
+        let (mut st, _) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
         st.write(
-            Disk::Shard,
+            Disk::Shard(0),
             &[LogOp::Join {
                 group: 2,
                 hs: HardState {
@@ -128,15 +130,15 @@ fn an_interrupted_swap_keeps_one_whole_log() {
         .unwrap();
     }
     // Crash while building the next directory: the old one stands.
-    fs::create_dir_all(dir.path().join("shard.new")).unwrap();
-    fs::write(dir.path().join("shard.new/group"), "5").unwrap();
-    let (_, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
-    assert_eq!(rec.shard_group, Some(2));
-    assert!(!dir.path().join("shard.new").exists());
+    fs::create_dir_all(dir.path().join("shard-0.new")).unwrap();
+    fs::write(dir.path().join("shard-0.new/group"), "5").unwrap();
+    let (_, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
+    assert_eq!(rec.shards[&0].group, Some(2));
+    assert!(!dir.path().join("shard-0.new").exists());
     // Crash between the two renames: the complete new directory is taken.
-    fs::rename(dir.path().join("shard"), dir.path().join("shard.new")).unwrap();
-    let (_, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
-    assert_eq!(rec.shard_group, Some(2));
+    fs::rename(dir.path().join("shard-0"), dir.path().join("shard-0.new")).unwrap();
+    let (_, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
+    assert_eq!(rec.shards[&0].group, Some(2));
 }
 
 #[test]
@@ -151,14 +153,14 @@ fn snapshots_bound_the_log_and_come_back() {
         data: b"state at 2".to_vec(),
     };
     {
-        let (mut st, _) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
+        let (mut st, _) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
         let es = (1..=4).map(|i| entry(i, 1)).collect();
         st.write(Disk::President, &[LogOp::Entries(es)]).unwrap();
         st.write(Disk::President, &[LogOp::Compact(snap.clone())])
             .unwrap();
         st.sync(Disk::President).unwrap();
     }
-    let (mut st, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
+    let (mut st, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
     assert_eq!(rec.president.snapshot.as_ref(), Some(&snap));
     let idx: Vec<u64> = rec.president.entries.iter().map(|e| e.index).collect();
     assert_eq!(idx, vec![3, 4], "entries after the snapshot remain");
@@ -174,7 +176,7 @@ fn snapshots_bound_the_log_and_come_back() {
         .unwrap();
     st.sync(Disk::President).unwrap();
     drop(st);
-    let (_, rec) = NodeStorage::open(dir.path(), LogOptions::default()).unwrap();
+    let (_, rec) = CoreStorage::open(dir.path(), &DISKS, LogOptions::default()).unwrap();
     assert_eq!(rec.president.snapshot, Some(newer));
     assert!(rec.president.entries.is_empty());
 }

@@ -70,6 +70,8 @@ pub struct Checker {
     completed_max: BTreeMap<GroupId, Index>,
     acked: Vec<(GroupId, u8, u64)>,
     pub completed_ops: u64,
+    /// Completed client operations per ministry.
+    pub ops_by_ministry: BTreeMap<GroupId, u64>,
 }
 
 pub type Violation = String;
@@ -314,6 +316,7 @@ impl Checker {
             self.acked.push((ministry, key, value));
         }
         self.completed_ops += 1;
+        *self.ops_by_ministry.entry(ministry).or_default() += 1;
         Ok(())
     }
 

@@ -3,7 +3,12 @@
 //! operations to a [`SimDisk`], completes the sync after a random delay, and
 //! carries messages over the simulated network.
 
-use govfs_core::node::{ClientRequest, Disk, NodeConfig, NodeCore, NodeMsg, Output, Recovered};
+use std::collections::BTreeMap;
+
+use govfs_core::ids::{shard_id, ShardIndex};
+use govfs_core::node::{
+    ClientRequest, Disk, NodeConfig, NodeCore, NodeMsg, Output, Recovered, RecoveredShard,
+};
 use govfs_core::raft::{Membership, Micros, NodeId, Raft, PRESIDENT_GROUP};
 
 use crate::disk::{Image, SimDisk};
@@ -15,20 +20,23 @@ pub struct SimNode {
     pub alive: bool,
     pub incarnation: u64,
     pub core: NodeCore<KvApp>,
-    pres_disk: SimDisk,
-    shard_disk: SimDisk,
+    disks: BTreeMap<Disk, SimDisk>,
 }
 
 impl SimNode {
     pub fn new(cfg: NodeConfig, now: Micros) -> Self {
         let core = NodeCore::new(cfg.clone(), now);
+        let mut disks = BTreeMap::new();
+        disks.insert(Disk::President, SimDisk::default());
+        for &i in &cfg.shards {
+            disks.insert(Disk::Shard(i), SimDisk::default());
+        }
         SimNode {
             cfg,
             alive: true,
             incarnation: 0,
             core,
-            pres_disk: SimDisk::default(),
-            shard_disk: SimDisk::default(),
+            disks,
         }
     }
 
@@ -37,19 +45,22 @@ impl SimNode {
     }
 
     pub fn pres(&self) -> &Raft {
-        self.core.president_raft()
+        self.core
+            .president_raft()
+            .expect("a simulated node hosts its president member")
     }
 
-    pub fn shard_raft(&self) -> Option<&Raft> {
-        self.core.shard_raft()
+    pub fn shard_raft(&self, index: ShardIndex) -> Option<&Raft> {
+        self.core.shard_raft(index)
     }
 
     /// Power loss: volatile state is gone; disks keep what they synced and
     /// maybe a prefix of what they did not.
     pub fn crash(&mut self, rng: &mut Rng) {
         self.alive = false;
-        self.pres_disk.crash(rng);
-        self.shard_disk.crash(rng);
+        for d in self.disks.values_mut() {
+            d.crash(rng);
+        }
     }
 
     /// Start again from disk; `out` gets the recovered logs as observations.
@@ -57,18 +68,36 @@ impl SimNode {
         self.alive = true;
         self.incarnation += 1;
         let id = self.cfg.id;
-        let pres = self.pres_disk.durable.clone();
-        let shard = self.shard_disk.durable.clone();
-        observe_recovered(out, id, PRESIDENT_GROUP, &pres);
-        if let Some(g) = shard.group {
-            observe_recovered(out, id, g, &shard);
-        }
         let rec = |img: Image| Recovered {
             hs: img.hs,
             snapshot: img.snapshot,
             entries: img.entries,
         };
-        self.core = NodeCore::recover(self.cfg.clone(), rec(pres), shard.group, rec(shard), now)
+        let mut pres = Recovered::default();
+        let mut shards = BTreeMap::new();
+        for (disk, d) in &self.disks {
+            let img = d.durable.clone();
+            match *disk {
+                Disk::President => {
+                    observe_recovered(out, id, PRESIDENT_GROUP, &img);
+                    pres = rec(img);
+                }
+                Disk::Shard(i) => {
+                    if let Some(g) = img.group {
+                        observe_recovered(out, shard_id(id, i), g, &img);
+                    }
+                    let group = img.group;
+                    shards.insert(
+                        i,
+                        RecoveredShard {
+                            group,
+                            log: rec(img),
+                        },
+                    );
+                }
+            }
+        }
+        self.core = NodeCore::recover(self.cfg.clone(), pres, shards, now)
             .expect("a node's own snapshots decode");
     }
 
@@ -88,9 +117,8 @@ impl SimNode {
     }
 
     pub fn synced(&mut self, now: Micros, disk: Disk, seq: u64, out: &mut Output) {
-        match disk {
-            Disk::President => self.pres_disk.synced(seq),
-            Disk::Shard => self.shard_disk.synced(seq),
+        if let Some(d) = self.disks.get_mut(&disk) {
+            d.synced(seq);
         }
         self.core.synced(now, disk, seq, out);
         self.write(out);
@@ -110,10 +138,10 @@ impl SimNode {
     /// Hand new log operations to the disks (unsynced until their Sync event).
     fn write(&mut self, out: &Output) {
         for (disk, seq, ops) in &out.persist {
-            let d = match disk {
-                Disk::President => &mut self.pres_disk,
-                Disk::Shard => &mut self.shard_disk,
-            };
+            let d = self
+                .disks
+                .get_mut(disk)
+                .expect("the core writes only to its own disks");
             if d.written < *seq {
                 d.write(*seq, ops.clone());
             }
@@ -121,21 +149,21 @@ impl SimNode {
     }
 }
 
-fn observe_recovered(out: &mut Output, node: NodeId, group: u64, img: &Image) {
+fn observe_recovered(out: &mut Output, member: NodeId, group: u64, img: &Image) {
     use govfs_core::node::Observation;
     let (index, term) = img
         .snapshot
         .as_ref()
         .map_or((0, 0), |s| (s.meta.index, s.meta.term));
     out.observed.push(Observation::LogReset {
-        node,
+        node: member,
         group,
         index,
         term,
     });
     if !img.entries.is_empty() {
         out.observed.push(Observation::Persisted {
-            node,
+            node: member,
             group,
             entries: img.entries.clone(),
         });

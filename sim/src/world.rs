@@ -6,6 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use govfs_core::ids::{index_of, node_of};
 use govfs_core::president::DriverConfig;
 use govfs_core::raft::{GroupId, InjectedFaults, Micros, NodeId, PRESIDENT_GROUP};
 
@@ -68,6 +69,8 @@ pub struct SimOptions {
     pub voters: u64,
     pub ministries: usize,
     pub ministry_size: usize,
+    /// Shards per node: with more than one, a node serves several ministries.
+    pub shards: u32,
     pub clients: u64,
     /// Faults are injected until this virtual time, then the cluster is healed.
     pub fault_until: Micros,
@@ -83,6 +86,7 @@ impl Default for SimOptions {
             voters: 3,
             ministries: 2,
             ministry_size: 3,
+            shards: 2,
             clients: 6,
             fault_until: 10_000_000,
             end: 14_000_000,
@@ -97,6 +101,7 @@ pub struct RunReport {
     pub steps: u64,
     pub hash: u64,
     pub completed_ops: u64,
+    pub ops_by_ministry: BTreeMap<GroupId, u64>,
     pub crashes: u64,
     pub partitions: u64,
     pub leader_changes: u64,
@@ -265,7 +270,7 @@ impl World {
             opts,
         };
         for id in 1..=w.opts.nodes {
-            let cfg = NodeConfig {
+            let mut cfg = NodeConfig {
                 id,
                 voters: voters.clone(),
                 learners: learners.clone(),
@@ -273,7 +278,12 @@ impl World {
                 faults,
                 driver: driver.clone(),
                 observe_entries: true,
+                president: true,
+                shards: Vec::new(),
+                core: 0,
+                share_map: false,
             };
+            cfg.single_core(w.opts.shards);
             w.nodes.insert(id, SimNode::new(cfg, 0));
             let at = w.rng.range(0, TICK);
             w.schedule(
@@ -361,6 +371,7 @@ impl World {
             steps: self.steps,
             hash: self.hash.0,
             completed_ops: self.checker.completed_ops,
+            ops_by_ministry: self.checker.ops_by_ministry.clone(),
             crashes: self.crashes,
             partitions: self.partitions,
             leader_changes: self.leader_changes,
@@ -466,11 +477,11 @@ impl World {
                 self.note(7, node, term, || {
                     format!("node {node} leads group {group} at term {term}")
                 });
-                let n = &self.nodes[&node];
+                let n = &self.nodes[&node_of(node)];
                 let raft = if group == PRESIDENT_GROUP {
                     Some(n.pres())
                 } else {
-                    n.shard_raft()
+                    n.shard_raft(index_of(node))
                 };
                 if let Some(raft) = raft.filter(|r| r.is_leader() && r.term() == term) {
                     self.checker.check_leader_log(raft)?;
@@ -500,7 +511,13 @@ impl World {
         Ok(())
     }
 
+    /// Messages name members (shards); the network carries them between nodes.
     fn send(&mut self, from: Addr, to: Addr, msg: NetMsg) {
+        let on_node = |a: Addr| match a {
+            Addr::Node(m) => Addr::Node(node_of(m)),
+            other => other,
+        };
+        let (from, to) = (on_node(from), on_node(to));
         if let (Addr::Node(a), Addr::Node(b)) = (from, to) {
             if self.cut_links.contains_key(&(a, b)) {
                 return;
@@ -614,6 +631,7 @@ impl World {
                 let (minister, members) = self.rng.pick(&views).cloned()?;
                 let clerks: Vec<NodeId> = members.into_iter().filter(|m| *m != minister).collect();
                 let &clerk = self.rng.pick(&clerks)?;
+                let (minister, clerk) = (node_of(minister), node_of(clerk));
                 let links = if self.rng.chance(0.5) {
                     vec![(minister, clerk)]
                 } else {
@@ -787,9 +805,9 @@ impl World {
             }
             ClientReply::NotLeader { hint, members, .. } => {
                 let target = match hint {
-                    Some(h) if Addr::Node(h) != from => h,
+                    Some(h) if Addr::Node(node_of(h)) != from => node_of(h),
                     _ => match self.rng.pick(&members) {
-                        Some(m) => *m,
+                        Some(m) => node_of(*m),
                         None => self.rng.range(1, self.opts.nodes + 1),
                     },
                 };

@@ -22,6 +22,30 @@ fn many_seeds_with_faults_stay_safe() {
     assert!(crashes > 100, "only {crashes} crashes injected");
 }
 
+/// Three nodes with two shards each hold two ministries of three only if
+/// every node serves both: the shards of one node lead separate lives.
+#[test]
+fn three_nodes_serve_two_ministries_each() {
+    let opts = SimOptions {
+        nodes: 3,
+        voters: 3,
+        ministries: 2,
+        shards: 2,
+        ..SimOptions::default()
+    };
+    for seed in 1..=40 {
+        let r = run_seed(seed, &opts)
+            .unwrap_or_else(|f| panic!("seed {seed}: {}\n{}", f.violation, f.trace.join("\n")));
+        for ministry in [1, 2] {
+            let ops = r.ops_by_ministry.get(&ministry).copied().unwrap_or(0);
+            assert!(
+                ops > 0,
+                "seed {seed}: ministry {ministry} completed no operation"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_seed_replays_identically() {
     let opts = SimOptions::default();

@@ -17,7 +17,6 @@ use clap::{Args, Subcommand};
 use govfs_benches::consensus::{Cluster as InProcess, Options, Storage};
 use govfs_client::{Client, ClientOptions, Session};
 use govfs_core::node::kv::KvOp;
-use govfs_core::raft::Role;
 use tokio::task::JoinSet;
 
 use crate::cluster_cmd::{self, LocalCluster, UpArgs};
@@ -195,11 +194,7 @@ async fn minister_of(client: &Client) -> Option<u64> {
         .await
         .into_iter()
         .filter_map(|(_, r)| r.ok())
-        .find(|s| {
-            s.serving
-                && s.shard
-                    .is_some_and(|m| m.group == 1 && m.role == Role::Leader)
-        })
+        .find(|s| s.serving_ministers().any(|g| g == 1))
         .map(|s| s.id)
 }
 

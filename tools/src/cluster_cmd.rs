@@ -187,6 +187,8 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
             cluster_key_file: Some(key_file.clone()),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
             cpu: None,
+            cores: 1,
+            shards_per_core: 1,
             voters: (1..=voters).collect(),
             ministries: a.ministries,
             ministry_size: a.ministry_size,
@@ -368,8 +370,7 @@ pub async fn wait_serving(
         let president = statuses.iter().any(|s| s.president.role == Role::Leader);
         let leading: std::collections::BTreeSet<u64> = statuses
             .iter()
-            .filter(|s| s.serving)
-            .filter_map(|s| s.shard.filter(|m| m.role == Role::Leader).map(|m| m.group))
+            .flat_map(|s| s.serving_ministers())
             .collect();
         if president && leading.len() >= ministries {
             return Ok(());

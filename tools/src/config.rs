@@ -6,7 +6,9 @@
 //! data_dir = "/var/lib/govfs"
 //! cluster_key_file = "/etc/govfs/cluster.key"   # or cluster_key = "<hex>"
 //! metrics_listen = "127.0.0.1:9101"             # optional
-//! cpu = 0                                       # optional: pin the core thread
+//! cores = 2                                     # core threads, one pinned per CPU (default 1)
+//! shards_per_core = 1                           # ministry shards each core hosts (default 1)
+//! cpu = 0                                       # optional: pin core i to CPU cpu + i
 //! voters = [1, 2, 3]                            # initial president voters
 //! ministries = 1
 //! ministry_size = 3
@@ -66,6 +68,10 @@ pub struct NodeFile {
     pub metrics_listen: Option<SocketAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<usize>,
+    #[serde(default = "one_u32")]
+    pub cores: u32,
+    #[serde(default = "one_u32")]
+    pub shards_per_core: u32,
     pub voters: Vec<NodeId>,
     #[serde(default = "one")]
     pub ministries: usize,
@@ -94,6 +100,9 @@ fn one() -> usize {
 }
 fn three() -> usize {
     3
+}
+fn one_u32() -> u32 {
+    1
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -205,6 +214,10 @@ impl NodeFile {
                 appoint_without_majority: false,
             },
             observe_entries: false,
+            president: true,
+            shards: Vec::new(),
+            core: 0,
+            share_map: false,
         };
         Ok(NodeSettings {
             config,
@@ -214,6 +227,8 @@ impl NodeFile {
             key,
             tick: Duration::from_millis(t.tick_ms),
             pin_cpu: self.cpu,
+            cores: self.cores,
+            shards_per_core: self.shards_per_core,
             metrics_listen: self.metrics_listen,
         })
     }

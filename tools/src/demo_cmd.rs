@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use govfs_client::Session;
 use govfs_core::node::kv::{decode_values, KvOp};
-use govfs_core::raft::Role;
 
 use crate::cluster_cmd::{self, UpArgs};
 
@@ -78,10 +77,7 @@ async fn demo(a: &DemoArgs) -> Result<(), String> {
             .await
             .into_iter()
             .filter_map(|(_, r)| r.ok())
-            .find(|s| {
-                s.shard
-                    .is_some_and(|m| m.group == 1 && m.role == Role::Leader)
-            })
+            .find(|s| s.leads(1))
             .map(|s| s.id)
             .ok_or("no minister")?;
         let killed = Instant::now();

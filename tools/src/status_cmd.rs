@@ -43,7 +43,9 @@ pub fn table(
     // Lag: how far a member's applied index is behind the best commit index of its group.
     let mut best: std::collections::BTreeMap<u64, u64> = Default::default();
     for st in rows.iter().filter_map(|(_, r)| r.as_ref().ok()) {
-        for m in std::iter::once(&st.president).chain(st.shard.as_ref()) {
+        for m in
+            std::iter::once(&st.president).chain(st.shards.iter().filter_map(|s| s.member.as_ref()))
+        {
             let b = best.entry(m.group).or_default();
             *b = (*b).max(m.commit);
         }
@@ -53,16 +55,16 @@ pub fn table(
             .map_or(0, |b| b.saturating_sub(m.applied))
     };
     let mut out = format!(
-        "{:<5} {:<21} {:<13} {:>5} {:>7} {:>4} | {:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
-        "NODE", "ADDRESS", "PRESIDENT", "TERM", "COMMIT", "LAG", "MINISTRY", "ROLE", "TERM", "LEADER", "LAST", "COMMIT",
-        "APPLIED", "LAG", "SERVING"
+        "{:<5} {:<21} {:<13} {:>5} {:>7} {:>4} | {:<13} {:>4} {:<8} {:<9} {:>5} {:>13} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
+        "NODE", "ADDRESS", "PRESIDENT", "TERM", "COMMIT", "LAG", "SHARD", "CORE", "MINISTRY", "ROLE", "TERM", "LEADER",
+        "LAST", "COMMIT", "APPLIED", "LAG", "SERVING"
     );
     for (addr, r) in rows {
         match r {
             Err(e) => out += &format!("{:<5} {:<21} unreachable: {e}\n", "?", addr.to_string()),
             Ok(st) => {
                 let p = &st.president;
-                out += &format!(
+                let node = format!(
                     "{:<5} {:<21} {:<13} {:>5} {:>7} {:>4} | ",
                     st.id,
                     addr.to_string(),
@@ -71,29 +73,55 @@ pub fn table(
                     p.commit,
                     lag(p)
                 );
-                match &st.shard {
-                    None => out += "idle\n",
-                    Some(s) => {
+                if st.shards.is_empty() {
+                    out += &node;
+                    out += "no shards reported yet\n";
+                }
+                for (i, sh) in st.shards.iter().enumerate() {
+                    // The node's columns once, on its first shard's line.
+                    if i == 0 {
+                        out += &node;
+                    } else {
                         out += &format!(
-                            "{:<8} {:<9} {:>5} {:>6} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
-                            s.group,
-                            if s.role == Role::Leader {
-                                "minister"
-                            } else {
-                                "clerk"
-                            },
-                            s.term,
-                            s.leader.map_or("-".into(), |l| l.to_string()),
-                            s.last_index,
-                            s.commit,
-                            s.applied,
-                            lag(s),
-                            if st.serving { "yes" } else { "no" }
-                        )
+                            "{:<5} {:<21} {:<13} {:>5} {:>7} {:>4} | ",
+                            "", "", "", "", "", ""
+                        );
+                    }
+                    let shard = format!("{:<13} {:>4} ", shard_name(sh.id), sh.core);
+                    out += &shard;
+                    match &sh.member {
+                        None => out += "idle\n",
+                        Some(s) => {
+                            out += &format!(
+                                "{:<8} {:<9} {:>5} {:>13} {:>7} {:>7} {:>7} {:>4} {:<7}\n",
+                                s.group,
+                                if s.role == Role::Leader {
+                                    "minister"
+                                } else {
+                                    "clerk"
+                                },
+                                s.term,
+                                s.leader.map_or("-".into(), shard_name),
+                                s.last_index,
+                                s.commit,
+                                s.applied,
+                                lag(s),
+                                if sh.serving { "yes" } else { "no" }
+                            )
+                        }
                     }
                 }
             }
         }
     }
     out
+}
+
+/// A shard as "node.index" (see `govfs_core::ids`).
+fn shard_name(id: u64) -> String {
+    format!(
+        "{}.{}",
+        govfs_core::ids::node_of(id),
+        govfs_core::ids::index_of(id)
+    )
 }

@@ -1,20 +1,29 @@
-//! `NodeCore`: one node's president member and shard, driven sans-IO.
+//! `NodeCore`: the part of a node one core thread runs, driven sans-IO: the
+//! node's president-group member (on one core only) and the core's shards.
+//!
+//! A node with one core runs one `NodeCore` with everything (the simulator
+//! does this). A node with several cores runs one per core: the first hosts
+//! the president member and passes what the president's log decides to the
+//! others as [`MapUpdate`]s, together with who leads the president group and
+//! when it was last heard from ([`PresidentView`]).
 
 use std::collections::BTreeMap;
 
 use super::app::App;
 use super::log_op::{Disk, LogOp};
 use super::session::{Dedup, Sessions};
-use super::wire::{ClientReply, ClientRequest, NodeMsg, Proposal};
+use super::shard::{Member, Slot};
+use super::wire::{ClientReply, ClientRequest, NodeMsg, Proposal, ShardStatus};
 use super::{Observation, Output};
 use crate::codec::{decode_exact, DecodeError};
+use crate::ids::{node_of, shard_id, ShardIndex};
 use crate::president::{
     Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver, ShardReport,
 };
 use crate::raft::timing::Freshness;
 use crate::raft::{
     Config, Entry, Event, GroupId, HardState, Index, InjectedFaults, Membership, Micros, Mode,
-    NodeId, Payload, Raft, Ready, Snapshot, PRESIDENT_GROUP,
+    NodeId, Payload, Raft, Ready, Snapshot, Status, PRESIDENT_GROUP,
 };
 
 #[derive(Clone, Debug)]
@@ -32,7 +41,7 @@ pub struct NodeTiming {
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// The node's id, which is also its shard's id (one shard per node here).
+    /// The node's id: its president member's id and its shard 0's id.
     pub id: NodeId,
     /// Initial president voters and learners (a config entry in the log wins).
     pub voters: Vec<NodeId>,
@@ -44,6 +53,41 @@ pub struct NodeConfig {
     /// simulator's checkers need them; a production node does not, and
     /// copying every entry twice more per turn is not free.
     pub observe_entries: bool,
+    /// Whether this core hosts the node's president member.
+    pub president: bool,
+    /// The shards this core hosts.
+    pub shards: Vec<ShardIndex>,
+    /// The core's number on its node (reported in status).
+    pub core: u32,
+    /// Emit a [`MapUpdate`] for every applied president order, for the
+    /// node's other cores.
+    pub share_map: bool,
+}
+
+impl NodeConfig {
+    /// Everything on one core: the president member and shards `0..shards`.
+    pub fn single_core(&mut self, shards: ShardIndex) {
+        self.president = true;
+        self.shards = (0..shards).collect();
+        self.core = 0;
+        self.share_map = false;
+    }
+}
+
+/// What the president's log decided, passed from the core that applies it to
+/// the node's other cores, in log order.
+#[derive(Clone, Debug)]
+pub struct MapUpdate {
+    pub applied: Applied,
+    pub map: ClusterMap,
+}
+
+/// Who leads the president group and when this node last heard from it, as
+/// the core hosting the president member sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PresidentView {
+    pub leader: Option<NodeId>,
+    pub contact: Option<Micros>,
 }
 
 /// The session-table client id of a minister's own bootstrap proposals.
@@ -57,54 +101,35 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
 }
 
-/// The shard's snapshot: sessions travel with the application state.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ShardSnapshot {
-    sessions: Sessions,
-    app: Vec<u8>,
+/// A shard's log as recovered from disk, with the ministry it belonged to
+/// (None when idle: the log then only carries the shard's term).
+#[derive(Clone, Debug, Default)]
+pub struct RecoveredShard {
+    pub group: Option<GroupId>,
+    pub log: Recovered,
 }
 
-struct Shard<A> {
+struct President {
     raft: Raft,
-    app: A,
-    sessions: Sessions,
     since_snapshot: u64,
-}
-
-impl<A: App> Shard<A> {
-    fn snapshot_bytes(&self) -> Vec<u8> {
-        let s = ShardSnapshot {
-            sessions: self.sessions.clone(),
-            app: self.app.snapshot(),
-        };
-        postcard::to_stdvec(&s).expect("snapshots encode")
-    }
-
-    fn restore(bytes: &[u8]) -> Result<(Sessions, A), DecodeError> {
-        let s: ShardSnapshot = decode_exact(bytes)?;
-        Ok((s.sessions, A::restore(&s.app)?))
-    }
+    driver: Option<PresidentDriver>,
 }
 
 pub struct NodeCore<A: App> {
     cfg: NodeConfig,
-    pres: Raft,
+    pres: Option<President>,
+    /// The cluster map: applied here on the president's core, received
+    /// through [`NodeCore::map_update`] elsewhere.
     map: ClusterMap,
-    pres_since_snapshot: u64,
-    shard: Option<Shard<A>>,
-    /// The shard's term while it is idle (terms are cluster-wide and only grow).
-    idle_term: u64,
-    driver: Option<PresidentDriver>,
+    /// The president as seen from a core without the president member.
+    view: PresidentView,
+    shards: BTreeMap<ShardIndex, Slot<A>>,
     /// Messages waiting for a sync: released when (disk, seq) is durable.
     held: BTreeMap<(Disk, u64), Vec<(NodeId, NodeMsg)>>,
     /// Last sync sequence number issued per disk (never reused).
     last_sync: BTreeMap<Disk, u64>,
     /// Sync seq -> (shard generation, Ready number) to report to Raft when durable.
     syncs: BTreeMap<(Disk, u64), (u64, u64)>,
-    /// Bumped whenever the shard's Raft is replaced, so old syncs never reach a new one.
-    shard_generation: u64,
-    /// Client requests this minister proposed and owes an answer: (client, seq).
-    waiting: BTreeMap<(u64, u64), ()>,
     /// Log operations staged for the next write of each disk (snapshots).
     staged: BTreeMap<Disk, Vec<LogOp>>,
     last_report: Micros,
@@ -113,71 +138,86 @@ pub struct NodeCore<A: App> {
 impl<A: App> NodeCore<A> {
     /// A node with empty logs.
     pub fn new(cfg: NodeConfig, now: Micros) -> Self {
-        Self::recover(cfg, Recovered::default(), None, Recovered::default(), now)
+        Self::recover(cfg, Recovered::default(), BTreeMap::new(), now)
             .expect("empty logs always recover")
     }
 
-    /// A node restarted from its logs. `shard_group` is the ministry its shard
-    /// belonged to (None when idle: the shard log then only carries its term).
+    /// A node restarted from its logs: the president member's (ignored on a
+    /// core without it) and each shard's (a shard of the config missing from
+    /// `shards` starts empty).
     pub fn recover(
         cfg: NodeConfig,
         pres: Recovered,
-        shard_group: Option<GroupId>,
-        shard: Recovered,
+        mut shards: BTreeMap<ShardIndex, RecoveredShard>,
         now: Micros,
     ) -> Result<Self, DecodeError> {
-        let membership = Membership::new(cfg.voters.clone(), cfg.learners.clone());
-        let map = match &pres.snapshot {
-            Some(s) => ClusterMap::decode(&s.data)?,
-            None => ClusterMap::new(),
-        };
-        let pres_cfg = raft_config(&cfg, PRESIDENT_GROUP, Mode::Elected);
-        let pres = Raft::restore(
-            pres_cfg,
-            pres.hs,
-            pres.snapshot,
-            pres.entries,
-            membership,
-            now,
+        assert!(
+            cfg.president || !cfg.shards.is_empty(),
+            "a core hosts the president member or shards"
         );
-        let idle_term = shard.hs.term;
-        let shard = match shard_group {
-            None => None,
-            Some(group) => {
-                let (sessions, app) = match &shard.snapshot {
-                    Some(s) => Shard::<A>::restore(&s.data)?,
-                    None => (Sessions::default(), A::default()),
-                };
-                let c = raft_config(&cfg, group, Mode::Appointed);
-                let raft = Raft::restore(
-                    c,
-                    shard.hs,
-                    shard.snapshot,
-                    shard.entries,
-                    Membership::default(),
-                    now,
-                );
-                Some(Shard {
-                    raft,
-                    app,
-                    sessions,
-                    since_snapshot: 0,
-                })
+        let mut map = ClusterMap::new();
+        let president = if cfg.president {
+            let membership = Membership::new(cfg.voters.clone(), cfg.learners.clone());
+            if let Some(s) = &pres.snapshot {
+                map = ClusterMap::decode(&s.data)?;
             }
+            let c = raft_config(&cfg, cfg.id, PRESIDENT_GROUP, Mode::Elected);
+            let raft = Raft::restore(c, pres.hs, pres.snapshot, pres.entries, membership, now);
+            Some(President {
+                raft,
+                since_snapshot: 0,
+                driver: None,
+            })
+        } else {
+            None
         };
+        let mut slots = BTreeMap::new();
+        for &index in &cfg.shards {
+            let id = shard_id(cfg.id, index);
+            let rec = shards.remove(&index).unwrap_or_default();
+            let member = match rec.group {
+                None => None,
+                Some(group) => {
+                    let (sessions, app) = match &rec.log.snapshot {
+                        Some(s) => Member::<A>::restore(&s.data)?,
+                        None => (Sessions::default(), A::default()),
+                    };
+                    let c = raft_config(&cfg, id, group, Mode::Appointed);
+                    let raft = Raft::restore(
+                        c,
+                        rec.log.hs,
+                        rec.log.snapshot,
+                        rec.log.entries,
+                        Membership::default(),
+                        now,
+                    );
+                    Some(Member {
+                        raft,
+                        app,
+                        sessions,
+                        since_snapshot: 0,
+                    })
+                }
+            };
+            let slot = Slot {
+                index,
+                id,
+                member,
+                idle_term: rec.log.hs.term,
+                generation: 0,
+                waiting: Default::default(),
+            };
+            slots.insert(index, slot);
+        }
         Ok(NodeCore {
             cfg,
-            pres,
+            pres: president,
             map,
-            pres_since_snapshot: 0,
-            shard,
-            idle_term,
-            driver: None,
+            view: PresidentView::default(),
+            shards: slots,
             held: BTreeMap::new(),
             last_sync: BTreeMap::new(),
             syncs: BTreeMap::new(),
-            shard_generation: 0,
-            waiting: BTreeMap::new(),
             staged: BTreeMap::new(),
             last_report: now,
         })
@@ -186,23 +226,67 @@ impl<A: App> NodeCore<A> {
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }
-    pub fn president_raft(&self) -> &Raft {
-        &self.pres
+    /// The president member's Raft, on the core that hosts it.
+    pub fn president_raft(&self) -> Option<&Raft> {
+        self.pres.as_ref().map(|p| &p.raft)
     }
     pub fn map(&self) -> &ClusterMap {
         &self.map
     }
-    pub fn shard_raft(&self) -> Option<&Raft> {
-        self.shard.as_ref().map(|s| &s.raft)
+    /// The shards this core hosts, in index order.
+    pub fn shard_indexes(&self) -> impl Iterator<Item = ShardIndex> + '_ {
+        self.shards.keys().copied()
     }
-    pub fn app(&self) -> Option<&A> {
-        self.shard.as_ref().map(|s| &s.app)
+    /// A shard's Raft, when it serves a ministry.
+    pub fn shard_raft(&self, index: ShardIndex) -> Option<&Raft> {
+        self.shards
+            .get(&index)
+            .and_then(|s| s.member.as_ref())
+            .map(|m| &m.raft)
     }
-    /// The shard's term, whether or not it serves a ministry.
-    pub fn shard_term(&self) -> u64 {
-        self.shard
-            .as_ref()
-            .map_or(self.idle_term, |s| s.raft.term())
+    pub fn app(&self, index: ShardIndex) -> Option<&A> {
+        self.shards
+            .get(&index)
+            .and_then(|s| s.member.as_ref())
+            .map(|m| &m.app)
+    }
+    /// The shard of this core serving `ministry`, if any.
+    pub fn shard_of(&self, ministry: GroupId) -> Option<ShardIndex> {
+        self.shards
+            .values()
+            .find(|s| s.group() == Some(ministry))
+            .map(|s| s.index)
+    }
+
+    /// The president as this core sees it: from its own member, or as last
+    /// told by [`NodeCore::set_president_view`].
+    pub fn president_view(&self, now: Micros) -> PresidentView {
+        match &self.pres {
+            Some(p) => PresidentView {
+                leader: p.raft.leader(),
+                contact: self.president_contact(now),
+            },
+            None => self.view,
+        }
+    }
+
+    /// On a core without the president member: who leads the president
+    /// group and when the node last heard from it.
+    pub fn set_president_view(&mut self, view: PresidentView) {
+        debug_assert!(self.pres.is_none(), "the president's core has its own view");
+        self.view = view;
+    }
+
+    /// On a core without the president member: apply what the president's
+    /// log decided, in order.
+    pub fn map_update(&mut self, now: Micros, update: MapUpdate, out: &mut Output) {
+        debug_assert!(
+            self.pres.is_none(),
+            "the president's core applies its own log"
+        );
+        self.map = update.map;
+        self.react(now, update.applied, out);
+        self.turn(now, out);
     }
 
     /// On the president: propose one change of the voter set.
@@ -212,22 +296,31 @@ impl<A: App> NodeCore<A> {
         next: Membership,
         out: &mut Output,
     ) -> Result<(), crate::raft::ProposeError> {
-        let result = self.pres.propose_membership(next).map(|_| ());
+        let result = match &mut self.pres {
+            Some(p) => p.raft.propose_membership(next).map(|_| ()),
+            None => Err(crate::raft::ProposeError::NotLeader {
+                leader: self.view.leader,
+            }),
+        };
         self.turn(now, out);
         result
     }
 
     pub fn tick(&mut self, now: Micros, out: &mut Output) {
-        self.pres.tick(now);
-        if let Some(s) = &mut self.shard {
-            s.raft.tick(now);
+        if let Some(p) = &mut self.pres {
+            p.raft.tick(now);
+            if let Some(driver) = &mut p.driver {
+                for order in driver.tick(now, &self.map, self.cfg.id) {
+                    // A full or lost proposal is retried by the driver's timeouts.
+                    let _ = p
+                        .raft
+                        .propose(postcard::to_stdvec(&order).expect("orders encode"));
+                }
+            }
         }
-        if let Some(driver) = &mut self.driver {
-            for order in driver.tick(now, &self.map, self.cfg.id) {
-                // A full or lost proposal is retried by the driver's timeouts.
-                let _ = self
-                    .pres
-                    .propose(postcard::to_stdvec(&order).expect("orders encode"));
+        for s in self.shards.values_mut() {
+            if let Some(m) = &mut s.member {
+                m.raft.tick(now);
             }
         }
         if now.saturating_sub(self.last_report) >= self.cfg.timing.report_interval {
@@ -237,48 +330,66 @@ impl<A: App> NodeCore<A> {
         self.turn(now, out);
     }
 
+    /// Every shard tells the president where it stands.
     fn report(&mut self, now: Micros, out: &mut Output) {
-        let ministry = self.shard.as_ref().map(|s| {
-            let st = s.raft.status();
-            ShardReport {
-                group: st.group,
-                term: st.term,
-                leader: s.raft.is_leader(),
-                commit: st.commit,
-                commit_term: s.raft.log().term(st.commit).unwrap_or(0),
-                unreachable: s.raft.unreachable_members(now),
-            }
-        });
-        let report = MemberReport {
-            shard: self.cfg.id,
-            ministry,
+        let reports: Vec<MemberReport> = self
+            .shards
+            .values()
+            .map(|s| MemberReport {
+                shard: s.id,
+                ministry: s.member.as_ref().map(|m| {
+                    let st = m.raft.status();
+                    ShardReport {
+                        group: st.group,
+                        term: st.term,
+                        leader: m.raft.is_leader(),
+                        commit: st.commit,
+                        commit_term: m.raft.log().term(st.commit).unwrap_or(0),
+                        unreachable: m.raft.unreachable_members(now),
+                    }
+                }),
+            })
+            .collect();
+        let Some(leader) = self.president_leader() else {
+            return;
         };
-        match self.pres.leader() {
-            Some(l) if l == self.cfg.id => {
-                if let Some(d) = &mut self.driver {
-                    d.on_report(now, report)
-                }
-            }
-            Some(l) => out.send.push((l, NodeMsg::Report(report))),
-            None => {}
+        for r in reports {
+            self.emit(now, leader, NodeMsg::Report(r), out);
+        }
+    }
+
+    fn president_leader(&self) -> Option<NodeId> {
+        match &self.pres {
+            Some(p) => p.raft.leader(),
+            None => self.view.leader,
         }
     }
 
     pub fn receive(&mut self, now: Micros, msg: NodeMsg, out: &mut Output) {
         match msg {
-            NodeMsg::Raft(m) if m.group == PRESIDENT_GROUP => self.pres.step(now, m),
+            NodeMsg::Raft(m) if m.group == PRESIDENT_GROUP => {
+                if let Some(p) = &mut self.pres {
+                    p.raft.step(now, m);
+                }
+            }
             NodeMsg::Raft(m) => {
-                if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == m.group) {
-                    s.raft.step(now, m);
+                if let Some(member) = self
+                    .shards
+                    .values_mut()
+                    .find(|s| s.id == m.to)
+                    .and_then(|s| s.member.as_mut())
+                    .filter(|mb| mb.raft.group() == m.group)
+                {
+                    member.raft.step(now, m);
                 }
             }
             NodeMsg::Poll(a) => {
-                if let Some(d) = &mut self.driver {
+                if let Some(d) = self.pres.as_mut().and_then(|p| p.driver.as_mut()) {
                     d.on_poll_answer(a)
                 }
             }
             NodeMsg::Report(r) => {
-                if let Some(d) = &mut self.driver {
+                if let Some(d) = self.pres.as_mut().and_then(|p| p.driver.as_mut()) {
                     d.on_report(now, r)
                 }
             }
@@ -290,50 +401,50 @@ impl<A: App> NodeCore<A> {
     /// request) or once it is applied.
     pub fn client_request(&mut self, now: Micros, req: ClientRequest, out: &mut Output) {
         let (client, seq) = (req.client, req.seq);
-        if let Some(s) = self
-            .shard
-            .as_mut()
-            .filter(|s| s.raft.group() == req.ministry)
-        {
-            if s.raft.is_leader() && s.raft.is_serving(now) {
-                match s.sessions.check(client, seq) {
-                    Dedup::Done(index, output) => {
-                        out.replies.push((
-                            client,
-                            ClientReply::Done {
-                                seq,
-                                index,
-                                output: output.to_vec(),
-                            },
-                        ));
-                    }
-                    Dedup::Stale => {}
-                    Dedup::New if self.waiting.contains_key(&(client, seq)) => {}
-                    Dedup::New => {
-                        let p = Proposal {
-                            client,
+        let index = self.shard_of(req.ministry);
+        let serving = index.is_some_and(|i| {
+            self.shard_raft(i)
+                .is_some_and(|r| r.is_leader() && r.is_serving(now))
+        });
+        if let (Some(index), true) = (index, serving) {
+            let slot = self.shards.get_mut(&index).expect("found above");
+            let m = slot.member.as_mut().expect("serving");
+            match m.sessions.check(client, seq) {
+                Dedup::Done(at, output) => {
+                    out.replies.push((
+                        client,
+                        ClientReply::Done {
                             seq,
-                            command: req.command,
-                        };
-                        if s.raft
-                            .propose(postcard::to_stdvec(&p).expect("proposals encode"))
-                            .is_ok()
-                        {
-                            self.waiting.insert((client, seq), ());
-                        }
+                            index: at,
+                            output: output.to_vec(),
+                        },
+                    ));
+                }
+                Dedup::Stale => {}
+                Dedup::New if slot.waiting.contains(&(client, seq)) => {}
+                Dedup::New => {
+                    let p = Proposal {
+                        client,
+                        seq,
+                        command: req.command,
+                    };
+                    if m.raft
+                        .propose(postcard::to_stdvec(&p).expect("proposals encode"))
+                        .is_ok()
+                    {
+                        slot.waiting.insert((client, seq));
                     }
                 }
-                self.turn(now, out);
-                return;
             }
+            self.turn(now, out);
+            return;
         }
         let info = self.map.ministries.get(&req.ministry);
-        let hint = self
-            .shard
-            .as_ref()
-            .filter(|s| s.raft.group() == req.ministry)
-            .and_then(|s| s.raft.leader())
-            .filter(|l| *l != self.cfg.id)
+        let own: Vec<NodeId> = self.shards.values().map(|s| s.id).collect();
+        let hint = index
+            .and_then(|i| self.shard_raft(i))
+            .and_then(|r| r.leader())
+            .filter(|l| !own.contains(l))
             .or_else(|| info.and_then(|i| i.minister));
         let members = info.map(|i| i.members.clone()).unwrap_or_default();
         out.replies
@@ -350,14 +461,19 @@ impl<A: App> NodeCore<A> {
         for key in done {
             let (generation, number) = self.syncs.remove(&key).expect("listed");
             match disk {
-                Disk::President => self.pres.persisted(number),
-                Disk::Shard => {
-                    if let Some(s) = self
-                        .shard
-                        .as_mut()
-                        .filter(|_| generation == self.shard_generation)
+                Disk::President => {
+                    if let Some(p) = &mut self.pres {
+                        p.raft.persisted(number)
+                    }
+                }
+                Disk::Shard(i) => {
+                    if let Some(m) = self
+                        .shards
+                        .get_mut(&i)
+                        .filter(|s| s.generation == generation)
+                        .and_then(|s| s.member.as_mut())
                     {
-                        s.raft.persisted(number);
+                        m.raft.persisted(number);
                     }
                 }
             }
@@ -378,59 +494,70 @@ impl<A: App> NodeCore<A> {
     /// A new minister proposes what its application needs first. They go
     /// through the session table as client 0 with ids that grow with the
     /// term, so a later minister's bootstrap is never taken for a resend.
-    fn propose_bootstrap(&mut self, group: GroupId, term: u64) {
-        let Some(s) = self.shard.as_mut() else { return };
-        for (i, command) in s.app.on_appointed(group).into_iter().enumerate() {
+    fn propose_bootstrap(&mut self, index: ShardIndex, group: GroupId, term: u64) {
+        let Some(m) = self.shards.get_mut(&index).and_then(|s| s.member.as_mut()) else {
+            return;
+        };
+        for (i, command) in m.app.on_appointed(group).into_iter().enumerate() {
             let p = Proposal {
                 client: BOOTSTRAP_CLIENT,
                 seq: term * 1024 + i as u64,
                 command,
             };
             // Only a leader reaches here; a refused proposal means it already stepped down.
-            let _ = s
+            let _ = m
                 .raft
                 .propose(postcard::to_stdvec(&p).expect("proposals encode"));
         }
     }
 
-    /// Send `msg`, or handle it here when it is addressed to this node (the
-    /// president's own shard answers the president's poll).
+    /// Send `msg`, or handle it here when it is for the president driver
+    /// this core runs (the president's own shards answer polls and report).
     fn emit(&mut self, now: Micros, to: NodeId, msg: NodeMsg, out: &mut Output) {
-        if to != self.cfg.id {
-            out.send.push((to, msg));
-            return;
-        }
-        match msg {
-            NodeMsg::Poll(a) => {
-                if let Some(d) = &mut self.driver {
-                    d.on_poll_answer(a);
-                }
+        let driver = self
+            .pres
+            .as_mut()
+            .filter(|_| to == self.cfg.id)
+            .and_then(|p| p.driver.as_mut());
+        match (msg, driver) {
+            (NodeMsg::Poll(a), Some(d)) => d.on_poll_answer(a),
+            (NodeMsg::Report(r), Some(d)) => d.on_report(now, r),
+            (msg, _) => {
+                // Raft never addresses itself, and a ministry's members are on distinct nodes.
+                debug_assert!(
+                    !matches!(&msg, NodeMsg::Raft(m) if node_of(m.to) == self.cfg.id),
+                    "a Raft message to this node: {msg:?}"
+                );
+                out.send.push((to, msg));
             }
-            NodeMsg::Report(r) => {
-                if let Some(d) = &mut self.driver {
-                    d.on_report(now, r);
-                }
-            }
-            // Raft never addresses itself.
-            NodeMsg::Raft(_) => debug_assert!(false, "a Raft message to ourselves"),
         }
     }
 
-    /// Drain both Rafts until neither has work: the end of one loop turn.
+    /// Drain every Raft until none has work: the end of one loop turn.
     fn turn(&mut self, now: Micros, out: &mut Output) {
         for _ in 0..8 {
             let mut busy = false;
-            if self.pres.has_ready() || self.staged.contains_key(&Disk::President) {
-                busy = true;
-                let rd = self.pres.ready();
-                self.handle_ready(now, Disk::President, rd, out);
+            let pres_ready = self.pres.as_ref().is_some_and(|p| p.raft.has_ready())
+                || self.staged.contains_key(&Disk::President);
+            if pres_ready {
+                if let Some(p) = &mut self.pres {
+                    busy = true;
+                    let rd = p.raft.ready();
+                    self.handle_ready(now, Disk::President, rd, out);
+                }
             }
-            let shard_busy = self.shard.as_ref().is_some_and(|s| s.raft.has_ready())
-                || self.staged.contains_key(&Disk::Shard);
-            if shard_busy && self.shard.is_some() {
-                busy = true;
-                let rd = self.shard.as_mut().expect("checked").raft.ready();
-                self.handle_ready(now, Disk::Shard, rd, out);
+            let indexes: Vec<ShardIndex> = self.shards.keys().copied().collect();
+            for i in indexes {
+                let disk = Disk::Shard(i);
+                let slot = &mut self.shards.get_mut(&i).expect("listed");
+                let Some(m) = slot.member.as_mut() else {
+                    continue;
+                };
+                if m.raft.has_ready() || self.staged.contains_key(&disk) {
+                    busy = true;
+                    let rd = m.raft.ready();
+                    self.handle_ready(now, disk, rd, out);
+                }
             }
             if !busy {
                 break;
@@ -439,10 +566,12 @@ impl<A: App> NodeCore<A> {
     }
 
     fn handle_ready(&mut self, now: Micros, disk: Disk, rd: Ready, out: &mut Output) {
-        let id = self.cfg.id;
-        let group = match disk {
-            Disk::President => PRESIDENT_GROUP,
-            Disk::Shard => self.shard.as_ref().map_or(0, |s| s.raft.group()),
+        let (member_id, group, generation) = match disk {
+            Disk::President => (self.cfg.id, PRESIDENT_GROUP, 0),
+            Disk::Shard(i) => {
+                let s = &self.shards[&i];
+                (s.id, s.group().unwrap_or(0), s.generation)
+            }
         };
         let mut ops = self.staged.remove(&disk).unwrap_or_default();
         if let Some(hs) = rd.hard_state {
@@ -450,7 +579,7 @@ impl<A: App> NodeCore<A> {
         }
         if let Some(s) = &rd.snapshot {
             out.observed.push(Observation::LogReset {
-                node: id,
+                node: member_id,
                 group,
                 index: s.meta.index,
                 term: s.meta.term,
@@ -461,7 +590,7 @@ impl<A: App> NodeCore<A> {
         if !rd.entries.is_empty() {
             if self.cfg.observe_entries {
                 out.observed.push(Observation::Persisted {
-                    node: id,
+                    node: member_id,
                     group,
                     entries: rd.entries.clone(),
                 });
@@ -473,18 +602,13 @@ impl<A: App> NodeCore<A> {
             .into_iter()
             .map(|m| (m.to, NodeMsg::Raft(m)))
             .collect();
-        if let Some(pl) = self.pres.leader() {
+        if let Some(pl) = self.president_leader() {
             later.extend(rd.poll_answers.into_iter().map(|a| (pl, NodeMsg::Poll(a))));
         }
         if !ops.is_empty() {
             let seq = self.last_sync.get(&disk).copied().unwrap_or(0) + 1;
             self.last_sync.insert(disk, seq);
             out.persist.push((disk, seq, ops));
-            let generation = if disk == Disk::Shard {
-                self.shard_generation
-            } else {
-                0
-            };
             self.syncs.insert((disk, seq), (generation, rd.number));
             self.held.entry((disk, seq)).or_default().extend(later);
         } else if let Some(&seq) = self
@@ -506,27 +630,37 @@ impl<A: App> NodeCore<A> {
             match ev {
                 Event::BecameLeader { term } => {
                     out.observed.push(Observation::BecameLeader {
-                        node: id,
+                        node: member_id,
                         group,
                         term,
                     });
                     match disk {
                         Disk::President => {
-                            self.driver = Some(PresidentDriver::new(self.cfg.driver.clone(), now))
+                            if let Some(p) = &mut self.pres {
+                                p.driver = Some(PresidentDriver::new(self.cfg.driver.clone(), now))
+                            }
                         }
-                        Disk::Shard => self.propose_bootstrap(group, term),
+                        Disk::Shard(i) => self.propose_bootstrap(i, group, term),
                     }
                 }
                 Event::SteppedDown { .. } => match disk {
-                    Disk::President => self.driver = None,
-                    Disk::Shard => self.waiting.clear(),
+                    Disk::President => {
+                        if let Some(p) = &mut self.pres {
+                            p.driver = None
+                        }
+                    }
+                    Disk::Shard(i) => {
+                        if let Some(s) = self.shards.get_mut(&i) {
+                            s.waiting.clear()
+                        }
+                    }
                 },
             }
         }
         for entry in rd.committed {
             match disk {
                 Disk::President => self.apply_order(now, entry, out),
-                Disk::Shard => self.apply_command(entry, out),
+                Disk::Shard(i) => self.apply_command(i, entry, out),
             }
         }
     }
@@ -540,41 +674,48 @@ impl<A: App> NodeCore<A> {
                     self.map = map;
                 }
             }
-            Disk::Shard => {
-                if let (Some(sh), Ok((sessions, app))) =
-                    (&mut self.shard, Shard::<A>::restore(&s.data))
-                {
-                    sh.sessions = sessions;
-                    sh.app = app;
+            Disk::Shard(i) => {
+                if let (Some(m), Ok((sessions, app))) = (
+                    self.shards.get_mut(&i).and_then(|s| s.member.as_mut()),
+                    Member::<A>::restore(&s.data),
+                ) {
+                    m.sessions = sessions;
+                    m.app = app;
                 }
             }
         }
     }
 
-    fn apply_command(&mut self, entry: Entry, out: &mut Output) {
-        let (id, observe) = (self.cfg.id, self.cfg.observe_entries);
-        let Some(s) = &mut self.shard else { return };
-        let group = s.raft.group();
+    fn apply_command(&mut self, index: ShardIndex, entry: Entry, out: &mut Output) {
+        let observe = self.cfg.observe_entries;
+        let snapshot_every = self.cfg.timing.snapshot_every;
+        let Some(slot) = self.shards.get_mut(&index) else {
+            return;
+        };
+        let Some(m) = slot.member.as_mut() else {
+            return;
+        };
+        let group = m.raft.group();
         let mut result = None;
         if let Payload::Command(bytes) = &entry.payload {
             // Proposals are encoded by us; one that does not decode is skipped on every member alike.
             if let Ok(p) = decode_exact::<Proposal>(bytes) {
-                let answer = match s.sessions.check(p.client, p.seq) {
-                    Dedup::Done(index, output) => Some((index, output.to_vec())),
+                let answer = match m.sessions.check(p.client, p.seq) {
+                    Dedup::Done(at, output) => Some((at, output.to_vec())),
                     Dedup::Stale => None,
                     Dedup::New => {
-                        let output = s.app.apply(entry.index, &p.command);
-                        s.sessions
+                        let output = m.app.apply(entry.index, &p.command);
+                        m.sessions
                             .record(p.client, p.seq, entry.index, output.clone());
                         Some((entry.index, output))
                     }
                 };
-                if let Some((index, output)) = answer {
-                    let observed = observe.then(|| (index, output.clone()));
-                    if self.waiting.remove(&(p.client, p.seq)).is_some() {
+                if let Some((at, output)) = answer {
+                    let observed = observe.then(|| (at, output.clone()));
+                    if slot.waiting.remove(&(p.client, p.seq)) {
                         let reply = ClientReply::Done {
                             seq: p.seq,
-                            index,
+                            index: at,
                             output,
                         };
                         out.replies.push((p.client, reply));
@@ -583,23 +724,23 @@ impl<A: App> NodeCore<A> {
                 }
             }
         }
-        let index = entry.index;
+        let at = entry.index;
         if observe {
             out.observed.push(Observation::Applied {
-                node: id,
+                node: slot.id,
                 group,
                 entry,
                 result,
             });
         }
-        s.since_snapshot += 1;
-        if s.since_snapshot >= self.cfg.timing.snapshot_every {
-            s.since_snapshot = 0;
-            let data = s.snapshot_bytes();
-            s.raft.compact(index, data);
-            let snap = s.raft.snapshot().expect("just compacted").clone();
+        m.since_snapshot += 1;
+        if m.since_snapshot >= snapshot_every {
+            m.since_snapshot = 0;
+            let data = m.snapshot_bytes();
+            m.raft.compact(at, data);
+            let snap = m.raft.snapshot().expect("just compacted").clone();
             self.staged
-                .entry(Disk::Shard)
+                .entry(Disk::Shard(index))
                 .or_default()
                 .push(LogOp::Compact(snap));
         }
@@ -617,14 +758,21 @@ impl<A: App> NodeCore<A> {
         if let Payload::Command(bytes) = &entry.payload {
             if let Ok(order) = decode_exact::<Order>(bytes) {
                 let applied = self.map.apply(&order);
+                if self.cfg.share_map {
+                    out.map_updates.push(MapUpdate {
+                        applied: applied.clone(),
+                        map: self.map.clone(),
+                    });
+                }
                 self.react(now, applied, out);
             }
         }
-        self.pres_since_snapshot += 1;
-        if self.pres_since_snapshot >= self.cfg.timing.snapshot_every {
-            self.pres_since_snapshot = 0;
-            self.pres.compact(entry.index, self.map.encode());
-            let snap = self.pres.snapshot().expect("just compacted").clone();
+        let Some(p) = &mut self.pres else { return };
+        p.since_snapshot += 1;
+        if p.since_snapshot >= self.cfg.timing.snapshot_every {
+            p.since_snapshot = 0;
+            p.raft.compact(entry.index, self.map.encode());
+            let snap = p.raft.snapshot().expect("just compacted").clone();
             self.staged
                 .entry(Disk::President)
                 .or_default()
@@ -632,11 +780,18 @@ impl<A: App> NodeCore<A> {
         }
     }
 
-    /// Act on what the president's log says about this node's shard. Orders
-    /// replayed after a restart are stale by term and change nothing.
+    /// Act on what the president's log says about this core's shards.
+    /// Orders replayed after a restart are stale by term and change nothing.
     fn react(&mut self, now: Micros, applied: Applied, out: &mut Output) {
-        let id = self.cfg.id;
-        let shard_term = self.shard_term();
+        let indexes: Vec<ShardIndex> = self.shards.keys().copied().collect();
+        for i in indexes {
+            self.react_shard(now, i, &applied, out);
+        }
+    }
+
+    fn react_shard(&mut self, now: Micros, index: ShardIndex, applied: &Applied, out: &mut Output) {
+        let slot = self.shards.get_mut(&index).expect("listed");
+        let (id, shard_term) = (slot.id, slot.term());
         match applied {
             Applied::Poll {
                 ministry,
@@ -644,8 +799,8 @@ impl<A: App> NodeCore<A> {
                 poll_set,
             } => {
                 if poll_set.contains(&id) {
-                    if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == ministry) {
-                        let _ = s.raft.poll(now, term);
+                    if let Some(m) = slot.member.as_mut().filter(|m| m.raft.group() == *ministry) {
+                        let _ = m.raft.poll(now, *term);
                     }
                 }
             }
@@ -656,22 +811,23 @@ impl<A: App> NodeCore<A> {
                 members,
                 removed,
             } => {
-                let current = self.shard.as_ref().map(|s| s.raft.group());
+                let (ministry, term) = (*ministry, *term);
+                let current = slot.group();
                 if members.contains(&id) && current != Some(ministry) && shard_term < term {
                     // Joining a ministry: its log starts afresh; the term carries over.
                     let hs = HardState {
                         term: shard_term,
                         vote: None,
                     };
-                    let c = raft_config(&self.cfg, ministry, Mode::Appointed);
-                    let raft = Raft::new(c, hs, Membership::default(), now);
-                    self.shard = Some(Shard {
-                        raft,
+                    let c = raft_config(&self.cfg, id, ministry, Mode::Appointed);
+                    slot.member = Some(Member {
+                        raft: Raft::new(c, hs, Membership::default(), now),
                         app: A::default(),
                         sessions: Sessions::default(),
                         since_snapshot: 0,
                     });
                     self.replace_shard_log(
+                        index,
                         LogOp::Join {
                             group: ministry,
                             hs,
@@ -685,20 +841,22 @@ impl<A: App> NodeCore<A> {
                         term: 0,
                     });
                 }
+                let slot = self.shards.get_mut(&index).expect("listed");
                 if removed.contains(&id) && current == Some(ministry) && shard_term <= term {
-                    self.idle_term = shard_term;
-                    self.shard = None;
+                    slot.idle_term = shard_term;
+                    slot.member = None;
                     let hs = HardState {
                         term: shard_term,
                         vote: None,
                     };
-                    self.replace_shard_log(LogOp::Leave { hs }, out);
+                    self.replace_shard_log(index, LogOp::Leave { hs }, out);
                 }
-                if minister == id {
-                    if let Some(s) = self.shard.as_mut().filter(|s| s.raft.group() == ministry) {
-                        let _ = s
-                            .raft
-                            .appoint(now, term, Membership::new(members, Vec::new()));
+                let slot = self.shards.get_mut(&index).expect("listed");
+                if *minister == id {
+                    if let Some(m) = slot.member.as_mut().filter(|m| m.raft.group() == ministry) {
+                        let _ =
+                            m.raft
+                                .appoint(now, term, Membership::new(members.clone(), Vec::new()));
                     }
                 }
             }
@@ -706,46 +864,59 @@ impl<A: App> NodeCore<A> {
         }
     }
 
-    /// The shard's log is replaced wholesale (join or leave). Nothing in
+    /// A shard's log is replaced wholesale (join or leave). Nothing in
     /// flight for the old log may reach the new Raft.
-    fn replace_shard_log(&mut self, op: LogOp, out: &mut Output) {
-        self.shard_generation += 1;
-        self.held.retain(|(d, _), _| *d != Disk::Shard);
-        self.syncs.retain(|(d, _), _| *d != Disk::Shard);
-        self.staged.remove(&Disk::Shard);
-        self.waiting.clear();
-        let seq = self.last_sync.get(&Disk::Shard).copied().unwrap_or(0) + 1;
-        self.last_sync.insert(Disk::Shard, seq);
-        out.persist.push((Disk::Shard, seq, vec![op]));
+    fn replace_shard_log(&mut self, index: ShardIndex, op: LogOp, out: &mut Output) {
+        let disk = Disk::Shard(index);
+        let slot = self.shards.get_mut(&index).expect("hosted");
+        slot.generation += 1;
+        slot.waiting.clear();
+        self.held.retain(|(d, _), _| *d != disk);
+        self.syncs.retain(|(d, _), _| *d != disk);
+        self.staged.remove(&disk);
+        let seq = self.last_sync.get(&disk).copied().unwrap_or(0) + 1;
+        self.last_sync.insert(disk, seq);
+        out.persist.push((disk, seq, vec![op]));
     }
 
-    pub fn status(&self, now: Micros) -> super::NodeStatus {
-        super::NodeStatus {
-            id: self.cfg.id,
-            president: self.pres.status(),
-            shard: self.shard.as_ref().map(|s| s.raft.status()),
-            serving: self.serving(now),
-        }
+    /// The president member's status (on the core that hosts it).
+    pub fn president_status(&self) -> Option<Status> {
+        self.pres.as_ref().map(|p| p.raft.status())
     }
 
-    /// Whether the shard may serve reads (and, later, grant leases) at `now`:
+    /// This core's shards, for status tables.
+    pub fn shard_statuses(&self, now: Micros) -> Vec<ShardStatus> {
+        self.shards
+            .values()
+            .map(|s| ShardStatus {
+                id: s.id,
+                core: self.cfg.core,
+                member: s.member.as_ref().map(|m| m.raft.status()),
+                serving: self.serving(s.index, now),
+            })
+            .collect()
+    }
+
+    /// Whether a shard may serve reads (and, later, grant leases) at `now`:
     /// it must have heard from its minister (a minister: from a majority) and
     /// from the president within H. A member cut off from either fences
     /// itself, which is what lets others assume it fenced after 2H.
-    pub fn serving(&self, now: Micros) -> bool {
-        let Some(s) = &self.shard else { return false };
+    pub fn serving(&self, index: ShardIndex, now: Micros) -> bool {
+        let Some(m) = self.shards.get(&index).and_then(|s| s.member.as_ref()) else {
+            return false;
+        };
         let mut fresh = Freshness::new(self.cfg.timing.serve_timeout);
         match self.president_contact(now) {
             Some(t) => fresh.heard_president(t),
             None => return false,
         }
-        if s.raft.is_leader() {
-            return s.raft.is_serving(now) && fresh.can_serve_president(now);
+        if m.raft.is_leader() {
+            return m.raft.is_serving(now) && fresh.can_serve_president(now);
         }
-        if let Some(t) = s
+        if let Some(t) = m
             .raft
             .last_leader_contact()
-            .filter(|_| s.raft.leader().is_some())
+            .filter(|_| m.raft.leader().is_some())
         {
             fresh.heard_leader(t);
         }
@@ -754,27 +925,27 @@ impl<A: App> NodeCore<A> {
 
     /// When this node last heard from the president (now, if it is the president).
     fn president_contact(&self, now: Micros) -> Option<Micros> {
-        if self.pres.is_leader() {
-            Some(now)
-        } else {
-            self.pres.last_leader_contact()
+        match &self.pres {
+            Some(p) if p.raft.is_leader() => Some(now),
+            Some(p) => p.raft.last_leader_contact(),
+            None => self.view.contact,
         }
     }
 
-    /// The commit index a member reports, for status tables.
-    pub fn shard_commit(&self) -> Option<Index> {
-        self.shard.as_ref().map(|s| s.raft.commit_index())
+    /// A shard's commit index, for status tables.
+    pub fn shard_commit(&self, index: ShardIndex) -> Option<Index> {
+        self.shard_raft(index).map(|r| r.commit_index())
     }
 }
 
-fn raft_config(cfg: &NodeConfig, group: GroupId, mode: Mode) -> Config {
-    let mut c = Config::new(cfg.id, group, mode);
+fn raft_config(cfg: &NodeConfig, id: NodeId, group: GroupId, mode: Mode) -> Config {
+    let mut c = Config::new(id, group, mode);
     c.heartbeat_interval = cfg.timing.heartbeat;
     c.election_timeout = cfg.timing.election_timeout;
     c.serve_timeout = cfg.timing.serve_timeout;
     c.max_inflight = cfg.timing.max_inflight;
     c.max_append_bytes = cfg.timing.max_append_bytes;
-    c.seed = cfg.id.wrapping_mul(0x9E37_79B9) ^ (group << 32);
+    c.seed = id.wrapping_mul(0x9E37_79B9) ^ (group << 32);
     c.faults = cfg.faults;
     c
 }

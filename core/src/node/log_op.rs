@@ -2,13 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ShardIndex;
 use crate::raft::{Entry, GroupId, HardState, Snapshot};
 
-/// A node keeps two logs: its president-group member's and its shard's.
+/// A node keeps one log for its president-group member and one per shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Disk {
     President,
-    Shard,
+    Shard(ShardIndex),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

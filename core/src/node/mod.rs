@@ -1,6 +1,7 @@
 //! A GovFS node as a sans-IO state machine: its member of the president group
-//! (voter or learner) with the cluster map it applies, and its shard, which
-//! serves a ministry when the map says so.
+//! (voter or learner) with the cluster map it applies, and its shards, each of
+//! which serves a ministry when the map says so. One [`NodeCore`] runs per
+//! core thread (see `core.rs` for how the cores share the president's word).
 //!
 //! The engine (or the simulator) feeds ticks, messages, client requests and
 //! completed syncs in, and carries out the [`Output`]: write and sync log
@@ -13,17 +14,24 @@ mod core;
 pub mod kv;
 pub mod log_op;
 pub mod session;
+mod shard;
 pub mod wire;
 
-pub use self::core::{NodeConfig, NodeCore, NodeTiming, Recovered};
+pub use self::core::{
+    MapUpdate, NodeConfig, NodeCore, NodeTiming, PresidentView, Recovered, RecoveredShard,
+};
 pub use app::App;
 pub use log_op::{Disk, LogOp};
 pub use session::{Dedup, Sessions};
-pub use wire::{ClientMsg, ClientReply, ClientRequest, NodeMsg, NodeStatus, Proposal, ServerMsg};
+pub use wire::{
+    ClientMsg, ClientReply, ClientRequest, NodeMsg, NodeStatus, Proposal, ServerMsg, ShardStatus,
+};
 
 use crate::raft::{Entry, GroupId, Index, NodeId, Term};
 
 /// What the node saw happen, for the simulator's checkers, logs and metrics.
+/// `node` is the member: the node for the president group, the shard for a
+/// ministry.
 #[derive(Clone, Debug)]
 pub enum Observation {
     BecameLeader {
@@ -62,4 +70,6 @@ pub struct Output {
     pub send: Vec<(NodeId, NodeMsg)>,
     pub replies: Vec<(u64, ClientReply)>,
     pub observed: Vec<Observation>,
+    /// For the node's other cores (only with `NodeConfig::share_map`).
+    pub map_updates: Vec<MapUpdate>,
 }

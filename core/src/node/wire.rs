@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::president::{ClusterMap, MemberReport};
-use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer, Status};
+use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer, Role, Status};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeMsg {
@@ -66,12 +66,57 @@ pub enum ServerMsg {
     Error(String),
 }
 
-/// Where a node stands: its president-group member and its shard.
+/// Where a node stands: its president-group member and its shards.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub id: NodeId,
     pub president: Status,
-    pub shard: Option<Status>,
-    /// The shard may serve reads (heard from its minister within H).
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One shard of a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStatus {
+    /// The shard's id (see [`crate::ids`]).
+    pub id: NodeId,
+    /// The core thread that runs it.
+    pub core: u32,
+    /// Its member of a ministry, when it serves one.
+    pub member: Option<Status>,
+    /// It may serve reads (heard from its minister and the president within H).
     pub serving: bool,
+}
+
+impl NodeStatus {
+    /// The ministries whose minister is one of this node's shards.
+    pub fn led_ministries(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.shards
+            .iter()
+            .filter_map(|s| s.member.as_ref())
+            .filter(|m| m.role == Role::Leader)
+            .map(|m| m.group)
+    }
+
+    /// Like [`NodeStatus::led_ministries`], counting only ministers that serve.
+    pub fn serving_ministers(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.shards
+            .iter()
+            .filter(|s| s.serving)
+            .filter_map(|s| s.member.as_ref())
+            .filter(|m| m.role == Role::Leader)
+            .map(|m| m.group)
+    }
+
+    /// Whether one of this node's shards is a member of `ministry`.
+    pub fn member_of(&self, ministry: GroupId) -> bool {
+        self.shards
+            .iter()
+            .filter_map(|s| s.member.as_ref())
+            .any(|m| m.group == ministry)
+    }
+
+    /// Whether one of this node's shards is the minister of `ministry`.
+    pub fn leads(&self, ministry: GroupId) -> bool {
+        self.led_ministries().any(|g| g == ministry)
+    }
 }

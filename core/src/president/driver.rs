@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::map::{ClusterMap, MinistryInfo, Order};
+use crate::ids::node_of;
 use crate::raft::{GroupId, Index, Micros, NodeId, PollAnswer, Term};
 
 #[derive(Clone, Debug)]
@@ -41,7 +42,7 @@ pub struct ShardReport {
     pub unreachable: Vec<NodeId>,
 }
 
-/// The periodic report every node sends the president.
+/// The periodic report every shard sends the president.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberReport {
     pub shard: NodeId,
@@ -115,8 +116,8 @@ impl PresidentDriver {
     }
 
     /// Orders to propose now. Call on every tick while this node is president;
-    /// `president` is this node, which is kept from leading a ministry where
-    /// another member will do (thesis 8.2: one failure should not cost both).
+    /// `president` is this node, whose shards are kept from leading a ministry
+    /// where another member will do (thesis 8.2: one failure should not cost both).
     pub fn tick(&mut self, now: Micros, map: &ClusterMap, president: NodeId) -> Vec<Order> {
         let mut orders = Vec::new();
         let reported: Vec<NodeId> = self
@@ -169,11 +170,19 @@ impl PresidentDriver {
             }
         }
         if map.ministries.len() < self.cfg.ministries && !self.throttled(now, CREATE_KEY) {
-            let idle: Vec<NodeId> = map
-                .idle_shards()
-                .filter(|s| self.alive(now, *s) && !taken.contains(s))
-                .take(self.cfg.ministry_size)
-                .collect();
+            // One shard per node: a ministry must survive the loss of a node.
+            let mut idle: Vec<NodeId> = Vec::new();
+            for s in map.idle_shards() {
+                if idle.len() == self.cfg.ministry_size {
+                    break;
+                }
+                if self.alive(now, s)
+                    && !taken.contains(&s)
+                    && !idle.iter().any(|i| node_of(*i) == node_of(s))
+                {
+                    idle.push(s);
+                }
+            }
             if idle.len() == self.cfg.ministry_size {
                 self.last_order.insert(CREATE_KEY, now);
                 orders.push(Order::BeginAppointment {
@@ -213,7 +222,7 @@ impl PresidentDriver {
             (
                 a.last_term,
                 a.last_index,
-                a.from != president,
+                node_of(a.from) != president,
                 std::cmp::Reverse(a.from),
             )
         };
@@ -223,7 +232,7 @@ impl PresidentDriver {
             None => *pending
                 .members
                 .iter()
-                .find(|m| **m != president)
+                .find(|m| node_of(**m) != president)
                 .or(pending.members.first())?,
         };
         // The most up-to-date member may be the one a change would remove:
@@ -288,9 +297,11 @@ impl PresidentDriver {
             .copied()
             .filter(|c| !self.alive(now, *c) || report.unreachable.contains(c))
             .collect();
-        let idle = map
-            .idle_shards()
-            .find(|s| self.alive(now, *s) && !taken.contains(s));
+        let idle = map.idle_shards().find(|s| {
+            self.alive(now, *s)
+                && !taken.contains(s)
+                && !info.members.iter().any(|m| node_of(*m) == node_of(*s))
+        });
         let mut members = info.members.clone();
         if members.len() <= self.cfg.ministry_size
             && (members.len() < self.cfg.ministry_size || !gone.is_empty())

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::node_of;
 use crate::raft::{GroupId, NodeId, Term};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +134,13 @@ impl ClusterMap {
     fn begin(&mut self, ministry: Option<GroupId>, members: Vec<NodeId>) -> Applied {
         if members.is_empty() || members.iter().any(|m| !self.shards.contains(m)) {
             return Applied::Rejected("members must be registered shards");
+        }
+        let mut nodes: Vec<NodeId> = members.iter().map(|m| node_of(*m)).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        if nodes.len() != members.len() {
+            // Two members on one node would fail together.
+            return Applied::Rejected("members must be on distinct nodes");
         }
         let id = match ministry {
             Some(id) => {

@@ -115,6 +115,13 @@ pub trait DiskIo: Send {
 
     /// Submissions not reaped yet (completed or not).
     fn in_flight(&self) -> usize;
+
+    /// An fd that polls readable while completions wait to be reaped, for an
+    /// event loop to sleep on (the io_uring's own fd); `None` when every
+    /// submission completes before it returns (the blocking backend).
+    fn completion_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

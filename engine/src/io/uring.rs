@@ -495,6 +495,11 @@ impl Drop for UringIo {
 }
 
 impl DiskIo for UringIo {
+    fn completion_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.ring.as_raw_fd())
+    }
+
     fn chosen(&self) -> Chosen {
         Chosen::Uring {
             direct: self.direct,

@@ -434,6 +434,11 @@ impl SegmentedLog {
         self.in_flight.is_some()
     }
 
+    /// See [`DiskIo::completion_fd`].
+    pub fn completion_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.io.completion_fd()
+    }
+
     /// The newest ticket known durable (`None`: none since the log opened).
     pub fn durable_ticket(&self) -> Option<SyncTicket> {
         self.durable

@@ -1,5 +1,9 @@
-//! The node: the sans-IO `NodeCore` run on real storage and sockets.
+//! The node: the sans-IO `NodeCore` run on real storage and sockets, one
+//! core thread per CPU given to it.
 
+mod core_loop;
+mod listener;
+pub mod routing;
 pub mod runtime;
 pub mod storage;
 

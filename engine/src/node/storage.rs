@@ -1,20 +1,26 @@
-//! A node's two logs on disk: its president-group member's and its shard's.
+//! The logs one core thread owns: the president-group member's (on the
+//! core that hosts it) and one per shard of the core.
 //!
 //! ```text
-//! data/president/        SegmentedLog of the president group
-//! data/shard/group       "idle" or the ministry id the shard serves
-//! data/shard/...         SegmentedLog of that ministry (or only the term, when idle)
+//! data/president/          SegmentedLog of the president group
+//! data/shard-I/group       "idle" or the ministry id shard I serves
+//! data/shard-I/...         SegmentedLog of that ministry (or only the term, when idle)
 //! ```
 //!
-//! Joining or leaving a ministry replaces `data/shard` wholesale: the new
-//! directory is built as `shard.new`, synced, then renamed over the old one,
-//! so a crash leaves either the old log or the new one, never a mix.
+//! Joining or leaving a ministry replaces `data/shard-I` wholesale: the new
+//! directory is built as `shard-I.new`, synced, then renamed over the old
+//! one, so a crash leaves either the old log or the new one, never a mix.
+//! Each log has its own io_uring (see `crate::io`); the core's event loop
+//! watches their completion fds, so a finished sync wakes it.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
-use govfs_core::node::{Disk, LogOp, Recovered};
+use govfs_core::ids::ShardIndex;
+use govfs_core::node::{Disk, LogOp, Recovered, RecoveredShard};
 use govfs_core::raft::{GroupId, HardState, Index, Snapshot};
 use govfs_core::wal::{Record, Replay};
 
@@ -32,6 +38,8 @@ pub enum StorageError {
     },
     #[error("{path}: not a ministry id or \"idle\": {found:?}")]
     BadGroupFile { path: PathBuf, found: String },
+    #[error("no log for {0:?} on this core")]
+    NotHere(Disk),
 }
 
 fn io_err<'a>(
@@ -45,29 +53,41 @@ fn io_err<'a>(
     }
 }
 
-/// What the node recovers from: both logs, and the ministry the shard serves.
+/// What a core recovers from: its logs, and the ministry each shard serves.
 #[derive(Debug, Default)]
 pub struct Recovery {
     pub president: Recovered,
-    pub shard_group: Option<GroupId>,
-    pub shard: Recovered,
+    pub shards: BTreeMap<ShardIndex, RecoveredShard>,
 }
 
-pub struct NodeStorage {
+/// One log and the sync it has in flight.
+struct DiskLog {
+    log: SegmentedLog,
+    /// Snapshot index to compact the log to after the next sync.
+    compact_after_sync: Option<Index>,
+    in_flight: Option<SyncTicket>,
+}
+
+impl DiskLog {
+    fn new(log: SegmentedLog) -> Self {
+        DiskLog {
+            log,
+            compact_after_sync: None,
+            in_flight: None,
+        }
+    }
+}
+
+pub struct CoreStorage {
     dir: PathBuf,
     opts: LogOptions,
-    president: SegmentedLog,
-    shard: SegmentedLog,
-    /// Snapshot indexes to compact the logs to after the next sync.
-    compact_after_sync: [Option<Index>; 2],
-    /// The asynchronous sync each log has in flight.
-    in_flight: [Option<SyncTicket>; 2],
+    logs: BTreeMap<Disk, DiskLog>,
 }
 
-/// What [`NodeStorage::start_sync`] did.
+/// What [`CoreStorage::start_sync`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncStart {
-    /// A write+fdatasync is on its way; [`NodeStorage::poll_sync`] says when it is durable.
+    /// A write+fdatasync is on its way; [`CoreStorage::poll_sync`] says when it is durable.
     Started,
     /// One is already in flight; start again once it completes.
     Busy,
@@ -75,50 +95,69 @@ pub enum SyncStart {
     Nothing,
 }
 
-fn slot(disk: Disk) -> usize {
-    match disk {
-        Disk::President => 0,
-        Disk::Shard => 1,
-    }
+fn shard_dir_name(index: ShardIndex) -> String {
+    format!("shard-{index}")
 }
 
-impl NodeStorage {
-    pub fn open(dir: &Path, opts: LogOptions) -> Result<(Self, Recovery), StorageError> {
+impl CoreStorage {
+    /// Open (or create) the logs of `disks` under `dir`.
+    pub fn open(
+        dir: &Path,
+        disks: &[Disk],
+        opts: LogOptions,
+    ) -> Result<(Self, Recovery), StorageError> {
         fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        finish_shard_swap(dir)?;
-        let (president, pres_replay) = SegmentedLog::open(&dir.join("president"), opts.clone())?;
-        let shard_dir = dir.join("shard");
-        if !shard_dir.exists() {
-            build_shard_dir(&shard_dir, None, HardState::default(), &opts)?;
-            sync_dir(dir)?;
+        let mut logs = BTreeMap::new();
+        let mut recovery = Recovery::default();
+        for &disk in disks {
+            match disk {
+                Disk::President => {
+                    let (log, replay) = SegmentedLog::open(&dir.join("president"), opts.clone())?;
+                    recovery.president = recovered(&log, replay)?;
+                    logs.insert(disk, DiskLog::new(log));
+                }
+                Disk::Shard(i) => {
+                    let name = shard_dir_name(i);
+                    finish_shard_swap(dir, &name)?;
+                    let shard_dir = dir.join(&name);
+                    if !shard_dir.exists() {
+                        build_shard_dir(&shard_dir, None, HardState::default(), &opts)?;
+                        sync_dir(dir)?;
+                    }
+                    let group = read_group(&shard_dir.join("group"))?;
+                    let (log, replay) = SegmentedLog::open(&shard_dir, opts.clone())?;
+                    let rec = RecoveredShard {
+                        group,
+                        log: recovered(&log, replay)?,
+                    };
+                    recovery.shards.insert(i, rec);
+                    logs.insert(disk, DiskLog::new(log));
+                }
+            }
         }
-        let shard_group = read_group(&shard_dir.join("group"))?;
-        let (shard, shard_replay) = SegmentedLog::open(&shard_dir, opts.clone())?;
-        let recovery = Recovery {
-            president: recovered(&president, pres_replay)?,
-            shard_group,
-            shard: recovered(&shard, shard_replay)?,
-        };
-        let storage = NodeStorage {
+        let storage = CoreStorage {
             dir: dir.to_path_buf(),
             opts,
-            president,
-            shard,
-            compact_after_sync: [None; 2],
-            in_flight: [None; 2],
+            logs,
         };
         Ok((storage, recovery))
     }
 
-    fn log(&mut self, disk: Disk) -> &mut SegmentedLog {
-        match disk {
-            Disk::President => &mut self.president,
-            Disk::Shard => &mut self.shard,
-        }
+    fn log(&mut self, disk: Disk) -> Result<&mut DiskLog, StorageError> {
+        self.logs.get_mut(&disk).ok_or(StorageError::NotHere(disk))
     }
 
-    /// Buffer `ops` for `disk`; durable after [`NodeStorage::sync`]. Joining
-    /// and leaving are durable when this returns.
+    /// The fds that become readable when a log's io completes (io_uring
+    /// backends only), so an event loop can sleep until a sync finishes.
+    pub fn completion_fds(&self) -> Vec<(Disk, RawFd)> {
+        self.logs
+            .iter()
+            .filter_map(|(d, l)| l.log.completion_fd().map(|fd| (*d, fd)))
+            .collect()
+    }
+
+    /// Buffer `ops` for `disk`; durable after a sync. Joining and leaving
+    /// are durable when this returns.
     pub fn write(&mut self, disk: Disk, ops: &[LogOp]) -> Result<(), StorageError> {
         let mut records = Vec::new();
         for op in ops {
@@ -127,7 +166,7 @@ impl NodeStorage {
                 LogOp::Entries(es) => records.extend(es.iter().cloned().map(Record::Entry)),
                 LogOp::Install(s) => {
                     self.flush(disk, &mut records)?;
-                    self.log(disk).save_snapshot(s)?;
+                    self.log(disk)?.log.save_snapshot(s)?;
                     // The core dropped every entry on install: the disk must too.
                     records.push(Record::Truncate {
                         from: s.meta.index + 1,
@@ -135,16 +174,17 @@ impl NodeStorage {
                 }
                 LogOp::Compact(s) => {
                     self.flush(disk, &mut records)?;
-                    self.log(disk).save_snapshot(s)?;
-                    self.compact_after_sync[slot(disk)] = Some(s.meta.index);
+                    let l = self.log(disk)?;
+                    l.log.save_snapshot(s)?;
+                    l.compact_after_sync = Some(s.meta.index);
                 }
                 LogOp::Join { group, hs } => {
                     records.clear();
-                    self.replace_shard(Some(*group), *hs)?;
+                    self.replace_shard(disk, Some(*group), *hs)?;
                 }
                 LogOp::Leave { hs } => {
                     records.clear();
-                    self.replace_shard(None, *hs)?;
+                    self.replace_shard(disk, None, *hs)?;
                 }
             }
         }
@@ -153,7 +193,7 @@ impl NodeStorage {
 
     fn flush(&mut self, disk: Disk, records: &mut Vec<Record>) -> Result<(), StorageError> {
         if !records.is_empty() {
-            self.log(disk).append(records)?;
+            self.log(disk)?.log.append(records)?;
             records.clear();
         }
         Ok(())
@@ -162,13 +202,13 @@ impl NodeStorage {
     /// Start making everything written to `disk` durable (one write linked
     /// with one fdatasync) without waiting for it.
     pub fn start_sync(&mut self, disk: Disk) -> Result<SyncStart, StorageError> {
-        let log = self.log(disk);
-        if log.sync_in_flight() {
+        let l = self.log(disk)?;
+        if l.log.sync_in_flight() {
             return Ok(SyncStart::Busy);
         }
-        match log.start_sync()? {
+        match l.log.start_sync()? {
             Some(ticket) => {
-                self.in_flight[slot(disk)] = Some(ticket);
+                l.in_flight = Some(ticket);
                 Ok(SyncStart::Started)
             }
             None => Ok(SyncStart::Nothing),
@@ -178,57 +218,66 @@ impl NodeStorage {
     /// Whether the sync started last on `disk` is durable now (never blocks).
     /// A log replaced by a join or leave finished its sync when it closed.
     pub fn poll_sync(&mut self, disk: Disk) -> Result<bool, StorageError> {
-        let Some(ticket) = self.in_flight[slot(disk)] else {
+        let l = self.log(disk)?;
+        let Some(ticket) = l.in_flight else {
             return Ok(true);
         };
-        let log = self.log(disk);
-        log.poll_sync()?;
-        if log.durable_ticket() < Some(ticket) {
+        l.log.poll_sync()?;
+        if l.log.durable_ticket() < Some(ticket) {
             return Ok(false);
         }
-        self.in_flight[slot(disk)] = None;
-        if let Some(index) = self.compact_after_sync[slot(disk)].take() {
-            self.log(disk).compact(index)?;
+        l.in_flight = None;
+        if let Some(index) = l.compact_after_sync.take() {
+            l.log.compact(index)?;
         }
         Ok(true)
     }
 
     /// One fdatasync for everything written to `disk` since the last sync.
     pub fn sync(&mut self, disk: Disk) -> Result<(), StorageError> {
-        self.log(disk).sync()?;
-        if let Some(index) = self.compact_after_sync[slot(disk)].take() {
-            self.log(disk).compact(index)?;
+        let l = self.log(disk)?;
+        l.log.sync()?;
+        if let Some(index) = l.compact_after_sync.take() {
+            l.log.compact(index)?;
         }
         Ok(())
     }
 
     /// Build the new shard directory beside the old one, then swap them.
-    fn replace_shard(&mut self, group: Option<GroupId>, hs: HardState) -> Result<(), StorageError> {
-        let new = self.dir.join("shard.new");
+    fn replace_shard(
+        &mut self,
+        disk: Disk,
+        group: Option<GroupId>,
+        hs: HardState,
+    ) -> Result<(), StorageError> {
+        let Disk::Shard(index) = disk else {
+            return Err(StorageError::NotHere(disk));
+        };
+        let name = shard_dir_name(index);
+        let new = self.dir.join(format!("{name}.new"));
         if new.exists() {
             fs::remove_dir_all(&new).map_err(io_err("remove", &new))?;
         }
         build_shard_dir(&new, group, hs, &self.opts)?;
-        let cur = self.dir.join("shard");
-        let old = self.dir.join("shard.old");
+        let cur = self.dir.join(&name);
+        let old = self.dir.join(format!("{name}.old"));
         fs::rename(&cur, &old).map_err(io_err("rename", &cur))?;
         fs::rename(&new, &cur).map_err(io_err("rename", &new))?;
         sync_dir(&self.dir)?;
         fs::remove_dir_all(&old).map_err(io_err("remove", &old))?;
-        let (shard, _) = SegmentedLog::open(&cur, self.opts.clone())?;
+        let (log, _) = SegmentedLog::open(&cur, self.opts.clone())?;
         // Dropping the old log waits for its sync in flight.
-        self.shard = shard;
-        self.in_flight[slot(Disk::Shard)] = None;
+        self.logs.insert(disk, DiskLog::new(log));
         Ok(())
     }
 }
 
 /// Finish or undo a shard swap a crash interrupted.
-fn finish_shard_swap(dir: &Path) -> Result<(), StorageError> {
+fn finish_shard_swap(dir: &Path, name: &str) -> Result<(), StorageError> {
     let (cur, new, old) = (
-        dir.join("shard"),
-        dir.join("shard.new"),
-        dir.join("shard.old"),
+        dir.join(name),
+        dir.join(format!("{name}.new")),
+        dir.join(format!("{name}.old")),
     );
     if new.exists() {
         if cur.exists() {

@@ -141,15 +141,11 @@ impl TestCluster {
         let sts = self.statuses().await;
         let minister = sts
             .iter()
-            .find(|s| {
-                s.serving
-                    && s.shard
-                        .is_some_and(|m| m.group == ministry && m.role == Role::Leader)
-            })?
+            .find(|s| s.serving_ministers().any(|g| g == ministry))?
             .id;
         let clerks = sts
             .iter()
-            .filter(|s| s.id != minister && s.shard.is_some_and(|m| m.group == ministry))
+            .filter(|s| s.id != minister && s.member_of(ministry))
             .map(|s| s.id)
             .collect();
         Some((minister, clerks))
@@ -163,8 +159,7 @@ impl TestCluster {
             let president = sts.iter().any(|s| s.president.role == Role::Leader);
             let leading: std::collections::BTreeSet<u64> = sts
                 .iter()
-                .filter(|s| s.serving)
-                .filter_map(|s| s.shard.filter(|m| m.role == Role::Leader).map(|m| m.group))
+                .flat_map(|s| s.serving_ministers())
                 .collect();
             if president && leading.len() >= ministries {
                 return;

@@ -1,0 +1,602 @@
+//! One core thread: a [`NodeCore`] for its shards (and, on core 0, the
+//! president member), its logs, and its network [`Reactor`], all driven by
+//! one loop. Nothing here is shared with another thread except the inboxes
+//! (crossbeam queues, each with the owner's waker) and a few atomics.
+//!
+//! A loop turn: wait in the reactor until a frame, a waker, a finished disk
+//! sync or the next tick; take every frame and inbox message that is ready
+//! and feed them all to the core; write every log operation of the turn and
+//! start one sync per touched log (group commit); send the turn's messages
+//! (the reactor writes each connection's frames in one send). Messages that
+//! need a sync wait in the core until it is durable, so the minister's
+//! appends travel while its own fdatasync runs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use govfs_core::codec::decode_exact;
+use govfs_core::ids::{index_of, node_of};
+use govfs_core::node::{
+    App, ClientMsg, ClientReply, ClientRequest, Disk, LogOp, NodeCore, NodeMsg, NodeStatus,
+    Observation, Output, ServerMsg, ShardStatus,
+};
+use govfs_core::raft::{NodeId, Status, PRESIDENT_GROUP};
+use govfs_net::{Backoff, ConnId, FrameKind, NetEvent, Reactor, Role, Waker};
+use tracing::{debug, info, warn};
+
+use super::routing::{
+    core_of_message, core_of_ministry, core_of_shard, CoreMsg, ReplyTo, SharedPresidentView,
+    PRESIDENT_CORE,
+};
+use super::runtime::NodeError;
+use super::storage::{CoreStorage, SyncStart};
+
+/// A client request is answered within this, or told to retry.
+const CLIENT_WAIT: Duration = Duration::from_secs(10);
+/// How often to look at a sync in flight whose log has no completion fd.
+const SYNC_POLL: Duration = Duration::from_micros(50);
+/// Most events fed to the core before a turn ends (bounds a turn's latency).
+const MAX_EVENTS_PER_TURN: usize = 4096;
+
+/// What every core of the node shares: the others' inboxes and wakers, the
+/// president view, and the status board.
+pub struct Shared {
+    pub id: NodeId,
+    pub cores: u32,
+    pub inboxes: Vec<(Sender<CoreMsg>, Waker)>,
+    pub president: Arc<SharedPresidentView>,
+    /// Each core's latest status, published on its ticks (read by `status`).
+    pub board: Mutex<BTreeMap<u32, CoreStatus>>,
+    pub started: Instant,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    fn hand_over(&self, core: u32, msg: CoreMsg) {
+        let (tx, waker) = &self.inboxes[core as usize];
+        // Inboxes are bounded: a full one means that core is far behind, and
+        // Raft and clients (who resend) recover from a drop.
+        if tx.try_send(msg).is_err() {
+            metrics::counter!("govfs_core_inbox_drops_total").increment(1);
+            return;
+        }
+        waker.wake();
+    }
+}
+
+/// One core's entry on the status board: the president member (core 0) and its shards.
+pub type CoreStatus = (Option<Status>, Vec<ShardStatus>);
+
+/// A peer node as this core sees it: the address, and the connection when up.
+struct PeerLink {
+    addr: SocketAddr,
+    conn: Option<ConnId>,
+    up: bool,
+    retry_at: Instant,
+    backoff: Backoff,
+}
+
+/// Who waits for a client request's answer, and since when.
+type Waiting = HashMap<(u64, u64), Vec<(ReplyTo, Instant)>>;
+
+/// The syncs of one log: what was written but not yet in a sync, and what
+/// the sync in flight covers.
+#[derive(Default)]
+struct DiskSyncs {
+    written: Option<u64>,
+    flying: Option<(u64, Instant)>,
+}
+
+pub struct CoreLoop<A: App> {
+    index: u32,
+    shared: Arc<Shared>,
+    core: NodeCore<A>,
+    storage: CoreStorage,
+    reactor: Reactor,
+    inbox: Receiver<CoreMsg>,
+    peers: BTreeMap<NodeId, PeerLink>,
+    conn_peer: HashMap<ConnId, NodeId>,
+    waiting: Waiting,
+    syncs: BTreeMap<Disk, DiskSyncs>,
+    /// Logs whose completion fd the reactor watches (one-shot).
+    watching: BTreeSet<Disk>,
+    tick: Duration,
+    next_tick: Instant,
+}
+
+fn disk_token(disk: Disk) -> u64 {
+    match disk {
+        Disk::President => u64::MAX,
+        Disk::Shard(i) => u64::from(i),
+    }
+}
+
+fn token_disk(token: u64) -> Disk {
+    if token == u64::MAX {
+        Disk::President
+    } else {
+        Disk::Shard(token as u32)
+    }
+}
+
+impl<A: App> CoreLoop<A> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: u32,
+        shared: Arc<Shared>,
+        core: NodeCore<A>,
+        storage: CoreStorage,
+        reactor: Reactor,
+        inbox: Receiver<CoreMsg>,
+        peers: &BTreeMap<NodeId, SocketAddr>,
+        tick: Duration,
+    ) -> Self {
+        let now = Instant::now();
+        let peers = peers
+            .iter()
+            .filter(|(id, _)| **id != shared.id)
+            .map(|(id, addr)| {
+                let link = PeerLink {
+                    addr: *addr,
+                    conn: None,
+                    up: false,
+                    retry_at: now,
+                    backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(500)),
+                };
+                (*id, link)
+            })
+            .collect();
+        CoreLoop {
+            index,
+            shared,
+            core,
+            storage,
+            reactor,
+            inbox,
+            peers,
+            conn_peer: HashMap::new(),
+            waiting: HashMap::new(),
+            syncs: BTreeMap::new(),
+            watching: BTreeSet::new(),
+            tick,
+            next_tick: now,
+        }
+    }
+
+    pub fn run(mut self) -> Result<(), NodeError> {
+        let mut events = Vec::new();
+        if self.index == PRESIDENT_CORE {
+            // The other cores start with an empty map: give them ours.
+            let mut out = Output::default();
+            out.map_updates.push(govfs_core::node::MapUpdate {
+                applied: govfs_core::president::Applied::Nothing,
+                map: self.core.map().clone(),
+            });
+            self.after_turn(out)?;
+        }
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            self.dial_peers();
+            let mut timeout = self.next_tick.saturating_duration_since(Instant::now());
+            let unwatched = self
+                .syncs
+                .iter()
+                .any(|(d, s)| s.flying.is_some() && !self.watching.contains(d));
+            if unwatched {
+                timeout = timeout.min(SYNC_POLL);
+            }
+            events.clear();
+            self.reactor
+                .poll(timeout, &mut events)
+                .map_err(NodeError::Reactor)?;
+            let mut out = Output::default();
+            if self.index != PRESIDENT_CORE {
+                self.core.set_president_view(self.shared.president.read());
+            }
+            let now = self.shared.now();
+            let mut handled = 0usize;
+            for ev in events.drain(..) {
+                self.net_event(now, ev, &mut out);
+                handled += 1;
+            }
+            while handled < MAX_EVENTS_PER_TURN {
+                let Ok(msg) = self.inbox.try_recv() else {
+                    break;
+                };
+                self.core_msg(now, msg, &mut out);
+                handled += 1;
+            }
+            if Instant::now() >= self.next_tick {
+                self.core.tick(self.shared.now(), &mut out);
+                self.next_tick = Instant::now() + self.tick;
+                self.on_tick();
+            }
+            metrics::histogram!("govfs_events_per_turn").record(handled as f64);
+            metrics::gauge!("govfs_inbox_depth", "core" => self.index.to_string())
+                .set(self.inbox.len() as f64);
+            self.after_turn(out)?;
+        }
+        info!(core = self.index, "core stopping");
+        Ok(())
+    }
+
+    /// Keep one connection to every peer, redialing with backoff.
+    fn dial_peers(&mut self) {
+        let now = Instant::now();
+        for (&id, link) in self.peers.iter_mut() {
+            if link.conn.is_none() && now >= link.retry_at {
+                let conn = self.reactor.connect(link.addr);
+                link.conn = Some(conn);
+                link.up = false;
+                self.conn_peer.insert(conn, id);
+            }
+        }
+    }
+
+    fn net_event(&mut self, now: u64, ev: NetEvent, out: &mut Output) {
+        match ev {
+            NetEvent::Connected { conn, peer } => {
+                if let Some(id) = self.conn_peer.get(&conn).copied() {
+                    let link = self.peers.get_mut(&id).expect("dialed peers are known");
+                    if peer.node_id != id {
+                        warn!(expected = id, got = peer.node_id, addr = %link.addr, "peer answered with another node id; dropping");
+                        self.reactor.close(conn);
+                        return;
+                    }
+                    info!(core = self.index, peer = id, addr = %link.addr, "connected to peer");
+                    link.up = true;
+                    link.backoff.reset();
+                }
+            }
+            NetEvent::Accepted { .. } => {}
+            NetEvent::Frame { conn, frame } => {
+                let role = self.reactor.peer(conn).map(|p| p.role);
+                match (role, frame.kind) {
+                    (Some(Role::Node), FrameKind::Raft) => {
+                        match decode_exact::<NodeMsg>(&frame.body) {
+                            Ok(msg) => self.node_msg(now, msg, out),
+                            Err(e) => warn!(%conn, "undecodable node message: {e}"),
+                        }
+                    }
+                    (Some(_), FrameKind::Client) => {
+                        let reply = ReplyTo {
+                            core: self.index,
+                            conn,
+                            request_id: frame.request_id,
+                        };
+                        match decode_exact::<ClientMsg>(&frame.body) {
+                            Ok(msg) => self.client_msg(now, msg, reply, out),
+                            Err(e) => self.answer(
+                                reply,
+                                ServerMsg::Error(format!("undecodable request: {e}")),
+                            ),
+                        }
+                    }
+                    (role, kind) => warn!(?role, ?kind, "unexpected frame kind; ignored"),
+                }
+            }
+            NetEvent::Closed { conn, reason } => {
+                if let Some(id) = self.conn_peer.remove(&conn) {
+                    if let Some(link) = self.peers.get_mut(&id) {
+                        if link.conn == Some(conn) {
+                            let entropy = (id << 8) ^ u64::from(self.index) ^ now;
+                            let delay = link.backoff.next_delay(entropy);
+                            if reason.contains("authentic") {
+                                warn!(peer = id, addr = %link.addr, "peer refused us: {reason}");
+                            } else if link.up {
+                                info!(peer = id, "lost peer ({reason}); redial in {delay:?}");
+                            } else {
+                                debug!(peer = id, "dial failed ({reason}); retry in {delay:?}");
+                            }
+                            link.conn = None;
+                            link.up = false;
+                            link.retry_at = Instant::now() + delay;
+                        }
+                    }
+                }
+            }
+            NetEvent::Woken => {}
+            NetEvent::Readable { token } => {
+                self.watching.remove(&token_disk(token));
+            }
+        }
+    }
+
+    fn node_msg(&mut self, now: u64, msg: NodeMsg, out: &mut Output) {
+        let core = core_of_message(&msg, self.shared.cores);
+        if core == self.index {
+            self.core.receive(now, msg, out);
+        } else {
+            self.shared.hand_over(core, CoreMsg::Node(msg));
+        }
+    }
+
+    fn client_msg(&mut self, now: u64, msg: ClientMsg, reply: ReplyTo, out: &mut Output) {
+        match msg {
+            ClientMsg::Status => {
+                let status = self.node_status();
+                self.answer(reply, ServerMsg::Status(status));
+            }
+            ClientMsg::Map => {
+                let map = self.core.map().clone();
+                self.answer(reply, ServerMsg::Map(map));
+            }
+            ClientMsg::Request(req) => {
+                metrics::counter!("govfs_client_requests_total").increment(1);
+                let core = core_of_ministry(
+                    self.core.map(),
+                    self.shared.id,
+                    req.ministry,
+                    self.shared.cores,
+                )
+                .unwrap_or(self.index);
+                if core == self.index {
+                    self.client_request(now, req, reply, out);
+                } else {
+                    self.shared.hand_over(core, CoreMsg::Client { req, reply });
+                }
+            }
+        }
+    }
+
+    fn client_request(&mut self, now: u64, req: ClientRequest, reply: ReplyTo, out: &mut Output) {
+        self.waiting
+            .entry((req.client, req.seq))
+            .or_default()
+            .push((reply, Instant::now()));
+        self.core.client_request(now, req, out);
+    }
+
+    fn core_msg(&mut self, now: u64, msg: CoreMsg, out: &mut Output) {
+        match msg {
+            CoreMsg::Node(m) => self.core.receive(now, m, out),
+            CoreMsg::Map(update) => self.core.map_update(now, update, out),
+            CoreMsg::Client { req, reply } => self.client_request(now, req, reply, out),
+            CoreMsg::Reply { reply, msg } => self.answer(reply, msg),
+        }
+    }
+
+    /// Answer on the connection the request came in on (here or on its core).
+    fn answer(&mut self, reply: ReplyTo, msg: ServerMsg) {
+        if reply.core != self.index {
+            self.shared
+                .hand_over(reply.core, CoreMsg::Reply { reply, msg });
+            return;
+        }
+        let body = postcard::to_stdvec(&msg).expect("answers encode");
+        if let Err(e) = self
+            .reactor
+            .send(reply.conn, FrameKind::Client, reply.request_id, &body)
+        {
+            debug!("answer to {} lost: {e}", reply.conn);
+        }
+    }
+
+    fn node_status(&self) -> NodeStatus {
+        let board = self.shared.board.lock().unwrap_or_else(|p| p.into_inner());
+        let mut president = None;
+        let mut shards = Vec::new();
+        for (core, (p, s)) in board.iter() {
+            if *core == PRESIDENT_CORE {
+                president = *p;
+            }
+            shards.extend(s.iter().cloned());
+        }
+        NodeStatus {
+            id: self.shared.id,
+            president: president.unwrap_or_else(|| Status {
+                id: self.shared.id,
+                group: PRESIDENT_GROUP,
+                role: govfs_core::raft::Role::Follower,
+                term: 0,
+                leader: None,
+                last_index: 0,
+                last_term: 0,
+                commit: 0,
+                applied: 0,
+                durable: 0,
+            }),
+            shards,
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.shared.now();
+        {
+            let mut board = self.shared.board.lock().unwrap_or_else(|p| p.into_inner());
+            board.insert(
+                self.index,
+                (self.core.president_status(), self.core.shard_statuses(now)),
+            );
+        }
+        // A proposal lost in a failover is never answered: tell the client to retry.
+        let expired: Vec<(u64, u64)> = self
+            .waiting
+            .iter()
+            .filter(|(_, ws)| ws.iter().all(|(_, since)| since.elapsed() >= CLIENT_WAIT))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            for (reply, _) in self.waiting.remove(&key).unwrap_or_default() {
+                self.answer(
+                    reply,
+                    ServerMsg::Error("no answer in time; retry with the same request id".into()),
+                );
+            }
+        }
+    }
+
+    /// Write, sync, send and answer what the turn produced.
+    fn after_turn(&mut self, mut out: Output) -> Result<(), NodeError> {
+        for _ in 0..16 {
+            let mut entries = 0usize;
+            for (disk, seq, ops) in std::mem::take(&mut out.persist) {
+                for op in &ops {
+                    match op {
+                        LogOp::Entries(es) => entries += es.len(),
+                        // The log is replaced: its old completion fd is gone.
+                        LogOp::Join { .. } | LogOp::Leave { .. } => {
+                            self.watching.remove(&disk);
+                        }
+                        _ => {}
+                    }
+                }
+                self.storage.write(disk, &ops)?;
+                self.syncs.entry(disk).or_default().written = Some(seq);
+            }
+            if entries > 0 {
+                metrics::histogram!("govfs_batch_entries").record(entries as f64);
+                metrics::counter!("govfs_log_entries_written_total").increment(entries as u64);
+            }
+            self.route_sends(&mut out);
+            let mut progressed = false;
+            let disks: Vec<Disk> = self.syncs.keys().copied().collect();
+            for disk in disks {
+                let s = self.syncs.get_mut(&disk).expect("listed");
+                if let Some((seq, started)) = s.flying {
+                    if self.storage.poll_sync(disk)? {
+                        s.flying = None;
+                        metrics::histogram!("govfs_fsync_seconds")
+                            .record(started.elapsed().as_secs_f64());
+                        self.core.synced(self.shared.now(), disk, seq, &mut out);
+                        progressed = true;
+                    }
+                }
+                let s = self.syncs.get_mut(&disk).expect("listed");
+                if s.flying.is_none() {
+                    if let Some(seq) = s.written {
+                        match self.storage.start_sync(disk)? {
+                            SyncStart::Started => {
+                                s.written = None;
+                                s.flying = Some((seq, Instant::now()));
+                            }
+                            SyncStart::Nothing => {
+                                s.written = None;
+                                self.core.synced(self.shared.now(), disk, seq, &mut out);
+                                progressed = true;
+                            }
+                            SyncStart::Busy => {}
+                        }
+                    }
+                }
+            }
+            if out.persist.is_empty() && !progressed {
+                break;
+            }
+        }
+        self.route_sends(&mut out);
+        self.watch_syncs();
+        for (client, reply) in std::mem::take(&mut out.replies) {
+            self.client_reply(client, reply);
+        }
+        for update in std::mem::take(&mut out.map_updates) {
+            for core in 0..self.shared.cores {
+                if core != self.index {
+                    self.shared.hand_over(core, CoreMsg::Map(update.clone()));
+                }
+            }
+        }
+        if self.index == PRESIDENT_CORE {
+            self.shared
+                .president
+                .publish(self.core.president_view(self.shared.now()));
+        }
+        for obs in &out.observed {
+            if let Observation::BecameLeader { group, term, .. } = obs {
+                let kind = if *group == PRESIDENT_GROUP {
+                    "president"
+                } else {
+                    "minister"
+                };
+                metrics::counter!("govfs_leader_changes_total", "role" => kind).increment(1);
+                info!(core = self.index, group, term, "became {kind}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleep on the completion fd of every log with a sync in flight.
+    fn watch_syncs(&mut self) {
+        let fds = self.storage.completion_fds();
+        for (disk, fd) in fds {
+            let flying = self.syncs.get(&disk).is_some_and(|s| s.flying.is_some());
+            if flying && self.watching.insert(disk) {
+                if let Err(e) = self.reactor.watch_readable(fd, disk_token(disk)) {
+                    // Fall back to polling this log every SYNC_POLL.
+                    self.watching.remove(&disk);
+                    debug!(?disk, "cannot watch the log's completions: {e}");
+                }
+            }
+        }
+    }
+
+    fn client_reply(&mut self, client: u64, reply: ClientReply) {
+        let (seq, done) = match &reply {
+            ClientReply::Done { seq, .. } => (*seq, true),
+            ClientReply::NotLeader { seq, .. } => (*seq, false),
+        };
+        let Some(waiters) = self.waiting.remove(&(client, seq)) else {
+            return;
+        };
+        for (to, since) in waiters {
+            if done {
+                metrics::histogram!("govfs_commit_latency_seconds")
+                    .record(since.elapsed().as_secs_f64());
+            }
+            self.answer(to, ServerMsg::Reply(reply.clone()));
+        }
+    }
+
+    /// Messages for other nodes go out on this core's link to them; those
+    /// for this node (a shard's report to the president member here) go to
+    /// the core that handles them.
+    fn route_sends(&mut self, out: &mut Output) {
+        // Handing a message to our own core may make more (bounded: a few rounds).
+        for _ in 0..4 {
+            if out.send.is_empty() {
+                break;
+            }
+            self.route_sends_once(out);
+        }
+    }
+
+    fn route_sends_once(&mut self, out: &mut Output) {
+        for (to, msg) in std::mem::take(&mut out.send) {
+            let node = node_of(to);
+            if node == self.shared.id {
+                let core = match &msg {
+                    NodeMsg::Raft(m) if m.group != PRESIDENT_GROUP => {
+                        core_of_shard(index_of(m.to), self.shared.cores)
+                    }
+                    _ => PRESIDENT_CORE,
+                };
+                if core == self.index {
+                    self.core.receive(self.shared.now(), msg, out);
+                } else {
+                    self.shared.hand_over(core, CoreMsg::Node(msg));
+                }
+                continue;
+            }
+            let Some(link) = self.peers.get(&node) else {
+                continue;
+            };
+            let Some(conn) = link.conn.filter(|_| link.up) else {
+                // Raft resends; a peer that is down gets the news when it is back.
+                metrics::counter!("govfs_peer_drops_total").increment(1);
+                continue;
+            };
+            let body = postcard::to_stdvec(&msg).expect("node messages encode");
+            if let Err(e) = self.reactor.send(conn, FrameKind::Raft, 0, &body) {
+                metrics::counter!("govfs_peer_drops_total").increment(1);
+                debug!(peer = node, "send failed: {e}");
+            }
+        }
+    }
+}
