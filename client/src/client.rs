@@ -182,8 +182,12 @@ impl Client {
     }
 
     /// The address of a node, as learned when connecting.
+    /// `node` may also be a shard's id (as hints and the map name
+    /// ministers): a shard is reached at its node's address.
     pub fn node_addr(&self, node: NodeId) -> Option<SocketAddr> {
-        lock(&self.inner.nodes).get(&node).copied()
+        lock(&self.inner.nodes)
+            .get(&govfs_core::ids::node_of(node))
+            .copied()
     }
 
     /// One node's status.

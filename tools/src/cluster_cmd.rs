@@ -58,6 +58,12 @@ pub struct UpArgs {
     /// What the ministries run.
     #[arg(long, value_enum, default_value_t = AppKind::Kv)]
     pub app: AppKind,
+    /// Core threads per node.
+    #[arg(long, default_value_t = 1)]
+    pub cores: u32,
+    /// Ministry shards per core.
+    #[arg(long, default_value_t = 1)]
+    pub shards_per_core: u32,
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +122,8 @@ impl UpArgs {
             wait: 60,
             shell: false,
             app: AppKind::Kv,
+            cores: 1,
+            shards_per_core: 1,
         }
     }
 }
@@ -187,8 +195,8 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
             cluster_key_file: Some(key_file.clone()),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
             cpu: None,
-            cores: 1,
-            shards_per_core: 1,
+            cores: a.cores.max(1),
+            shards_per_core: a.shards_per_core.max(1),
             voters: (1..=voters).collect(),
             ministries: a.ministries,
             ministry_size: a.ministry_size,

@@ -55,7 +55,7 @@ async fn a_process_without_the_key_is_refused() {
         log.contains("the cluster keys differ"),
         "node 4's log says why it is refused:\n{log}"
     );
-    let refused = (1..=3).any(|n| cluster.log(n).contains("peer closed during the handshake"));
+    let refused = (1..=3).any(|n| cluster.log(n).contains("closed before authenticating"));
     assert!(refused, "the others saw node 4 fail the handshake");
     cluster.wait_serving(1, Duration::from_secs(10)).await;
 }
@@ -119,7 +119,7 @@ fn nodes_serve_prometheus_metrics() {
         "govfs_fsync_seconds",
         "govfs_batch_entries",
         "govfs_leader_changes_total",
-        "govfs_inbound_queue_depth",
+        "govfs_inbox_depth",
     ] {
         assert!(body.contains(name), "metric {name} missing from:\n{body}");
     }

@@ -23,18 +23,22 @@ pub struct KvApp {
 }
 
 impl App for KvApp {
-    /// Answers with the key's list after the operation (postcard `Vec<u64>`).
+    /// An append answers with the key's length after it (postcard `u64`):
+    /// constant-size, so a long-running workload does not measure the
+    /// answer's growth. A read answers with the key's list (postcard `Vec<u64>`).
     fn apply(&mut self, _index: Index, command: &[u8]) -> Vec<u8> {
-        let values = match decode_exact::<KvOp>(command) {
+        match decode_exact::<KvOp>(command) {
             Ok(KvOp::Append { key, value }) => {
                 let list = self.data.entry(key).or_default();
                 list.push(value);
-                list.clone()
+                postcard::to_stdvec(&(list.len() as u64)).expect("lengths encode")
             }
-            Ok(KvOp::Read { key }) => self.data.get(&key).cloned().unwrap_or_default(),
+            Ok(KvOp::Read { key }) => {
+                let values = self.data.get(&key).map_or(&[][..], |v| v.as_slice());
+                postcard::to_stdvec(values).expect("values encode")
+            }
             Err(_) => Vec::new(),
-        };
-        postcard::to_stdvec(&values).expect("values encode")
+        }
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -46,7 +50,35 @@ impl App for KvApp {
     }
 }
 
-/// Decode an answer of [`KvApp::apply`].
+/// Decode the answer to a [`KvOp::Read`].
 pub fn decode_values(output: &[u8]) -> Result<Vec<u64>, DecodeError> {
     decode_exact(output)
+}
+
+/// Decode the answer to a [`KvOp::Append`]: the key's length after it.
+pub fn decode_len(output: &[u8]) -> Result<u64, DecodeError> {
+    decode_exact(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(o: KvOp) -> Vec<u8> {
+        postcard::to_stdvec(&o).unwrap()
+    }
+
+    #[test]
+    fn appends_answer_lengths_and_reads_answer_lists() {
+        let mut kv = KvApp::default();
+        for v in [7, 8, 9] {
+            let out = kv.apply(0, &op(KvOp::Append { key: 1, value: v }));
+            assert_eq!(decode_len(&out).unwrap(), v - 6);
+        }
+        let out = kv.apply(0, &op(KvOp::Read { key: 1 }));
+        assert_eq!(decode_values(&out).unwrap(), vec![7, 8, 9]);
+        let out = kv.apply(0, &op(KvOp::Read { key: 2 }));
+        assert!(decode_values(&out).unwrap().is_empty());
+        assert!(kv.apply(0, b"\xff\xff").is_empty());
+    }
 }
