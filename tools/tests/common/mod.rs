@@ -31,6 +31,11 @@ impl TestCluster {
 
     /// `app`: what the ministries run, "kv" or "meta".
     pub fn up_with(nodes: u64, ministries: usize, app: &str) -> TestCluster {
+        Self::up_args(nodes, ministries, app, &[])
+    }
+
+    /// Like [`TestCluster::up_with`], with more `govfs cluster up` arguments.
+    pub fn up_args(nodes: u64, ministries: usize, app: &str, extra: &[&str]) -> TestCluster {
         let dir = tempfile::Builder::new()
             .prefix("govfs-test-")
             .tempdir()
@@ -46,6 +51,7 @@ impl TestCluster {
                 "--app",
                 app,
             ])
+            .args(extra)
             .arg("--dir")
             .arg(dir.path())
             .args(["--wait", "60"])
@@ -157,10 +163,8 @@ impl TestCluster {
         loop {
             let sts = self.statuses().await;
             let president = sts.iter().any(|s| s.president.role == Role::Leader);
-            let leading: std::collections::BTreeSet<u64> = sts
-                .iter()
-                .flat_map(|s| s.serving_ministers())
-                .collect();
+            let leading: std::collections::BTreeSet<u64> =
+                sts.iter().flat_map(|s| s.serving_ministers()).collect();
             if president && leading.len() >= ministries {
                 return;
             }
