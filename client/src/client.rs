@@ -89,6 +89,8 @@ struct Inner {
     nodes: Mutex<BTreeMap<NodeId, SocketAddr>>,
     /// The node that last answered a submission for a ministry.
     leaders: Mutex<HashMap<GroupId, SocketAddr>>,
+    /// Members' addresses per ministry, for reads (spread over them).
+    members: Mutex<HashMap<GroupId, Vec<SocketAddr>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -142,6 +144,7 @@ impl Client {
                 sessions: AtomicU64::new(0),
                 nodes: Mutex::new(BTreeMap::new()),
                 leaders: Mutex::new(HashMap::new()),
+                members: Mutex::new(HashMap::new()),
             }),
         };
         let mut last = None;
@@ -293,6 +296,31 @@ impl Client {
         let m = self.map().await.ok()?;
         let minister = m.ministries.get(&ministry)?.minister?;
         self.node_addr(minister)
+    }
+
+    /// The addresses of `ministry`'s members, from the cluster map (asked
+    /// again when `refresh`).
+    pub(crate) async fn member_addrs(&self, ministry: GroupId, refresh: bool) -> Vec<SocketAddr> {
+        if !refresh {
+            if let Some(addrs) = lock(&self.inner.members).get(&ministry) {
+                return addrs.clone();
+            }
+        }
+        let Ok(m) = self.map().await else {
+            return Vec::new();
+        };
+        let addrs: Vec<SocketAddr> = m
+            .ministries
+            .get(&ministry)
+            .map(|i| {
+                i.members
+                    .iter()
+                    .filter_map(|s| self.node_addr(*s))
+                    .collect()
+            })
+            .unwrap_or_default();
+        lock(&self.inner.members).insert(ministry, addrs.clone());
+        addrs
     }
 
     pub(crate) fn set_leader(&self, ministry: GroupId, addr: Option<SocketAddr>) {

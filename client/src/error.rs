@@ -68,6 +68,13 @@ pub enum ClientError {
         client: u64,
         seq: u64,
     },
+    /// A session read's deadline passed before a member could answer.
+    #[error("ministry {ministry}: no member answered the read within {waited:?}")]
+    ReadTimeout { ministry: GroupId, waited: Duration },
+    /// The ministry's application does not answer this command without the
+    /// log: submit it as a change (which also makes it linearizable).
+    #[error("ministry {ministry}: not a read; submit it instead")]
+    NotARead { ministry: GroupId },
     #[error("cannot draw a client id: {0}")]
     Random(String),
     /// The request does not fit in one frame.

@@ -1,10 +1,11 @@
 //! [`Session`]: one client id and its request sequence, for changes applied
 //! exactly once.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use govfs_core::node::{ClientMsg, ClientReply, ClientRequest, ServerMsg};
+use govfs_core::node::{ClientMsg, ClientReply, ClientRequest, ReadReply, ReadRequest, ServerMsg};
 use govfs_core::raft::{GroupId, Index};
 use tokio::time::Instant;
 
@@ -26,6 +27,9 @@ pub struct Session {
     id: u64,
     seq: u64,
     last_answer: Option<SocketAddr>,
+    /// Per ministry, the highest log index this session has seen take
+    /// effect (its writes) or answer (its reads): reads wait for it.
+    seen: BTreeMap<GroupId, Index>,
 }
 
 impl Session {
@@ -35,6 +39,7 @@ impl Session {
             id,
             seq: 0,
             last_answer: None,
+            seen: BTreeMap::new(),
         }
     }
 
@@ -105,6 +110,7 @@ impl Session {
                 })) if s == seq => {
                     self.last_answer = Some(addr);
                     client.set_leader(ministry, Some(addr));
+                    self.saw(ministry, index);
                     return Ok((index, output));
                 }
                 Ok(ServerMsg::Reply(ClientReply::NotLeader { hint, members, .. })) => {
@@ -127,6 +133,83 @@ impl Session {
             waited: deadline,
             client: self.id,
             seq,
+        })
+    }
+
+    /// The highest index this session has seen in `ministry`.
+    pub fn seen(&self, ministry: GroupId) -> Index {
+        self.seen.get(&ministry).copied().unwrap_or(0)
+    }
+
+    fn saw(&mut self, ministry: GroupId, index: Index) {
+        let e = self.seen.entry(ministry).or_default();
+        *e = (*e).max(index);
+    }
+
+    /// Answers the read-only `query` from any serving member of `ministry`
+    /// (minister or clerk), without the log, with **session consistency**:
+    /// the answer reflects at least every change this session saw take
+    /// effect there and every earlier read's state, so a session reads its
+    /// own writes and never goes back in time. Reads are spread over the
+    /// members. For a linearizable read, [`submit`](Self::submit) the query
+    /// instead: it is then ordered in the ministry's log like a change.
+    /// Returns the applied index the answer reflects.
+    pub async fn read(
+        &mut self,
+        ministry: GroupId,
+        query: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<(Index, Vec<u8>), ClientError> {
+        let client = self.client.clone();
+        let end = Instant::now() + deadline;
+        let msg = ClientMsg::Read(ReadRequest {
+            ministry,
+            min_index: self.seen(ministry),
+            query,
+        });
+        let mut members = client.member_addrs(ministry, false).await;
+        let mut target: Option<SocketAddr> = None;
+        // Start at a member of our own, so sessions spread the load.
+        let mut attempt = self.id as usize;
+        while Instant::now() < end {
+            if members.is_empty() {
+                members = client.member_addrs(ministry, true).await;
+                if members.is_empty() {
+                    members = client.addrs().to_vec();
+                }
+            }
+            attempt = attempt.wrapping_add(1);
+            let addr = target.take().unwrap_or(members[attempt % members.len()]);
+            let wait = client
+                .options()
+                .request_timeout
+                .min(end.saturating_duration_since(Instant::now()));
+            match client.call_within(addr, &msg, wait).await {
+                Ok(ServerMsg::Read(ReadReply::Done { index, output })) => {
+                    self.saw(ministry, index);
+                    return Ok((index, output));
+                }
+                Ok(ServerMsg::Read(ReadReply::NotARead)) => {
+                    return Err(ClientError::NotARead { ministry });
+                }
+                Ok(ServerMsg::Read(ReadReply::Elsewhere { hint, .. })) => {
+                    // The map may be stale (a member moved): learn it again.
+                    members = client.member_addrs(ministry, true).await;
+                    target = hint
+                        .and_then(|n| client.node_addr(n))
+                        .filter(|a| *a != addr);
+                    if target.is_none() {
+                        tokio::time::sleep_until((Instant::now() + RETRY_PAUSE).min(end)).await;
+                    }
+                }
+                Ok(_) | Err(_) => {
+                    tokio::time::sleep_until((Instant::now() + RETRY_PAUSE).min(end)).await;
+                }
+            }
+        }
+        Err(ClientError::ReadTimeout {
+            ministry,
+            waited: deadline,
         })
     }
 }

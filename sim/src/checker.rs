@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use govfs_core::codec::decode_exact;
 use govfs_core::raft::{Entry, GroupId, Index, NodeId, Payload, Raft, Term, PRESIDENT_GROUP};
 
 use govfs_core::node::{Observation, Proposal};
@@ -124,7 +125,16 @@ impl Checker {
                 entry,
                 result,
             } => {
-                let result = result.as_ref().and_then(|(i, out)| decode_result(*i, out));
+                let op = match &entry.payload {
+                    Payload::Command(bytes) => decode_exact::<Proposal>(bytes)
+                        .ok()
+                        .and_then(|p| decode_exact::<KvOp>(&p.command).ok()),
+                    _ => None,
+                };
+                let result = match (result, op) {
+                    (Some((i, out)), Some(op)) => decode_result(&op, *i, out),
+                    _ => None,
+                };
                 self.applied(*node, *group, entry, result.as_ref())
             }
         }

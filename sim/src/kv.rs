@@ -20,7 +20,8 @@ pub struct KvCommand {
 pub struct KvResult {
     /// Log index at which the request took effect (its first application).
     pub index: Index,
-    /// The key's list after the append, or as read.
+    /// For an append, the key's length after it (one value); for a read,
+    /// the key's list.
     pub values: Vec<u64>,
 }
 
@@ -49,7 +50,7 @@ impl Kv {
                 list.push(value);
                 KvResult {
                     index,
-                    values: list.clone(),
+                    values: vec![list.len() as u64],
                 }
             }
             KvOp::Read { key } => KvResult {
@@ -72,9 +73,11 @@ impl Kv {
 
 pub use govfs_core::node::kv::{KvApp, KvOp};
 
-/// Decode a node's answer into the model's terms.
-pub fn decode_result(index: Index, output: &[u8]) -> Option<KvResult> {
-    decode_exact::<Vec<u64>>(output)
-        .ok()
-        .map(|values| KvResult { index, values })
+/// Decode a node's answer to `op` into the model's terms.
+pub fn decode_result(op: &KvOp, index: Index, output: &[u8]) -> Option<KvResult> {
+    let values = match op {
+        KvOp::Append { .. } => vec![decode_exact::<u64>(output).ok()?],
+        KvOp::Read { .. } => decode_exact::<Vec<u64>>(output).ok()?,
+    };
+    Some(KvResult { index, values })
 }

@@ -791,7 +791,7 @@ impl World {
         };
         match reply {
             ClientReply::Done { index, output, .. } => {
-                let result = decode_result(index, &output)
+                let result = decode_result(&o.cmd.op, index, &output)
                     .ok_or_else(|| format!("client {id}: undecodable answer"))?;
                 let (ministry, cmd, floor) = (self.clients[idx].ministry, o.cmd.clone(), o.floor);
                 self.note(13, id, result.index, || {

@@ -19,7 +19,6 @@ impl Namespace {
             now: request.now,
             creds: &request.creds,
         };
-        let creds = &request.creds;
         let reply = match &request.op {
             MetaOp::GrantInodes { start, count } => self.grant_inodes(&ctx, *start, *count),
             MetaOp::Mount { parent, name, root } => self.mount(&ctx, *parent, name, *root),
@@ -59,6 +58,29 @@ impl Namespace {
                 how,
             } => self.setxattr(&ctx, *ino, name, value, *how),
             MetaOp::RemoveXattr { ino, name } => self.removexattr(&ctx, *ino, name),
+            _ => {
+                return self
+                    .read(index, request)
+                    .expect("every operation is a change or a read")
+            }
+        };
+        #[cfg(debug_assertions)]
+        if self.inodes.len() + self.entries.len() as u64 <= 512 {
+            if let Err(e) = self.check_invariants() {
+                panic!("after {:?}: {e}", request.op);
+            }
+        }
+        reply
+    }
+}
+
+impl Namespace {
+    /// Answers a read from the state as of applied index `index`; `None` for
+    /// a change. Any serving member answers these without the log (session
+    /// reads); through the log they are linearizable.
+    pub fn read(&self, index: Index, request: &MetaRequest) -> Option<MetaResult<MetaReply>> {
+        let creds = &request.creds;
+        let reply = match &request.op {
             MetaOp::Lookup { parent, name } => {
                 self.lookup(creds, *parent, name).map(MetaReply::Found)
             }
@@ -81,14 +103,9 @@ impl Namespace {
             MetaOp::Changes { dir, since, limit } => self
                 .changes(creds, *dir, *since, index, *limit)
                 .map(MetaReply::Changes),
+            _ => return None,
         };
-        #[cfg(debug_assertions)]
-        if self.inodes.len() + self.entries.len() as u64 <= 512 {
-            if let Err(e) = self.check_invariants() {
-                panic!("after {:?}: {e}", request.op);
-            }
-        }
-        reply
+        Some(reply)
     }
 }
 
@@ -103,6 +120,14 @@ impl App for Namespace {
         let mut out = Vec::new();
         encode_into(&result, &mut out);
         out
+    }
+
+    fn query(&self, applied: Index, command: &[u8]) -> Option<Vec<u8>> {
+        let request = decode_exact::<MetaRequest>(command).ok()?;
+        let result = self.read(applied, &request)?;
+        let mut out = Vec::new();
+        encode_into(&result, &mut out);
+        Some(out)
     }
 
     fn snapshot(&self) -> Vec<u8> {

@@ -18,4 +18,13 @@ pub trait App: Default {
     fn on_appointed(&self, _ministry: GroupId) -> Vec<Vec<u8>> {
         Vec::new()
     }
+
+    /// Answer a read-only command from the applied state, without the log;
+    /// `None` when `query` is not a read (it must then be proposed). Any
+    /// member that serves may answer, so it must be deterministic in the
+    /// state it reads.
+    /// `applied` is the index of the state it reads.
+    fn query(&self, _applied: Index, _query: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }

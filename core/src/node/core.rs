@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use super::app::App;
 use super::log_op::{Disk, LogOp};
 use super::session::{Dedup, Sessions};
-use super::shard::{Member, Slot};
-use super::wire::{ClientReply, ClientRequest, NodeMsg, Proposal, ShardStatus};
+use super::shard::{Member, ParkedRead, Slot};
+use super::wire::{
+    ClientReply, ClientRequest, NodeMsg, Proposal, ReadReply, ReadRequest, ShardStatus,
+};
 use super::{Observation, Output};
 use crate::codec::{decode_exact, DecodeError};
 use crate::ids::{node_of, shard_id, ShardIndex};
@@ -206,6 +208,7 @@ impl<A: App> NodeCore<A> {
                 idle_term: rec.log.hs.term,
                 generation: 0,
                 waiting: Default::default(),
+                parked: Vec::new(),
             };
             slots.insert(index, slot);
         }
@@ -322,6 +325,10 @@ impl<A: App> NodeCore<A> {
             if let Some(m) = &mut s.member {
                 m.raft.tick(now);
             }
+        }
+        let indexes: Vec<ShardIndex> = self.shards.keys().copied().collect();
+        for i in indexes {
+            self.release_reads(now, i, out);
         }
         if now.saturating_sub(self.last_report) >= self.cfg.timing.report_interval {
             self.last_report = now;
@@ -449,6 +456,96 @@ impl<A: App> NodeCore<A> {
         let members = info.map(|i| i.members.clone()).unwrap_or_default();
         out.replies
             .push((client, ClientReply::NotLeader { seq, hint, members }));
+    }
+
+    /// A read from the applied state (session consistency, see
+    /// [`ReadRequest`]). Answered now, or once this shard has applied
+    /// `min_index`, or with `Elsewhere` when it cannot serve; the answer
+    /// carries `token`.
+    pub fn read(&mut self, now: Micros, req: ReadRequest, token: u64, out: &mut Output) {
+        let index = self.shard_of(req.ministry);
+        let serving = index.is_some_and(|i| self.serving(i, now));
+        let Some(index) = index.filter(|_| serving) else {
+            out.reads.push((token, self.elsewhere(req.ministry, index)));
+            return;
+        };
+        let wait = self.cfg.timing.serve_timeout;
+        let slot = self.shards.get_mut(&index).expect("found above");
+        let m = slot.member.as_ref().expect("serving");
+        if caught_up(&m.raft, req.min_index) {
+            let applied = m.raft.status().applied;
+            let answer = match m.app.query(applied, &req.query) {
+                Some(output) => ReadReply::Done {
+                    index: applied,
+                    output,
+                },
+                None => ReadReply::NotARead,
+            };
+            out.reads.push((token, answer));
+            return;
+        }
+        slot.parked.push(ParkedRead {
+            token,
+            min_index: req.min_index,
+            query: req.query,
+            until: now.saturating_add(wait),
+        });
+    }
+
+    /// Where to send a read this core cannot answer.
+    fn elsewhere(&self, ministry: GroupId, index: Option<ShardIndex>) -> ReadReply {
+        let info = self.map.ministries.get(&ministry);
+        let hint = index
+            .and_then(|i| self.shard_raft(i))
+            .and_then(|r| r.leader())
+            .or_else(|| info.and_then(|i| i.minister));
+        ReadReply::Elsewhere {
+            hint,
+            members: info.map(|i| i.members.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Answer the parked reads of shard `index` that can be answered now,
+    /// and send away those that waited too long or can no longer be served.
+    fn release_reads(&mut self, now: Micros, index: ShardIndex, out: &mut Output) {
+        if self.shards.get(&index).is_none_or(|s| s.parked.is_empty()) {
+            return;
+        }
+        let serving = self.serving(index, now);
+        let slot = self.shards.get_mut(&index).expect("hosted");
+        let group = slot.group();
+        let parked = std::mem::take(&mut slot.parked);
+        let mut away = Vec::new();
+        for p in parked {
+            let slot = self.shards.get_mut(&index).expect("hosted");
+            match slot.member.as_ref().filter(|_| serving) {
+                Some(m) if caught_up(&m.raft, p.min_index) => {
+                    let applied = m.raft.status().applied;
+                    let answer = match m.app.query(applied, &p.query) {
+                        Some(output) => ReadReply::Done {
+                            index: applied,
+                            output,
+                        },
+                        None => ReadReply::NotARead,
+                    };
+                    out.reads.push((p.token, answer));
+                }
+                Some(_) if now < p.until => slot.parked.push(p),
+                _ => away.push(p.token),
+            }
+        }
+        if !away.is_empty() {
+            let reply = match group {
+                Some(g) => self.elsewhere(g, Some(index)),
+                None => ReadReply::Elsewhere {
+                    hint: None,
+                    members: Vec::new(),
+                },
+            };
+            for token in away {
+                out.reads.push((token, reply.clone()));
+            }
+        }
     }
 
     /// The engine made `(disk, seq)` durable (and every earlier seq of that disk).
@@ -657,11 +754,15 @@ impl<A: App> NodeCore<A> {
                 },
             }
         }
+        let applied_any = !rd.committed.is_empty();
         for entry in rd.committed {
             match disk {
                 Disk::President => self.apply_order(now, entry, out),
                 Disk::Shard(i) => self.apply_command(i, entry, out),
             }
+        }
+        if let (Disk::Shard(i), true) = (disk, applied_any) {
+            self.release_reads(now, i, out);
         }
     }
 
@@ -871,6 +972,15 @@ impl<A: App> NodeCore<A> {
         let slot = self.shards.get_mut(&index).expect("hosted");
         slot.generation += 1;
         slot.waiting.clear();
+        for p in std::mem::take(&mut slot.parked) {
+            out.reads.push((
+                p.token,
+                ReadReply::Elsewhere {
+                    hint: None,
+                    members: Vec::new(),
+                },
+            ));
+        }
         self.held.retain(|(d, _), _| *d != disk);
         self.syncs.retain(|(d, _), _| *d != disk);
         self.staged.remove(&disk);
@@ -936,6 +1046,14 @@ impl<A: App> NodeCore<A> {
     pub fn shard_commit(&self, index: ShardIndex) -> Option<Index> {
         self.shard_raft(index).map(|r| r.commit_index())
     }
+}
+
+/// A member answers a read once it has applied what the reader saw and
+/// everything it knows committed: a clerk that just joined (or fell behind)
+/// does not answer from a state older than its own log says it should be.
+fn caught_up(raft: &Raft, min_index: Index) -> bool {
+    let st = raft.status();
+    st.applied >= min_index.max(st.commit)
 }
 
 fn raft_config(cfg: &NodeConfig, id: NodeId, group: GroupId, mode: Mode) -> Config {

@@ -41,6 +41,16 @@ impl App for KvApp {
         }
     }
 
+    fn query(&self, _applied: Index, query: &[u8]) -> Option<Vec<u8>> {
+        match decode_exact::<KvOp>(query) {
+            Ok(KvOp::Read { key }) => {
+                let values = self.data.get(&key).map_or(&[][..], |v| v.as_slice());
+                Some(postcard::to_stdvec(values).expect("values encode"))
+            }
+            _ => None,
+        }
+    }
+
     fn snapshot(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("kv encodes")
     }

@@ -24,7 +24,8 @@ pub use app::App;
 pub use log_op::{Disk, LogOp};
 pub use session::{Dedup, Sessions};
 pub use wire::{
-    ClientMsg, ClientReply, ClientRequest, NodeMsg, NodeStatus, Proposal, ServerMsg, ShardStatus,
+    ClientMsg, ClientReply, ClientRequest, NodeMsg, NodeStatus, Proposal, ReadReply, ReadRequest,
+    ServerMsg, ShardStatus,
 };
 
 use crate::raft::{Entry, GroupId, Index, NodeId, Term};
@@ -69,6 +70,8 @@ pub struct Output {
     pub persist: Vec<(Disk, u64, Vec<LogOp>)>,
     pub send: Vec<(NodeId, NodeMsg)>,
     pub replies: Vec<(u64, ClientReply)>,
+    /// Answers to reads, by the token the engine gave [`NodeCore::read`].
+    pub reads: Vec<(u64, ReadReply)>,
     pub observed: Vec<Observation>,
     /// For the node's other cores (only with `NodeConfig::share_map`).
     pub map_updates: Vec<MapUpdate>,

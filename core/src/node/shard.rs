@@ -51,6 +51,17 @@ pub(super) struct Slot<A> {
     pub generation: u64,
     /// Client requests this minister proposed and owes an answer: (client, seq).
     pub waiting: BTreeSet<(u64, u64)>,
+    /// Reads waiting until the shard has applied their `min_index`.
+    pub parked: Vec<ParkedRead>,
+}
+
+/// A read that arrived before the shard applied what it must see.
+pub(super) struct ParkedRead {
+    pub token: u64,
+    pub min_index: u64,
+    pub query: Vec<u8>,
+    /// Past this, answer `Elsewhere` rather than keep the client waiting.
+    pub until: u64,
 }
 
 impl<A> Slot<A> {

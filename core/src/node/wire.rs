@@ -48,6 +48,32 @@ pub enum ClientReply {
     },
 }
 
+/// A read a ministry member answers from its applied state, without the log.
+/// Session consistency: the member answers only once it has applied
+/// `min_index` (the client's last write or read in this ministry), so a
+/// client sees its own writes from any member, and never goes back in time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub ministry: GroupId,
+    pub min_index: Index,
+    pub query: Vec<u8>,
+}
+
+/// The answer to a [`ReadRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadReply {
+    /// Answered from the state as of applied index `index` (at least `min_index`).
+    Done { index: Index, output: Vec<u8> },
+    /// This member cannot answer (not a member, not serving, or it did not
+    /// reach `min_index` in time): ask the minister, or another member.
+    Elsewhere {
+        hint: Option<NodeId>,
+        members: Vec<NodeId>,
+    },
+    /// The query is not a read: submit it as a change.
+    NotARead,
+}
+
 /// What a client asks a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -55,6 +81,7 @@ pub enum ClientMsg {
     /// The node's copy of the cluster map (which ministry, which members, who leads).
     Map,
     Request(ClientRequest),
+    Read(ReadRequest),
 }
 
 /// A node's answer to a [`ClientMsg`].
@@ -63,6 +90,7 @@ pub enum ServerMsg {
     Status(NodeStatus),
     Map(ClusterMap),
     Reply(ClientReply),
+    Read(ReadReply),
     Error(String),
 }
 

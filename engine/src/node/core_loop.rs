@@ -22,7 +22,7 @@ use govfs_core::codec::decode_exact;
 use govfs_core::ids::{index_of, node_of};
 use govfs_core::node::{
     App, ClientMsg, ClientReply, ClientRequest, Disk, LogOp, NodeCore, NodeMsg, NodeStatus,
-    Observation, Output, ServerMsg, ShardStatus,
+    Observation, Output, ReadRequest, ServerMsg, ShardStatus,
 };
 use govfs_core::raft::{NodeId, Status, PRESIDENT_GROUP};
 use govfs_net::{Backoff, ConnId, FrameKind, NetEvent, Reactor, Role, Waker};
@@ -105,6 +105,9 @@ pub struct CoreLoop<A: App> {
     peers: BTreeMap<NodeId, PeerLink>,
     conn_peer: HashMap<ConnId, NodeId>,
     waiting: Waiting,
+    /// Reads the core has not answered yet, by token.
+    reads: HashMap<u64, ReplyTo>,
+    next_read: u64,
     syncs: BTreeMap<Disk, DiskSyncs>,
     /// Logs whose completion fd the reactor watches (one-shot).
     watching: BTreeSet<Disk>,
@@ -164,6 +167,8 @@ impl<A: App> CoreLoop<A> {
             peers,
             conn_peer: HashMap::new(),
             waiting: HashMap::new(),
+            reads: HashMap::new(),
+            next_read: 0,
             syncs: BTreeMap::new(),
             watching: BTreeSet::new(),
             tick,
@@ -328,6 +333,21 @@ impl<A: App> CoreLoop<A> {
                 let map = self.core.map().clone();
                 self.answer(reply, ServerMsg::Map(map));
             }
+            ClientMsg::Read(req) => {
+                metrics::counter!("govfs_client_reads_total").increment(1);
+                let core = core_of_ministry(
+                    self.core.map(),
+                    self.shared.id,
+                    req.ministry,
+                    self.shared.cores,
+                )
+                .unwrap_or(self.index);
+                if core == self.index {
+                    self.client_read(now, req, reply, out);
+                } else {
+                    self.shared.hand_over(core, CoreMsg::Read { req, reply });
+                }
+            }
             ClientMsg::Request(req) => {
                 metrics::counter!("govfs_client_requests_total").increment(1);
                 let core = core_of_ministry(
@@ -354,11 +374,18 @@ impl<A: App> CoreLoop<A> {
         self.core.client_request(now, req, out);
     }
 
+    fn client_read(&mut self, now: u64, req: ReadRequest, reply: ReplyTo, out: &mut Output) {
+        self.next_read += 1;
+        self.reads.insert(self.next_read, reply);
+        self.core.read(now, req, self.next_read, out);
+    }
+
     fn core_msg(&mut self, now: u64, msg: CoreMsg, out: &mut Output) {
         match msg {
             CoreMsg::Node(m) => self.core.receive(now, m, out),
             CoreMsg::Map(update) => self.core.map_update(now, update, out),
             CoreMsg::Client { req, reply } => self.client_request(now, req, reply, out),
+            CoreMsg::Read { req, reply } => self.client_read(now, req, reply, out),
             CoreMsg::Reply { reply, msg } => self.answer(reply, msg),
         }
     }
@@ -495,6 +522,11 @@ impl<A: App> CoreLoop<A> {
         self.watch_syncs();
         for (client, reply) in std::mem::take(&mut out.replies) {
             self.client_reply(client, reply);
+        }
+        for (token, answer) in std::mem::take(&mut out.reads) {
+            if let Some(to) = self.reads.remove(&token) {
+                self.answer(to, ServerMsg::Read(answer));
+            }
         }
         for update in std::mem::take(&mut out.map_updates) {
             for core in 0..self.shared.cores {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use govfs_core::ids::{index_of, node_of, ShardIndex};
-use govfs_core::node::{ClientReply, ClientRequest, MapUpdate, NodeMsg, PresidentView, ServerMsg};
+use govfs_core::node::{
+    ClientReply, ClientRequest, MapUpdate, NodeMsg, PresidentView, ReadRequest, ServerMsg,
+};
 use govfs_core::president::ClusterMap;
 use govfs_core::raft::{GroupId, NodeId, PRESIDENT_GROUP};
 use govfs_net::ConnId;
@@ -67,6 +69,8 @@ pub enum CoreMsg {
     Map(MapUpdate),
     /// A client's change for a shard this core hosts.
     Client { req: ClientRequest, reply: ReplyTo },
+    /// A client's read for a shard this core hosts.
+    Read { req: ReadRequest, reply: ReplyTo },
     /// The answer to a client request another core served.
     Reply { reply: ReplyTo, msg: ServerMsg },
 }
