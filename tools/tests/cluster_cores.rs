@@ -93,11 +93,14 @@ async fn two_cores_per_node_serve_two_ministries_through_a_sigkill() {
     let mut session = cluster.client().await.session();
     for (i, out) in outcomes.iter().enumerate() {
         let ministry = i as u64 + 1;
-        let out = out.lock().unwrap();
+        let (acked, unknown) = {
+            let o = out.lock().unwrap();
+            (o.acked.clone(), o.unknown.clone())
+        };
         assert!(
-            out.acked.len() > 20,
+            acked.len() > 20,
             "ministry {ministry}: only {} writes",
-            out.acked.len()
+            acked.len()
         );
         let read = postcard::to_stdvec(&KvOp::Read { key: KEY }).unwrap();
         let (_, output) = session
@@ -111,20 +114,20 @@ async fn two_cores_per_node_serve_two_ministries_through_a_sigkill() {
             values.len(),
             "ministry {ministry}: an append applied twice"
         );
-        for v in &out.acked {
+        for v in &acked {
             assert!(
                 seen.contains(v),
                 "ministry {ministry}: acknowledged append {v} lost"
             );
         }
-        let known: BTreeSet<u64> = out.acked.iter().chain(&out.unknown).copied().collect();
+        let known: BTreeSet<u64> = acked.iter().chain(&unknown).copied().collect();
         assert!(
             seen.is_subset(&known),
             "ministry {ministry}: values nobody wrote"
         );
         eprintln!(
             "ministry {ministry}: {} acknowledged, {} present",
-            out.acked.len(),
+            acked.len(),
             values.len()
         );
     }
