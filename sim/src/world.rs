@@ -870,6 +870,8 @@ fn msg_digest(msg: &NetMsg) -> (u64, u64) {
         }
         NetMsg::Node(NodeMsg::Poll(a)) => (20, a.term),
         NetMsg::Node(NodeMsg::Report(r)) => (21, r.shard),
+        NetMsg::Node(NodeMsg::Step { transfer, .. }) => (24, *transfer),
+        NetMsg::Node(NodeMsg::StepDone { transfer, .. }) => (25, *transfer),
         NetMsg::Request(r) => (22, (r.client << 32) | r.seq),
         NetMsg::Reply(_) => (23, 0),
     }
@@ -906,6 +908,15 @@ fn describe(msg: &NetMsg) -> String {
                     .as_ref()
                     .map(|m| (m.group, m.term, m.leader, m.commit))
             )
+        }
+        NetMsg::Node(NodeMsg::Step {
+            transfer,
+            step,
+            ministry,
+            ..
+        }) => format!("transfer {transfer} step {step:?} in m{ministry}"),
+        NetMsg::Node(NodeMsg::StepDone { transfer, step, .. }) => {
+            format!("transfer {transfer} step {step:?} done")
         }
         NetMsg::Request(r) => format!("request m{} client {} seq {}", r.ministry, r.client, r.seq),
         NetMsg::Reply(r) => format!("reply {r:?}"),

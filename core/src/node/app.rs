@@ -2,6 +2,7 @@
 //! a key-value store in the simulator).
 
 use crate::codec::DecodeError;
+use crate::president::{Step, Transfer};
 use crate::raft::{GroupId, Index};
 
 pub trait App: Default {
@@ -23,6 +24,24 @@ pub trait App: Default {
     /// `None` when `query` is not a read (it must then be proposed). Any
     /// member that serves may answer, so it must be deterministic in the
     /// state it reads.
+    /// The command that runs `step` of `transfer` in a ministry (moving
+    /// part of the state to another ministry, see
+    /// [`crate::president::transfer`]); `image` is what the detach answered,
+    /// for the attach. `None`: this application cannot move state.
+    fn transfer_command(
+        _transfer: &Transfer,
+        _step: Step,
+        _image: Option<&[u8]>,
+    ) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// What a step's answer means: `Ok` with what the next step needs (a
+    /// detach's image), or `Err` with why the step failed.
+    fn transfer_outcome(_step: Step, _output: &[u8]) -> Result<Vec<u8>, String> {
+        Err("this application cannot move state between ministries".into())
+    }
+
     /// `applied` is the index of the state it reads.
     fn query(&self, _applied: Index, _query: &[u8]) -> Option<Vec<u8>> {
         None

@@ -15,12 +15,14 @@ use super::session::{Dedup, Sessions};
 use super::shard::{Member, ParkedRead, Slot};
 use super::wire::{
     ClientReply, ClientRequest, NodeMsg, Proposal, ReadReply, ReadRequest, ShardStatus,
+    TransferReply,
 };
 use super::{Observation, Output};
 use crate::codec::{decode_exact, DecodeError};
 use crate::ids::{node_of, shard_id, ShardIndex};
 use crate::president::{
-    Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver, ShardReport,
+    transfer_client, Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver,
+    ShardReport, Step, StepOrder, TransferRequest,
 };
 use crate::raft::timing::Freshness;
 use crate::raft::{
@@ -209,6 +211,7 @@ impl<A: App> NodeCore<A> {
                 generation: 0,
                 waiting: Default::default(),
                 parked: Vec::new(),
+                steps: BTreeMap::new(),
             };
             slots.insert(index, slot);
         }
@@ -313,11 +316,17 @@ impl<A: App> NodeCore<A> {
         if let Some(p) = &mut self.pres {
             p.raft.tick(now);
             if let Some(driver) = &mut p.driver {
-                for order in driver.tick(now, &self.map, self.cfg.id) {
+                let mut orders = driver.tick(now, &self.map, self.cfg.id);
+                let (more, steps) = driver.transfer_tick(now, &self.map);
+                orders.extend(more);
+                for order in orders {
                     // A full or lost proposal is retried by the driver's timeouts.
                     let _ = p
                         .raft
                         .propose(postcard::to_stdvec(&order).expect("orders encode"));
+                }
+                for step in steps {
+                    self.send_step(now, step, out);
                 }
             }
         }
@@ -400,8 +409,151 @@ impl<A: App> NodeCore<A> {
                     d.on_report(now, r)
                 }
             }
+            NodeMsg::Step {
+                transfer,
+                step,
+                ministry,
+                command,
+            } => self.run_step(now, transfer, step, ministry, command, out),
+            NodeMsg::StepDone {
+                transfer,
+                step,
+                output,
+            } => self.step_done(transfer, step, &output),
         }
         self.turn(now, out);
+    }
+
+    /// On the president: send a transfer step to the ministry's minister.
+    fn send_step(&mut self, now: Micros, order: StepOrder, out: &mut Output) {
+        let command = A::transfer_command(&order.transfer, order.step, order.image.as_deref());
+        let Some(command) = command else {
+            self.step_done_result(
+                order.transfer.id,
+                order.step,
+                Err("this application cannot move state between ministries".into()),
+            );
+            return;
+        };
+        let msg = NodeMsg::Step {
+            transfer: order.transfer.id,
+            step: order.step,
+            ministry: order.ministry,
+            command,
+        };
+        let to = node_of(order.minister);
+        if to == self.cfg.id {
+            // Our own shard leads that ministry (when it is on this core).
+            if self.shard_of(order.ministry).is_some() {
+                if let NodeMsg::Step {
+                    transfer,
+                    step,
+                    ministry,
+                    command,
+                } = msg
+                {
+                    self.run_step(now, transfer, step, ministry, command, out);
+                }
+                return;
+            }
+        }
+        out.send.push((to, msg));
+    }
+
+    /// On a minister: propose a transfer step as the transfer's own session
+    /// (exactly once), or answer at once if it was applied already.
+    fn run_step(
+        &mut self,
+        now: Micros,
+        transfer: u64,
+        step: Step,
+        ministry: GroupId,
+        command: Vec<u8>,
+        out: &mut Output,
+    ) {
+        let Some(index) = self.shard_of(ministry) else {
+            return;
+        };
+        let leader = self.president_leader();
+        let slot = self.shards.get_mut(&index).expect("found");
+        let Some(m) = slot.member.as_mut() else {
+            return;
+        };
+        if !(m.raft.is_leader() && m.raft.is_serving(now)) {
+            return; // the president sends it again to whoever leads then
+        }
+        let (client, seq) = (transfer_client(transfer), step.seq());
+        match m.sessions.check(client, seq) {
+            Dedup::Done(_, output) => {
+                if let Some(leader) = leader {
+                    let done = NodeMsg::StepDone {
+                        transfer,
+                        step,
+                        output: output.to_vec(),
+                    };
+                    self.emit(now, leader, done, out);
+                }
+            }
+            Dedup::Stale => {}
+            Dedup::New if slot.steps.contains_key(&(client, seq)) => {}
+            Dedup::New => {
+                let p = Proposal {
+                    client,
+                    seq,
+                    command,
+                };
+                if m.raft
+                    .propose(postcard::to_stdvec(&p).expect("proposals encode"))
+                    .is_ok()
+                {
+                    slot.steps.insert((client, seq), (transfer, step));
+                }
+            }
+        }
+    }
+
+    /// On the president: a ministry answered a transfer step.
+    fn step_done(&mut self, transfer: u64, step: Step, output: &[u8]) {
+        let result = A::transfer_outcome(step, output);
+        self.step_done_result(transfer, step, result);
+    }
+
+    fn step_done_result(&mut self, transfer: u64, step: Step, result: Result<Vec<u8>, String>) {
+        let Some(p) = &mut self.pres else { return };
+        let Some(d) = &mut p.driver else { return };
+        if let Some(order) = d.on_step_done(&self.map, transfer, step, result) {
+            let _ = p
+                .raft
+                .propose(postcard::to_stdvec(&order).expect("orders encode"));
+        }
+    }
+
+    /// A client asks to move part of the namespace: the president proposes it.
+    pub fn transfer_request(
+        &mut self,
+        now: Micros,
+        request: TransferRequest,
+        out: &mut Output,
+    ) -> TransferReply {
+        let reply = match &mut self.pres {
+            Some(p) if p.raft.is_leader() => {
+                let order = Order::BeginTransfer { request };
+                match p
+                    .raft
+                    .propose(postcard::to_stdvec(&order).expect("orders encode"))
+                {
+                    Ok(_) => TransferReply::Proposed,
+                    Err(_) => TransferReply::NotPresident {
+                        hint: p.raft.leader(),
+                    },
+                }
+            }
+            _ => TransferReply::NotPresident {
+                hint: self.president_leader(),
+            },
+        };
+        self.turn(now, out);
+        reply
     }
 
     /// A client's change. Answered now (redirect, or an already applied
@@ -619,6 +771,14 @@ impl<A: App> NodeCore<A> {
         match (msg, driver) {
             (NodeMsg::Poll(a), Some(d)) => d.on_poll_answer(a),
             (NodeMsg::Report(r), Some(d)) => d.on_report(now, r),
+            (
+                NodeMsg::StepDone {
+                    transfer,
+                    step,
+                    output,
+                },
+                Some(_),
+            ) => self.step_done(transfer, step, &output),
             (msg, _) => {
                 // Raft never addresses itself, and a ministry's members are on distinct nodes.
                 debug_assert!(
@@ -748,7 +908,8 @@ impl<A: App> NodeCore<A> {
                     }
                     Disk::Shard(i) => {
                         if let Some(s) = self.shards.get_mut(&i) {
-                            s.waiting.clear()
+                            s.waiting.clear();
+                            s.steps.clear();
                         }
                     }
                 },
@@ -758,7 +919,7 @@ impl<A: App> NodeCore<A> {
         for entry in rd.committed {
             match disk {
                 Disk::President => self.apply_order(now, entry, out),
-                Disk::Shard(i) => self.apply_command(i, entry, out),
+                Disk::Shard(i) => self.apply_command(now, i, entry, out),
             }
         }
         if let (Disk::Shard(i), true) = (disk, applied_any) {
@@ -787,7 +948,7 @@ impl<A: App> NodeCore<A> {
         }
     }
 
-    fn apply_command(&mut self, index: ShardIndex, entry: Entry, out: &mut Output) {
+    fn apply_command(&mut self, now: Micros, index: ShardIndex, entry: Entry, out: &mut Output) {
         let observe = self.cfg.observe_entries;
         let snapshot_every = self.cfg.timing.snapshot_every;
         let Some(slot) = self.shards.get_mut(&index) else {
@@ -798,6 +959,7 @@ impl<A: App> NodeCore<A> {
         };
         let group = m.raft.group();
         let mut result = None;
+        let mut step_answers = Vec::new();
         if let Payload::Command(bytes) = &entry.payload {
             // Proposals are encoded by us; one that does not decode is skipped on every member alike.
             if let Ok(p) = decode_exact::<Proposal>(bytes) {
@@ -812,6 +974,13 @@ impl<A: App> NodeCore<A> {
                     }
                 };
                 if let Some((at, output)) = answer {
+                    if let Some((transfer, step)) = slot.steps.remove(&(p.client, p.seq)) {
+                        step_answers.push(NodeMsg::StepDone {
+                            transfer,
+                            step,
+                            output: output.clone(),
+                        });
+                    }
                     let observed = observe.then(|| (at, output.clone()));
                     if slot.waiting.remove(&(p.client, p.seq)) {
                         let reply = ClientReply::Done {
@@ -844,6 +1013,11 @@ impl<A: App> NodeCore<A> {
                 .entry(Disk::Shard(index))
                 .or_default()
                 .push(LogOp::Compact(snap));
+        }
+        if let Some(leader) = self.president_leader() {
+            for msg in step_answers {
+                self.emit(now, leader, msg, out);
+            }
         }
     }
 
@@ -972,6 +1146,7 @@ impl<A: App> NodeCore<A> {
         let slot = self.shards.get_mut(&index).expect("hosted");
         slot.generation += 1;
         slot.waiting.clear();
+        slot.steps.clear();
         for p in std::mem::take(&mut slot.parked) {
             out.reads.push((
                 p.token,

@@ -25,7 +25,7 @@ pub use log_op::{Disk, LogOp};
 pub use session::{Dedup, Sessions};
 pub use wire::{
     ClientMsg, ClientReply, ClientRequest, NodeMsg, NodeStatus, Proposal, ReadReply, ReadRequest,
-    ServerMsg, ShardStatus,
+    ServerMsg, ShardStatus, TransferReply,
 };
 
 use crate::raft::{Entry, GroupId, Index, NodeId, Term};

@@ -1,12 +1,13 @@
 //! One shard of a node: idle, or a member of a ministry with its Raft, the
 //! ministry's application state and the client sessions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::app::App;
 use super::session::Sessions;
 use crate::codec::{decode_exact, DecodeError};
 use crate::ids::ShardIndex;
+use crate::president::Step;
 use crate::raft::{NodeId, Raft};
 
 /// The shard's snapshot: sessions travel with the application state.
@@ -53,6 +54,8 @@ pub(super) struct Slot<A> {
     pub waiting: BTreeSet<(u64, u64)>,
     /// Reads waiting until the shard has applied their `min_index`.
     pub parked: Vec<ParkedRead>,
+    /// Transfer steps this minister proposed: (client, seq) -> (transfer, step).
+    pub steps: BTreeMap<(u64, u64), (u64, Step)>,
 }
 
 /// A read that arrived before the shard applied what it must see.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::president::{ClusterMap, MemberReport};
+use crate::president::{ClusterMap, MemberReport, Step, TransferRequest};
 use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer, Role, Status};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +12,19 @@ pub enum NodeMsg {
     Poll(PollAnswer),
     /// To the president: the periodic report of a node.
     Report(MemberReport),
+    /// From the president to a ministry's minister: run a transfer step.
+    Step {
+        transfer: u64,
+        step: Step,
+        ministry: GroupId,
+        command: Vec<u8>,
+    },
+    /// To the president: a ministry applied a transfer step.
+    StepDone {
+        transfer: u64,
+        step: Step,
+        output: Vec<u8>,
+    },
 }
 
 /// A client's change for a ministry. `seq` is the client's request id: one
@@ -82,6 +95,18 @@ pub enum ClientMsg {
     Map,
     Request(ClientRequest),
     Read(ReadRequest),
+    /// Ask the president to move part of the namespace between ministries.
+    Transfer(TransferRequest),
+}
+
+/// The president's answer to [`ClientMsg::Transfer`]. The transfer's
+/// progress shows in the cluster map (`transfers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferReply {
+    /// Proposed to the president's log.
+    Proposed,
+    /// Not the president: ask `hint` (if known).
+    NotPresident { hint: Option<NodeId> },
 }
 
 /// A node's answer to a [`ClientMsg`].
@@ -91,6 +116,7 @@ pub enum ServerMsg {
     Map(ClusterMap),
     Reply(ClientReply),
     Read(ReadReply),
+    Transfer(TransferReply),
     Error(String),
 }
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::map::{ClusterMap, MinistryInfo, Order};
+use super::transfer::{Step, Transfer};
 use crate::ids::node_of;
 use crate::raft::{GroupId, Index, Micros, NodeId, PollAnswer, Term};
 
@@ -60,6 +61,22 @@ pub struct PresidentDriver {
     last_order: BTreeMap<GroupId, Micros>,
     /// The pending term each ministry's Appoint order was proposed for.
     appointed: BTreeMap<GroupId, Term>,
+    /// Images of detached entries, by transfer (a new president fetches
+    /// them again: detaching twice answers the same image).
+    images: BTreeMap<u64, Vec<u8>>,
+    /// When each transfer step was last sent or proposed.
+    step_sent: BTreeMap<(u64, Step), Micros>,
+}
+
+/// A transfer step for a ministry's minister to run.
+#[derive(Clone, Debug)]
+pub struct StepOrder {
+    pub transfer: Transfer,
+    pub step: Step,
+    pub ministry: GroupId,
+    pub minister: NodeId,
+    /// The detached image an attach carries.
+    pub image: Option<Vec<u8>>,
 }
 
 impl PresidentDriver {
@@ -72,6 +89,8 @@ impl PresidentDriver {
             answers: BTreeMap::new(),
             last_order: BTreeMap::new(),
             appointed: BTreeMap::new(),
+            images: BTreeMap::new(),
+            step_sent: BTreeMap::new(),
         }
     }
 
@@ -192,6 +211,132 @@ impl PresidentDriver {
             }
         }
         orders
+    }
+
+    /// Transfers: orders to propose and steps to send to ministers. Call on
+    /// every tick while president, after [`PresidentDriver::tick`].
+    pub fn transfer_tick(&mut self, now: Micros, map: &ClusterMap) -> (Vec<Order>, Vec<StepOrder>) {
+        let (mut orders, mut steps) = (Vec::new(), Vec::new());
+        self.images
+            .retain(|id, _| map.transfers.active.contains_key(id));
+        self.step_sent
+            .retain(|(id, _), _| map.transfers.active.contains_key(id));
+        let retry = self.cfg.appointment_timeout;
+        let mut taken: BTreeSet<NodeId> = BTreeSet::new();
+        for t in map.transfers.active.values() {
+            let due = |step: Step, sent: &BTreeMap<(u64, Step), Micros>| {
+                sent.get(&(t.id, step))
+                    .is_none_or(|at| now.saturating_sub(*at) >= retry)
+            };
+            if t.step == Step::Form {
+                if !due(Step::Form, &self.step_sent) {
+                    continue;
+                }
+                match t.to {
+                    None => {
+                        let mut members: Vec<NodeId> = Vec::new();
+                        for s in map.idle_shards() {
+                            if members.len() == self.cfg.ministry_size {
+                                break;
+                            }
+                            if self.alive(now, s)
+                                && !taken.contains(&s)
+                                && !members.iter().any(|m| node_of(*m) == node_of(s))
+                            {
+                                members.push(s);
+                            }
+                        }
+                        if members.len() == self.cfg.ministry_size {
+                            taken.extend(members.iter().copied());
+                            self.step_sent.insert((t.id, Step::Form), now);
+                            orders.push(Order::FormForTransfer {
+                                transfer: t.id,
+                                members,
+                            });
+                        }
+                    }
+                    Some(to) => {
+                        // The new ministry serves once its minister committed in its term.
+                        let settled = map.ministries.get(&to).is_some_and(|info| {
+                            info.pending.is_none()
+                                && info.minister.is_some_and(|m| {
+                                    self.report(m).is_some_and(|r| {
+                                        r.group == to
+                                            && r.leader
+                                            && r.term == info.term
+                                            && r.commit_term == info.term
+                                    })
+                                })
+                        });
+                        if settled {
+                            self.step_sent.insert((t.id, Step::Form), now);
+                            orders.push(Order::Advance {
+                                transfer: t.id,
+                                done: Step::Form,
+                                failure: None,
+                            });
+                        }
+                    }
+                }
+                continue;
+            }
+            // An attach carries the detached image; without it, detach
+            // again (it answers the same image) to fetch it.
+            let step = if t.step == Step::Attach && !self.images.contains_key(&t.id) {
+                Step::Detach
+            } else {
+                t.step
+            };
+            let ministry = if step.at_source() {
+                Some(t.request.from)
+            } else {
+                t.to
+            };
+            let Some(ministry) = ministry else { continue };
+            let Some(minister) = map.ministries.get(&ministry).and_then(|i| i.minister) else {
+                continue;
+            };
+            if !due(step, &self.step_sent) {
+                continue;
+            }
+            self.step_sent.insert((t.id, step), now);
+            let image = (step == Step::Attach)
+                .then(|| self.images.get(&t.id).cloned())
+                .flatten();
+            steps.push(StepOrder {
+                transfer: t.clone(),
+                step,
+                ministry,
+                minister,
+                image,
+            });
+        }
+        (orders, steps)
+    }
+
+    /// A ministry ran a transfer step: `Ok` with its answer (a detach's
+    /// image), or `Err` with why it failed. Returns the order to propose.
+    pub fn on_step_done(
+        &mut self,
+        map: &ClusterMap,
+        transfer: u64,
+        step: Step,
+        result: Result<Vec<u8>, String>,
+    ) -> Option<Order> {
+        let t = map.transfers.active.get(&transfer)?;
+        if let (Step::Detach, Ok(image)) = (step, &result) {
+            self.images.insert(transfer, image.clone());
+        }
+        if t.step != step {
+            // A detach sent again to fetch the image: send the attach now.
+            self.step_sent.remove(&(transfer, t.step));
+            return None;
+        }
+        Some(Order::Advance {
+            transfer,
+            done: step,
+            failure: result.err(),
+        })
     }
 
     /// With answers from a majority of the poll set, appoint the most up-to-date.

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::transfer::{Step, TransferRequest, Transfers};
 use crate::ids::node_of;
 use crate::raft::{GroupId, NodeId, Term};
 
@@ -29,6 +30,16 @@ pub enum Order {
         term: Term,
         minister: NodeId,
         members: Vec<NodeId>,
+    },
+    /// Start moving part of the namespace (see [`super::transfer`]).
+    BeginTransfer { request: TransferRequest },
+    /// Form the new ministry a split transfer moves its subtree to.
+    FormForTransfer { transfer: u64, members: Vec<NodeId> },
+    /// A transfer's step finished (`failure`: it failed).
+    Advance {
+        transfer: u64,
+        done: Step,
+        failure: Option<String>,
     },
 }
 
@@ -59,6 +70,8 @@ pub struct ClusterMap {
     pub next_ministry: GroupId,
     pub shards: BTreeSet<NodeId>,
     pub ministries: BTreeMap<GroupId, MinistryInfo>,
+    /// Parts of the namespace moving between ministries, and split subtrees.
+    pub transfers: Transfers,
 }
 
 /// What applying an order changed, for the nodes to act on.
@@ -104,6 +117,7 @@ impl Default for ClusterMap {
             next_ministry: 1,
             shards: BTreeSet::new(),
             ministries: BTreeMap::new(),
+            transfers: Transfers::default(),
         }
     }
 }
@@ -128,6 +142,39 @@ impl ClusterMap {
                 minister,
                 members,
             } => self.appoint(*ministry, *term, *minister, sorted(members.clone())),
+            Order::BeginTransfer { request } => {
+                if !self.ministries.contains_key(&request.from) {
+                    return Applied::Rejected("no such source ministry");
+                }
+                match self.transfers.begin(request.clone()) {
+                    Ok(_) => Applied::Nothing,
+                    Err(why) => Applied::Rejected(why),
+                }
+            }
+            Order::FormForTransfer { transfer, members } => {
+                let forming = self
+                    .transfers
+                    .active
+                    .get(transfer)
+                    .is_some_and(|t| t.step == Step::Form && t.to.is_none());
+                if !forming {
+                    return Applied::Rejected("no transfer waiting for a ministry");
+                }
+                let applied = self.begin(None, sorted(members.clone()));
+                if let Applied::Poll { ministry, .. } = &applied {
+                    let t = self.transfers.active.get_mut(transfer).expect("checked");
+                    t.to = Some(*ministry);
+                }
+                applied
+            }
+            Order::Advance {
+                transfer,
+                done,
+                failure,
+            } => match self.transfers.advance(*transfer, *done, failure.clone()) {
+                Ok(_) => Applied::Nothing,
+                Err(why) => Applied::Rejected(why),
+            },
         }
     }
 

@@ -4,6 +4,10 @@
 
 pub mod driver;
 pub mod map;
+pub mod transfer;
 
-pub use driver::{DriverConfig, MemberReport, PresidentDriver, ShardReport};
+pub use driver::{DriverConfig, MemberReport, PresidentDriver, ShardReport, StepOrder};
 pub use map::{Applied, ClusterMap, MinistryInfo, Order, PendingAppointment};
+pub use transfer::{
+    transfer_client, Step, Subtree, Transfer, TransferKind, TransferRequest, Transfers,
+};

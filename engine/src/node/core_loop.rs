@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use govfs_core::codec::decode_exact;
-use govfs_core::ids::{index_of, node_of};
+use govfs_core::ids::node_of;
 use govfs_core::node::{
     App, ClientMsg, ClientReply, ClientRequest, Disk, LogOp, NodeCore, NodeMsg, NodeStatus,
     Observation, Output, ReadRequest, ServerMsg, ShardStatus,
@@ -29,8 +29,7 @@ use govfs_net::{Backoff, ConnId, FrameKind, NetEvent, Reactor, Role, Waker};
 use tracing::{debug, info, warn};
 
 use super::routing::{
-    core_of_message, core_of_ministry, core_of_shard, CoreMsg, ReplyTo, SharedPresidentView,
-    PRESIDENT_CORE,
+    core_of_message, core_of_ministry, CoreMsg, ReplyTo, SharedPresidentView, PRESIDENT_CORE,
 };
 use super::runtime::NodeError;
 use super::storage::{CoreStorage, SyncStart};
@@ -315,7 +314,7 @@ impl<A: App> CoreLoop<A> {
     }
 
     fn node_msg(&mut self, now: u64, msg: NodeMsg, out: &mut Output) {
-        let core = core_of_message(&msg, self.shared.cores);
+        let core = core_of_message(&msg, self.core.map(), self.shared.id, self.shared.cores);
         if core == self.index {
             self.core.receive(now, msg, out);
         } else {
@@ -332,6 +331,14 @@ impl<A: App> CoreLoop<A> {
             ClientMsg::Map => {
                 let map = self.core.map().clone();
                 self.answer(reply, ServerMsg::Map(map));
+            }
+            ClientMsg::Transfer(req) => {
+                if self.index == PRESIDENT_CORE {
+                    self.client_transfer(now, req, reply, out);
+                } else {
+                    self.shared
+                        .hand_over(PRESIDENT_CORE, CoreMsg::Transfer { req, reply });
+                }
             }
             ClientMsg::Read(req) => {
                 metrics::counter!("govfs_client_reads_total").increment(1);
@@ -374,6 +381,17 @@ impl<A: App> CoreLoop<A> {
         self.core.client_request(now, req, out);
     }
 
+    fn client_transfer(
+        &mut self,
+        now: u64,
+        req: govfs_core::president::TransferRequest,
+        reply: ReplyTo,
+        out: &mut Output,
+    ) {
+        let answer = self.core.transfer_request(now, req, out);
+        self.answer(reply, ServerMsg::Transfer(answer));
+    }
+
     fn client_read(&mut self, now: u64, req: ReadRequest, reply: ReplyTo, out: &mut Output) {
         self.next_read += 1;
         self.reads.insert(self.next_read, reply);
@@ -386,6 +404,7 @@ impl<A: App> CoreLoop<A> {
             CoreMsg::Map(update) => self.core.map_update(now, update, out),
             CoreMsg::Client { req, reply } => self.client_request(now, req, reply, out),
             CoreMsg::Read { req, reply } => self.client_read(now, req, reply, out),
+            CoreMsg::Transfer { req, reply } => self.client_transfer(now, req, reply, out),
             CoreMsg::Reply { reply, msg } => self.answer(reply, msg),
         }
     }
@@ -603,12 +622,8 @@ impl<A: App> CoreLoop<A> {
         for (to, msg) in std::mem::take(&mut out.send) {
             let node = node_of(to);
             if node == self.shared.id {
-                let core = match &msg {
-                    NodeMsg::Raft(m) if m.group != PRESIDENT_GROUP => {
-                        core_of_shard(index_of(m.to), self.shared.cores)
-                    }
-                    _ => PRESIDENT_CORE,
-                };
+                let core =
+                    core_of_message(&msg, self.core.map(), self.shared.id, self.shared.cores);
                 if core == self.index {
                     self.core.receive(self.shared.now(), msg, out);
                 } else {

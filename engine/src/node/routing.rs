@@ -13,6 +13,7 @@ use govfs_core::node::{
     ClientReply, ClientRequest, MapUpdate, NodeMsg, PresidentView, ReadRequest, ServerMsg,
 };
 use govfs_core::president::ClusterMap;
+use govfs_core::president::TransferRequest;
 use govfs_core::raft::{GroupId, NodeId, PRESIDENT_GROUP};
 use govfs_net::ConnId;
 
@@ -29,12 +30,15 @@ pub fn shards_of_core(core: u32, cores: u32, per_core: u32) -> Vec<ShardIndex> {
     (0..per_core).map(|j| core + j * cores).collect()
 }
 
-/// The core that handles a message from a peer node.
-pub fn core_of_message(msg: &NodeMsg, cores: u32) -> u32 {
+/// The core of node `node` that handles a message from a peer node.
+pub fn core_of_message(msg: &NodeMsg, map: &ClusterMap, node: NodeId, cores: u32) -> u32 {
     match msg {
         NodeMsg::Raft(m) if m.group == PRESIDENT_GROUP => PRESIDENT_CORE,
         NodeMsg::Raft(m) => core_of_shard(index_of(m.to), cores),
-        NodeMsg::Poll(_) | NodeMsg::Report(_) => PRESIDENT_CORE,
+        NodeMsg::Step { ministry, .. } => {
+            core_of_ministry(map, node, *ministry, cores).unwrap_or(PRESIDENT_CORE)
+        }
+        NodeMsg::Poll(_) | NodeMsg::Report(_) | NodeMsg::StepDone { .. } => PRESIDENT_CORE,
     }
 }
 
@@ -71,6 +75,11 @@ pub enum CoreMsg {
     Client { req: ClientRequest, reply: ReplyTo },
     /// A client's read for a shard this core hosts.
     Read { req: ReadRequest, reply: ReplyTo },
+    /// A client's transfer request, for the president member.
+    Transfer {
+        req: TransferRequest,
+        reply: ReplyTo,
+    },
     /// The answer to a client request another core served.
     Reply { reply: ReplyTo, msg: ServerMsg },
 }
