@@ -8,6 +8,7 @@
 //!   load is `--clients` tokio tasks sharing one client (its pipelined
 //!   connections), each keeping `--pipeline` writes outstanding through as
 //!   many sessions.
+//! * `meta`: namespace operation rates (`bench_meta.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,8 @@ pub enum BenchCmd {
     Failover(FailoverArgs),
     /// Cluster commit throughput against the in-process consensus core.
     Commit(CommitArgs),
+    /// Namespace create/stat/readdir/remove rates on a local `--app meta` cluster.
+    Meta(crate::bench_meta::MetaArgs),
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +59,7 @@ pub async fn run(cmd: BenchCmd) -> i32 {
     let result = match cmd {
         BenchCmd::Failover(a) => failover(&a).await,
         BenchCmd::Commit(a) => commit(&a).await,
+        BenchCmd::Meta(a) => crate::bench_meta::run(&a).await,
     };
     match result {
         Ok(()) => 0,
@@ -66,7 +70,8 @@ pub async fn run(cmd: BenchCmd) -> i32 {
     }
 }
 
-struct Running(LocalCluster);
+/// A local cluster, stopped and deleted when dropped.
+pub(crate) struct Running(pub(crate) LocalCluster);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -87,7 +92,7 @@ fn append(value: u64) -> Vec<u8> {
     .expect("ops encode")
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -1,6 +1,7 @@
 //! `govfs`: the GovFS command-line tool.
 
 mod bench_cmd;
+mod bench_meta;
 mod cluster_cmd;
 mod config;
 mod demo_cmd;
