@@ -9,6 +9,7 @@ use govfs_core::ids::{shard_id, ShardIndex};
 use govfs_core::node::{
     ClientRequest, Disk, NodeConfig, NodeCore, NodeMsg, Output, Recovered, RecoveredShard,
 };
+use govfs_core::president::TransferRequest;
 use govfs_core::raft::{Membership, Micros, NodeId, Raft, PRESIDENT_GROUP};
 
 use crate::disk::{Image, SimDisk};
@@ -113,6 +114,12 @@ impl SimNode {
 
     pub fn client_request(&mut self, now: Micros, req: ClientRequest, out: &mut Output) {
         self.core.client_request(now, req, out);
+        self.write(out);
+    }
+
+    pub fn transfer_request(&mut self, now: Micros, req: TransferRequest, out: &mut Output) {
+        // The world watches the map, not the answer.
+        let _ = self.core.transfer_request(now, req, out);
         self.write(out);
     }
 

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use govfs_core::ids::{index_of, node_of};
-use govfs_core::president::DriverConfig;
+use govfs_core::president::{DriverConfig, TransferKind, TransferRequest};
 use govfs_core::raft::{GroupId, InjectedFaults, Micros, NodeId, PRESIDENT_GROUP};
 
 use govfs_core::node::{
@@ -29,6 +29,7 @@ enum NetMsg {
     Node(NodeMsg),
     Request(ClientRequest),
     Reply(ClientReply),
+    Transfer(TransferRequest),
 }
 use crate::rng::{Fnv, Rng};
 
@@ -145,6 +146,8 @@ enum Ev {
         cut: u64,
     },
     LossBurstEnd,
+    /// Ask the president to move the transfer key (until the map shows it).
+    Transfer,
 }
 
 struct Scheduled {
@@ -188,6 +191,10 @@ const TICK: Micros = 10_000;
 const CLIENT_TICK: Micros = 20_000;
 const CLIENT_TIMEOUT: Micros = 200_000;
 const TRACE_LEN: usize = 80;
+/// Client 1 writes this key first; then it moves to another ministry.
+const TRANSFER_KEY: u8 = 9;
+const TRANSFER_WRITES: u64 = 5;
+const TRANSFER_AT: Micros = 3_000_000;
 
 pub struct World {
     opts: SimOptions,
@@ -212,6 +219,8 @@ pub struct World {
     partitions: u64,
     leader_changes: u64,
     reconfigs: u64,
+    /// This seed moves the transfer key by a split (else by a rename).
+    transfer_split: bool,
 }
 
 fn timing() -> NodeTiming {
@@ -267,6 +276,10 @@ impl World {
             partitions: 0,
             leader_changes: 0,
             reconfigs: 0,
+            // A split needs idle shards on distinct nodes for its new ministry.
+            transfer_split: seed % 2 == 0
+                && opts.nodes as usize * opts.shards as usize
+                    >= (opts.ministries + 1) * opts.ministry_size,
             opts,
         };
         for id in 1..=w.opts.nodes {
@@ -308,6 +321,7 @@ impl World {
         }
         let first_fault = w.rng.range(2_000_000, 3_000_000);
         w.schedule(first_fault, Ev::Fault);
+        w.schedule(TRANSFER_AT, Ev::Transfer);
         w
     }
 
@@ -358,7 +372,17 @@ impl World {
                 trace: self.trace.into_iter().collect(),
             });
         }
-        if let Err(violation) = self.checker.check_acknowledged() {
+        let transfer = match self.transfer_seen() {
+            Some((true, failure)) => Ok(failure),
+            other => Err(format!(
+                "the transfer of key {TRANSFER_KEY} did not finish after the cluster healed: {other:?}"
+            )),
+        };
+        if let Err(violation) = transfer
+            .clone()
+            .map(|_| ())
+            .and_then(|()| self.checker.check_acknowledged())
+        {
             return Err(Failure {
                 seed,
                 violation,
@@ -425,6 +449,7 @@ impl World {
                     match msg {
                         NetMsg::Node(m) => n.receive(self.now, m, &mut fx),
                         NetMsg::Request(r) => n.client_request(self.now, r, &mut fx),
+                        NetMsg::Transfer(r) => n.transfer_request(self.now, r, &mut fx),
                         NetMsg::Reply(_) => {}
                     }
                     acted_on = Some(id);
@@ -464,6 +489,7 @@ impl World {
                 self.note(6, cut, 0, || format!("cut {cut} healed"));
             }
             Ev::LossBurstEnd => self.loss = 0.01,
+            Ev::Transfer => self.start_transfer(),
         }
         self.apply_effects(acted_on, fx)
     }
@@ -723,6 +749,74 @@ impl World {
         Some(leader)
     }
 
+    /// The request the world makes: key 9 of ministry 1 moves, by a split
+    /// to a new ministry or a rename into ministry 2 (half the seeds each).
+    fn transfer_request(&self) -> TransferRequest {
+        let kind = if self.transfer_split {
+            TransferKind::Split
+        } else {
+            TransferKind::Rename {
+                to: 2,
+                new_parent: 0,
+                new_name: vec![TRANSFER_KEY],
+            }
+        };
+        TransferRequest {
+            kind,
+            from: 1,
+            parent: 0,
+            name: vec![TRANSFER_KEY],
+            ino: u64::from(TRANSFER_KEY),
+            path: vec![b'/', TRANSFER_KEY],
+        }
+    }
+
+    /// The transfer as the map of any live node knows it: (finished, failure).
+    fn transfer_seen(&self) -> Option<(bool, Option<String>)> {
+        let want = self.transfer_request();
+        let mut seen = None;
+        for n in self.nodes.values().filter(|n| n.alive) {
+            let t = &n.core.map().transfers;
+            if let Some(f) = t.finished.values().find(|f| f.request == want) {
+                return Some((true, f.failure.clone()));
+            }
+            if t.active.values().any(|a| a.request == want) {
+                seen = Some((false, None));
+            }
+        }
+        seen
+    }
+
+    fn start_transfer(&mut self) {
+        let c = &self.clients[0];
+        let written = c.seq >= TRANSFER_WRITES && c.outstanding.is_none();
+        if !written {
+            self.schedule(self.now + 200_000, Ev::Transfer);
+            return;
+        }
+        if self.transfer_seen().is_some() {
+            return;
+        }
+        let alive = self.alive_nodes();
+        let Some(&asked) = self.rng.pick(&alive) else {
+            self.schedule(self.now + 300_000, Ev::Transfer);
+            return;
+        };
+        // Like a client following a NotPresident hint: go where that node
+        // believes the president is.
+        let target = self.nodes[&asked]
+            .core
+            .president_view(self.now)
+            .leader
+            .unwrap_or(asked);
+        let req = self.transfer_request();
+        self.note(15, target, 0, || {
+            format!("ask node {target} to move key {TRANSFER_KEY}")
+        });
+        self.send(Addr::Client(0), Addr::Node(target), NetMsg::Transfer(req));
+        self.schedule(self.now + 300_000, Ev::Transfer);
+    }
+
     fn client_tick(&mut self, id: u64) {
         let idx = (id - 1) as usize;
         let now = self.now;
@@ -745,7 +839,12 @@ impl World {
             return;
         }
         let key = self.rng.range(0, 4) as u8;
-        let op = if self.rng.chance(0.7) {
+        let op = if id == 1 && c.seq < TRANSFER_WRITES {
+            KvOp::Append {
+                key: TRANSFER_KEY,
+                value: (id << 32) | (c.seq + 1),
+            }
+        } else if self.rng.chance(0.7) {
             KvOp::Append {
                 key,
                 value: (id << 32) | (c.seq + 1),
@@ -873,6 +972,7 @@ fn msg_digest(msg: &NetMsg) -> (u64, u64) {
         NetMsg::Node(NodeMsg::Step { transfer, .. }) => (24, *transfer),
         NetMsg::Node(NodeMsg::StepDone { transfer, .. }) => (25, *transfer),
         NetMsg::Request(r) => (22, (r.client << 32) | r.seq),
+        NetMsg::Transfer(r) => (26, r.ino),
         NetMsg::Reply(_) => (23, 0),
     }
 }
@@ -920,5 +1020,6 @@ fn describe(msg: &NetMsg) -> String {
         }
         NetMsg::Request(r) => format!("request m{} client {} seq {}", r.ministry, r.client, r.seq),
         NetMsg::Reply(r) => format!("reply {r:?}"),
+        NetMsg::Transfer(r) => format!("transfer request {r:?}"),
     }
 }
