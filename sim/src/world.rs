@@ -277,7 +277,7 @@ impl World {
             leader_changes: 0,
             reconfigs: 0,
             // A split needs idle shards on distinct nodes for its new ministry.
-            transfer_split: seed % 2 == 0
+            transfer_split: seed.is_multiple_of(2)
                 && opts.nodes as usize * opts.shards as usize
                     >= (opts.ministries + 1) * opts.ministry_size,
             opts,
