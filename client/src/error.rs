@@ -68,6 +68,15 @@ pub enum ClientError {
         client: u64,
         seq: u64,
     },
+    /// The ministry does not know the session (evicted after
+    /// `MAX_SESSIONS` others, or it never saw request 1): nothing was
+    /// applied. Use a new session.
+    #[error("ministry {ministry}: session {client} is unknown there (request {seq} not applied); open a new session")]
+    UnknownSession {
+        ministry: GroupId,
+        client: u64,
+        seq: u64,
+    },
     /// A session read's deadline passed before a member could answer.
     #[error("ministry {ministry}: no member answered the read within {waited:?}")]
     ReadTimeout { ministry: GroupId, waited: Duration },

@@ -113,6 +113,13 @@ impl Session {
                     self.saw(ministry, index);
                     return Ok((index, output));
                 }
+                Ok(ServerMsg::Reply(ClientReply::UnknownSession { seq: s })) if s == seq => {
+                    return Err(ClientError::UnknownSession {
+                        ministry,
+                        client: self.id,
+                        seq,
+                    });
+                }
                 Ok(ServerMsg::Reply(ClientReply::NotLeader { hint, members, .. })) => {
                     client.forget_leader(ministry, addr);
                     target = hint

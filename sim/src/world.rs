@@ -879,6 +879,12 @@ impl World {
         };
         let seq = match &reply {
             ClientReply::Done { seq, .. } | ClientReply::NotLeader { seq, .. } => *seq,
+            // Sessions here start at 1 and are never evicted (a handful of clients).
+            ClientReply::UnknownSession { seq } => {
+                return Err(format!(
+                    "client {id} seq {seq}: its session was called unknown"
+                ));
+            }
         };
         let idx = (id - 1) as usize;
         let Some(o) = self.clients[idx]
@@ -902,6 +908,7 @@ impl World {
                 c.outstanding = None;
                 c.next_op_at = self.now + think;
             }
+            ClientReply::UnknownSession { .. } => unreachable!("refused above"),
             ClientReply::NotLeader { hint, members, .. } => {
                 let target = match hint {
                     Some(h) if Addr::Node(node_of(h)) != from => node_of(h),

@@ -494,7 +494,7 @@ impl<A: App> NodeCore<A> {
                     self.emit(now, leader, done, out);
                 }
             }
-            Dedup::Stale => {}
+            Dedup::Stale | Dedup::Unknown => {}
             Dedup::New if slot.steps.contains_key(&(client, seq)) => {}
             Dedup::New => {
                 let p = Proposal {
@@ -580,6 +580,9 @@ impl<A: App> NodeCore<A> {
                     ));
                 }
                 Dedup::Stale => {}
+                Dedup::Unknown => out
+                    .replies
+                    .push((client, ClientReply::UnknownSession { seq })),
                 Dedup::New if slot.waiting.contains(&(client, seq)) => {}
                 Dedup::New => {
                     let p = Proposal {
@@ -965,7 +968,16 @@ impl<A: App> NodeCore<A> {
             if let Ok(p) = decode_exact::<Proposal>(bytes) {
                 let answer = match m.sessions.check(p.client, p.seq) {
                     Dedup::Done(at, output) => Some((at, output.to_vec())),
+                    // Checked again here: a proposal made before an
+                    // eviction must not apply without its guarantee.
                     Dedup::Stale => None,
+                    Dedup::Unknown => {
+                        if slot.waiting.remove(&(p.client, p.seq)) {
+                            let reply = ClientReply::UnknownSession { seq: p.seq };
+                            out.replies.push((p.client, reply));
+                        }
+                        None
+                    }
                     Dedup::New => {
                         let output = m.app.apply(entry.index, &p.command);
                         m.sessions

@@ -53,6 +53,9 @@ pub enum ClientReply {
         index: Index,
         output: Vec<u8>,
     },
+    /// The ministry does not know this session (evicted, or its first
+    /// request did not have id 1): nothing was applied; open a new session.
+    UnknownSession { seq: u64 },
     /// Ask someone else: the minister if known, or one of the members.
     NotLeader {
         seq: u64,
