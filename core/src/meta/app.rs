@@ -23,6 +23,24 @@ impl Namespace {
             MetaOp::GrantInodes { start, count } => self.grant_inodes(&ctx, *start, *count),
             MetaOp::Mount { parent, name, root } => self.mount(&ctx, *parent, name, *root),
             MetaOp::Unmount { parent, name } => self.unmount(&ctx, *parent, name),
+            MetaOp::Detach {
+                transfer,
+                parent,
+                name,
+                to,
+            } => self.detach(&ctx, *transfer, *parent, name, *to),
+            MetaOp::Attach {
+                transfer,
+                parent,
+                image,
+            } => {
+                let at = parent.as_ref().map(|(p, name)| (*p, name.as_slice()));
+                self.attach(&ctx, *transfer, at, image)
+            }
+            MetaOp::UnmountExport { transfer } => self.unmount_export(&ctx, *transfer),
+            MetaOp::ForgetExport { transfer } => self.forget_export(&ctx, *transfer),
+            MetaOp::Reattach { transfer } => self.reattach(&ctx, *transfer),
+            MetaOp::DropRoot { ino } => self.drop_root(&ctx, *ino),
             MetaOp::Mkdir { parent, name, mode } => self.mkdir(&ctx, *parent, name, *mode),
             MetaOp::Create {
                 parent,
@@ -87,6 +105,13 @@ impl Namespace {
             MetaOp::LookupPath { path, follow } => {
                 self.lookup_path(creds, path, *follow).map(MetaReply::Found)
             }
+            MetaOp::LookupPathAt {
+                start,
+                path,
+                follow,
+            } => self
+                .lookup_path_at(creds, *start, path, *follow)
+                .map(MetaReply::Found),
             MetaOp::Stat { ino } => self.stat(*ino).map(MetaReply::Attr),
             MetaOp::Access { ino, mask } => {
                 self.access(creds, *ino, *mask).map(|()| MetaReply::Done)

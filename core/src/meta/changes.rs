@@ -42,6 +42,16 @@ pub enum ChangeKind {
     Xattr,
     Mount,
     Unmount,
+    /// The entry's subtree left for another ministry; a foreign root with
+    /// the same number took its place.
+    Detach,
+    /// A subtree came from another ministry: under (parent, name), or as a
+    /// top-level root (`parent == ino`, empty name).
+    Attach,
+    /// A detached subtree was put back in place of its foreign root.
+    Reattach,
+    /// An empty top-level root went away (`parent == ino`, empty name).
+    DropRoot,
 }
 
 /// One change. `parent` and `name` name the entry it touched; for changes

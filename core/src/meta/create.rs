@@ -239,6 +239,7 @@ impl Namespace {
             Mount {
                 ministry: root.ministry,
                 parent,
+                kind: FileType::Dir,
             },
         );
         self.insert_entry(parent, name, root.ino);

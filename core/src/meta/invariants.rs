@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::name::{self, NameKind, XATTR_TOTAL_MAX};
-use super::namespace::Namespace;
+use super::namespace::{Mount, Namespace};
 use super::types::{FileType, Ino, MODE_MASK};
 
 /// A broken invariant: what and where.
@@ -20,9 +20,11 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, Corrupt> {
 impl Namespace {
     /// Checks every invariant: every entry points at an inode or a foreign
     /// root; nlink matches the entries (a directory: 2 + subdirectories);
-    /// every directory but the root has exactly one entry, in its parent;
-    /// the parent pointers lead to the root (no cycles); side tables belong
-    /// to live inodes of the right type; free numbers are unused.
+    /// every directory but the root and the attached roots has exactly one
+    /// entry, in its parent; the parent pointers lead to one of those roots
+    /// (no cycles); side tables belong to live inodes of the right type;
+    /// free numbers are unused; kept subtree images hold by themselves and
+    /// their foreign roots are where the detach left them.
     pub fn check_invariants(&self) -> Result<(), Corrupt> {
         let root = match self.inodes.get(self.root) {
             Some(r) if r.kind == FileType::Dir && r.parent == self.root => r,
@@ -50,10 +52,10 @@ impl Namespace {
                 Some(p) if p.kind == FileType::Dir => {}
                 _ => return fail(format!("entry in {parent:?}, which is not a directory")),
             }
-            let is_dir = match self.inodes.get(child) {
-                Some(c) => c.kind == FileType::Dir,
-                None if self.foreign.contains_key(&child) => true,
-                None => return fail(format!("entry points at missing {child:?}")),
+            let is_dir = match (self.inodes.get(child), self.foreign.get(&child)) {
+                (Some(c), _) => c.kind == FileType::Dir,
+                (None, Some(m)) => m.kind == FileType::Dir,
+                (None, None) => return fail(format!("entry points at missing {child:?}")),
             };
             if is_dir {
                 *subdirs.entry(parent).or_default() += 1;
@@ -67,7 +69,11 @@ impl Namespace {
             let parents = names.remove(&ino).unwrap_or_default();
             match inode.kind {
                 FileType::Dir => {
-                    let expected = if ino == self.root { 0 } else { 1 };
+                    let top = ino == self.root || self.roots.contains(&ino);
+                    if top != (inode.parent == ino) {
+                        return fail(format!("{ino:?} is its own parent but no root, or not"));
+                    }
+                    let expected = if top { 0 } else { 1 };
                     if parents.len() != expected || (expected == 1 && parents[0] != inode.parent) {
                         return fail(format!("directory {ino:?} has {} names", parents.len()));
                     }
@@ -136,15 +142,53 @@ impl Namespace {
             }
         }
         self.check_tree()?;
+        self.check_transfers()?;
         self.check_xattrs()?;
         self.check_free()?;
         self.feed.validate().map_err(|e| Corrupt(e.to_string()))
     }
 
-    /// Every directory's parent chain reaches the root.
+    /// Attached roots are local directories; every kept image holds as a
+    /// namespace of its own, and while its foreign root is mounted that
+    /// root is where the detach left it.
+    fn check_transfers(&self) -> Result<(), Corrupt> {
+        for &ino in &self.roots {
+            match self.inodes.get(ino) {
+                Some(i) if i.kind == FileType::Dir && ino != self.root => {}
+                _ => return fail(format!("attached root {ino:?} is no local directory")),
+            }
+        }
+        for (id, e) in &self.exports {
+            if self.finished.contains_key(id) {
+                return fail(format!("transfer {id} both kept and finished"));
+            }
+            e.image.check()?;
+            let root = e.image.root();
+            if !e.mounted {
+                continue;
+            }
+            let want = Mount {
+                ministry: e.to,
+                parent: e.parent,
+                kind: e.image.kind(),
+            };
+            if self.foreign.get(&root) != Some(&want) || self.child(e.parent, &e.name) != Some(root)
+            {
+                return fail(format!(
+                    "transfer {id}'s foreign root is not where it was left"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every directory's parent chain reaches the root or an attached root.
     fn check_tree(&self) -> Result<(), Corrupt> {
         let mut reaches_root: BTreeMap<Ino, ()> = BTreeMap::new();
         reaches_root.insert(self.root, ());
+        for &ino in &self.roots {
+            reaches_root.insert(ino, ());
+        }
         for (ino, inode) in self.inodes.iter() {
             if inode.kind != FileType::Dir {
                 continue;

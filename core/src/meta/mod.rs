@@ -42,6 +42,7 @@
 mod app;
 pub mod changes;
 mod create;
+mod image;
 mod invariants;
 mod links;
 mod memory;
@@ -57,6 +58,7 @@ mod rename;
 mod setattr;
 mod snapshot;
 mod table;
+mod transfer;
 pub mod types;
 mod xattr;
 
@@ -65,6 +67,7 @@ mod tests;
 
 pub use app::{decode_reply, encode_request};
 pub use changes::{Change, ChangeFeed, ChangeKind, ChangePage, DEFAULT_FEED_CAP};
+pub use image::SubtreeImage;
 pub use invariants::Corrupt;
 pub use namespace::{Namespace, LINK_MAX};
 pub use ops::{

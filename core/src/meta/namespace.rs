@@ -6,7 +6,7 @@
 //! reading only, and then changes the state with steps that cannot fail, so
 //! an error never leaves a half-done change.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::changes::ChangeFeed;
 use super::name::NAME_MAX;
 use super::table::{Inode, InodeTable};
+use super::transfer::{Export, Finished};
 use super::types::{
     Attr, Credentials, Errno, FileType, ForeignRoot, Ino, Layout, MetaResult, MinistryId, Nanos,
     ROOT,
@@ -23,11 +24,13 @@ use crate::raft::Index;
 /// Most names one file may have (as ext4).
 pub const LINK_MAX: u32 = 65_000;
 
-/// Where a foreign subtree hangs.
+/// Where a foreign subtree hangs, and what its root is (a directory for
+/// `MetaOp::Mount`; a file when a detached file left it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Mount {
     pub ministry: MinistryId,
     pub parent: Ino,
+    pub kind: FileType,
 }
 
 /// A ministry's namespace. See the module docs of [`crate::meta`]. Not
@@ -47,6 +50,17 @@ pub struct Namespace {
     pub(crate) xattrs: BTreeMap<Ino, Vec<Xattr>>,
     /// Roots of subtrees other ministries own, hanging in this namespace.
     pub(crate) foreign: BTreeMap<Ino, Mount>,
+    /// Top-level roots besides `root`: subtrees attached from another
+    /// ministry (`MetaOp::Attach` without a parent). Each is a directory
+    /// with no name here whose parent is itself.
+    pub(crate) roots: BTreeSet<Ino>,
+    /// Detached subtrees whose image is kept, by transfer id, until the
+    /// target attached them (`ForgetExport`) or they are put back
+    /// (`Reattach`).
+    pub(crate) exports: BTreeMap<u64, Export>,
+    /// Transfers this ministry finished its part of, so a resent step
+    /// answers as the first one did.
+    pub(crate) finished: BTreeMap<u64, Finished>,
     /// Granted, unused inode numbers: `[start, end)` ranges in grant order.
     pub(crate) free: VecDeque<(u64, u64)>,
     /// Every range granted so far ends at or below this.
@@ -117,6 +131,9 @@ impl Namespace {
             symlinks: BTreeMap::new(),
             xattrs: BTreeMap::new(),
             foreign: BTreeMap::new(),
+            roots: BTreeSet::new(),
+            exports: BTreeMap::new(),
+            finished: BTreeMap::new(),
             free: VecDeque::new(),
             granted_to: root.0.saturating_add(1),
             feed,
@@ -248,14 +265,15 @@ impl Namespace {
         self.ancestors(dir).contains(&ancestor)
     }
 
-    /// `dir` and the directories above it up to the root, nearest first.
+    /// `dir` and the directories above it up to its root (the root or an
+    /// attached one, whose parent is itself), nearest first.
     pub(crate) fn ancestors(&self, dir: Ino) -> Vec<Ino> {
         let mut out = vec![dir];
         let mut cur = dir;
-        while cur != self.root {
-            let Some(inode) = self.inodes.get(cur) else {
+        while let Some(inode) = self.inodes.get(cur) {
+            if inode.parent == cur {
                 break;
-            };
+            }
             cur = inode.parent;
             assert!(
                 out.len() as u64 <= self.inodes.len(),

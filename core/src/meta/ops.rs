@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangePage;
+use super::image::SubtreeImage;
 use super::types::{Attr, Credentials, FileType, ForeignRoot, Ino, Layout, MinistryId, Nanos};
 use crate::raft::Index;
 
@@ -43,6 +44,52 @@ pub enum MetaOp {
     Unmount {
         parent: Ino,
         name: Vec<u8>,
+    },
+
+    // Moving subtrees between ministries (`transfer.rs`): root only (EPERM),
+    // proposed from the president's transfer steps. Each is idempotent by
+    // `transfer`, the president's id: a step resent after a crash answers
+    // as the first one did and changes nothing more.
+    /// Source: the entry (parent, name), with everything below it, leaves
+    /// this namespace; a foreign root naming `to` and the same inode number
+    /// takes its place, and its image is kept under `transfer` (and
+    /// answered, `MetaReply::Detached`). EXDEV if a hard link reaches
+    /// outside it, EBUSY if it is a foreign root or holds the foreign root
+    /// of another transfer that may still be undone.
+    Detach {
+        transfer: u64,
+        parent: Ino,
+        name: Vec<u8>,
+        to: MinistryId,
+    },
+    /// Target: adds a detached subtree with its inode numbers, as a new
+    /// top-level root (`parent: None`, a split; the root must be a
+    /// directory) or as the entry (parent, name) (a rename).
+    Attach {
+        transfer: u64,
+        parent: Option<(Ino, Vec<u8>)>,
+        image: SubtreeImage,
+    },
+    /// Source: removes the foreign root a detach left (a rename, once the
+    /// target attached the subtree under its new name).
+    UnmountExport {
+        transfer: u64,
+    },
+    /// Source: drops the kept image (the target attached it).
+    ForgetExport {
+        transfer: u64,
+    },
+    /// Source: puts the kept image back in place of its foreign root (the
+    /// target refused the attach). EINVAL if there is nothing to undo.
+    Reattach {
+        transfer: u64,
+    },
+    /// Removes an empty top-level root an attach made (ENOTEMPTY otherwise):
+    /// the target's half of removing a directory another ministry holds.
+    /// Done if no such inode exists (already dropped); EINVAL for a local
+    /// inode that is not such a root.
+    DropRoot {
+        ino: Ino,
     },
 
     // Changes.
@@ -109,6 +156,13 @@ pub enum MetaOp {
     /// An absolute path from this ministry's root; `follow` follows a
     /// symlink in the last component (intermediate ones are always followed).
     LookupPath {
+        path: Vec<u8>,
+        follow: bool,
+    },
+    /// [`MetaOp::LookupPath`] from a directory of this ministry, usually a
+    /// subtree's root a `Found::Foreign` named (with its `rest`).
+    LookupPathAt {
+        start: Ino,
         path: Vec<u8>,
         follow: bool,
     },
@@ -208,6 +262,8 @@ pub enum MetaReply {
     /// ListXattr, in name order.
     Names(Vec<Vec<u8>>),
     Changes(ChangePage),
+    /// Detach: the image of what left (also answered to a resent detach).
+    Detached(SubtreeImage),
 }
 
 /// What a lookup found.

@@ -18,11 +18,27 @@ impl Namespace {
     /// Resolves an absolute path; `follow` follows a symlink in the last
     /// component. A trailing '/' requires a directory (ENOTDIR).
     pub fn lookup_path(&self, creds: &Credentials, path: &[u8], follow: bool) -> MetaResult<Found> {
+        self.lookup_path_at(creds, self.root, path, follow)
+    }
+
+    /// Resolves `path` (written absolute: "/" is `start` itself) from the
+    /// local directory `start`, usually the root of a subtree attached from
+    /// another ministry that a `Found::Foreign` named. ".." stops at
+    /// `start`'s top-level root, and an absolute symlink target starts again
+    /// at this ministry's root, as in [`Self::lookup_path`].
+    pub fn lookup_path_at(
+        &self,
+        creds: &Credentials,
+        start: Ino,
+        path: &[u8],
+        follow: bool,
+    ) -> MetaResult<Found> {
         name::check_path(path)?;
+        self.dir(start)?;
         let must_be_dir = path.len() > 1 && path.ends_with(b"/");
         // Components still to walk, last first.
         let mut pending: Vec<&[u8]> = name::components(path).rev().collect();
-        let mut cur = self.root;
+        let mut cur = start;
         let mut follows = 0;
         while let Some(component) = pending.pop() {
             let dir = self.dir(cur)?;

@@ -68,7 +68,7 @@ impl Namespace {
             }
             let (kind, foreign) = match self.object(ino).expect("entries point at inodes") {
                 Target::Local(_, inode) => (inode.kind, None),
-                Target::Foreign(root) => (FileType::Dir, Some(root.ministry)),
+                Target::Foreign(root) => (self.foreign[&ino].kind, Some(root.ministry)),
             };
             entries.push(DirEntry {
                 name: name.to_vec(),

@@ -77,11 +77,24 @@ impl Namespace {
             return Err(Errno::EINVAL);
         };
 
-        assert_eq!(self.remove_entry(parent, name), root.ino);
-        self.foreign.remove(&root.ino);
-        self.inode_mut(parent).nlink -= 1;
-        self.touch_dir(parent, ctx);
-        self.record(ctx, root.ino, parent, name, ChangeKind::Unmount);
+        self.remove_foreign_entry(ctx, parent, name, root.ino);
         Ok(MetaReply::Done)
+    }
+
+    /// Removes the foreign root `ino` named (parent, name), checked. A
+    /// detach whose image is kept then no longer has it to put back.
+    pub(crate) fn remove_foreign_entry(&mut self, ctx: &Ctx, parent: Ino, name: &[u8], ino: Ino) {
+        assert_eq!(self.remove_entry(parent, name), ino);
+        let mount = self.foreign.remove(&ino).expect("a foreign root");
+        if mount.kind == FileType::Dir {
+            self.inode_mut(parent).nlink -= 1;
+        }
+        for export in self.exports.values_mut() {
+            if export.mounted && export.image.root() == ino {
+                export.mounted = false;
+            }
+        }
+        self.touch_dir(parent, ctx);
+        self.record(ctx, ino, parent, name, ChangeKind::Unmount);
     }
 }

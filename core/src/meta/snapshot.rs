@@ -6,10 +6,15 @@
 //! `inodes: [(Ino, Inode)]` in number order, `entries: {key -> Ino}` (key =
 //! parent big-endian ++ name), `extra_links: {(Ino, Ino) -> u32}`,
 //! `symlinks: {Ino -> bytes}`, `xattrs: {Ino -> [(name, value)]}`,
-//! `foreign: {Ino -> (ministry, parent)}`, `free: [(start, end)]`,
-//! `granted_to: u64`, `feed: ChangeFeed`.
+//! `foreign: {Ino -> (ministry, parent, kind)}`, `roots: {Ino}` (attached
+//! top-level roots), `exports: {transfer -> (parent, name, to, mounted,
+//! SubtreeImage)}` (kept images), `finished: {transfer -> Finished}`,
+//! `free: [(start, end)]`, `granted_to: u64`, `feed: ChangeFeed`.
+//!
+//! Version 2 added the foreign root's kind, `roots`, `exports` and
+//! `finished` (moving subtrees between ministries).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -17,11 +22,12 @@ use super::changes::ChangeFeed;
 use super::invariants::Corrupt;
 use super::namespace::{Mount, Namespace, Xattr};
 use super::table::InodeTable;
+use super::transfer::{Export, Finished};
 use super::types::Ino;
 use crate::codec::{decode_exact, encode_into, DecodeError};
 
 /// First field of every snapshot: bumped when the encoding changes.
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// Why a snapshot was refused.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +50,9 @@ struct Borrowed<'a> {
     symlinks: &'a BTreeMap<Ino, Box<[u8]>>,
     xattrs: &'a BTreeMap<Ino, Vec<Xattr>>,
     foreign: &'a BTreeMap<Ino, Mount>,
+    roots: &'a BTreeSet<Ino>,
+    exports: &'a BTreeMap<u64, Export>,
+    finished: &'a BTreeMap<u64, Finished>,
     free: &'a VecDeque<(u64, u64)>,
     granted_to: u64,
     feed: &'a ChangeFeed,
@@ -59,6 +68,9 @@ struct Owned {
     symlinks: BTreeMap<Ino, Box<[u8]>>,
     xattrs: BTreeMap<Ino, Vec<Xattr>>,
     foreign: BTreeMap<Ino, Mount>,
+    roots: BTreeSet<Ino>,
+    exports: BTreeMap<u64, Export>,
+    finished: BTreeMap<u64, Finished>,
     free: VecDeque<(u64, u64)>,
     granted_to: u64,
     feed: ChangeFeed,
@@ -75,6 +87,9 @@ pub(crate) fn encode(ns: &Namespace) -> Vec<u8> {
         symlinks: &ns.symlinks,
         xattrs: &ns.xattrs,
         foreign: &ns.foreign,
+        roots: &ns.roots,
+        exports: &ns.exports,
+        finished: &ns.finished,
         free: &ns.free,
         granted_to: ns.granted_to,
         feed: &ns.feed,
@@ -104,6 +119,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Namespace, RestoreError> {
         symlinks: s.symlinks,
         xattrs: s.xattrs,
         foreign: s.foreign,
+        roots: s.roots,
+        exports: s.exports,
+        finished: s.finished,
         free: s.free,
         granted_to: s.granted_to,
         feed: s.feed,
