@@ -11,6 +11,7 @@ mod remove;
 mod rename;
 mod setattr;
 mod snapshot;
+mod transfer;
 mod xattr;
 
 use super::*;
