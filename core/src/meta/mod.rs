@@ -21,6 +21,8 @@
 //! | `memory.rs` | heap estimates (`bytes_per_inode`) |
 //! | `create.rs`, `remove.rs`, `rename.rs`, `setattr.rs`, `xattr.rs` | changes |
 //! | `query.rs`, `path.rs` | reads, path resolution |
+//! | `transfer.rs` | moving subtrees between ministries: detach, attach, unmount-export, forget-export, reattach, drop-root |
+//! | `image.rs` | `SubtreeImage`: a detached subtree, cut out, checked, pasted in |
 //! | `changes.rs` | the change feed |
 //! | `invariants.rs` | the full invariant check |
 //! | `app.rs` | dispatch, `App` |
@@ -32,8 +34,27 @@
 //! `Found::Foreign`; link and rename between a local and a foreign directory
 //! answer EXDEV, as POSIX does across file systems; removing, replacing or
 //! moving the foreign root itself answers EBUSY, as for a mount point.
-//! Renames across ministries and subtree splits go through the president's
-//! log and are not here.
+//!
+//! Moving subtrees between ministries (`transfer.rs`): the president's log
+//! drives the program (`crate::president::transfer`); these are the steps
+//! each ministry applies, all root only and idempotent by the president's
+//! transfer id, because a step may be resent after any crash:
+//!
+//! | op | where | what, and why |
+//! |---|---|---|
+//! | `Detach` | source | the entry's subtree leaves, its image kept under the transfer and answered; a foreign root with the same number takes its place, so paths keep resolving (one redirect) and an undo has its spot; EXDEV if a hard link reaches out, since a name and its inode live in one ministry |
+//! | `Attach` | target | adds the image with its numbers (ranges never overlap, so numbers stay unique and clients' handles stay valid): as a new top-level root (a split) or under a name (a rename) |
+//! | `UnmountExport` | source | removes the foreign root a detach left, once a rename's target holds the subtree under its new name |
+//! | `ForgetExport` | source | drops the kept image once the target holds it, so images do not pile up |
+//! | `Reattach` | source | puts the image back in place of its foreign root when the target refused the attach, so a failed transfer leaves the namespace as it was |
+//! | `DropRoot` | target | removes an empty top-level root, the target's half of removing a directory whose subtree another ministry holds (ENOTEMPTY keeps rmdir's rule) |
+//!
+//! `MetaOp::LookupPathAt` resolves the `rest` a `Found::Foreign` answered
+//! from the subtree's root in its ministry. A moved inode keeps its
+//! attributes, including `meta_seq`/`data_seq`, which then name indexes of
+//! the source's log until it changes again; the feeds record the move
+//! (`ChangeKind::Detach`, `Attach`, `Reattach`, `DropRoot`), so a follower
+//! walks the subtree it sees arrive.
 //!
 //! Not here either: atime on reads (reads do not go through the log, so
 //! the namespace behaves as `noatime`), keeping an unlinked file alive while
