@@ -293,13 +293,15 @@ fn node_pids(dir: &Path) -> Result<Vec<i32>, String> {
         .collect()
 }
 
-/// CPU ticks of the nodes (summed) and of this process.
-fn cpu_now(pids: &[i32]) -> Result<(u64, u64), String> {
-    let mut nodes = 0;
-    for &pid in pids {
-        nodes += cpu_ticks(&pid.to_string())
-            .ok_or_else(|| format!("cannot read /proc/{pid}/stat: did the node exit?"))?;
-    }
+/// CPU ticks of each node and of this process.
+fn cpu_now(pids: &[i32]) -> Result<(Vec<u64>, u64), String> {
+    let nodes = pids
+        .iter()
+        .map(|&pid| {
+            cpu_ticks(&pid.to_string())
+                .ok_or_else(|| format!("cannot read /proc/{pid}/stat: did the node exit?"))
+        })
+        .collect::<Result<_, _>>()?;
     Ok((nodes, cpu_ticks("self").unwrap_or(0)))
 }
 
@@ -490,11 +492,7 @@ async fn run_ministries(
     ticks_per_s: f64,
 ) -> Result<(Vec<Row>, Option<MemoryRow>), String> {
     // Every ministry has a member on each of the 3 nodes: M shards a node.
-    let (cores, shards_per_core) = if m.is_multiple_of(2) {
-        (2, m / 2)
-    } else {
-        (1, m)
-    };
+    let (cores, shards_per_core) = if m % 2 == 1 { (1, m) } else { (2, m / 2) };
     let mut up = UpArgs::local(NODES);
     up.ministries = m;
     up.app = AppKind::Meta;
@@ -531,6 +529,11 @@ async fn run_ministries(
                 workers = back;
                 let seconds = started.elapsed().as_secs_f64();
                 let (n1, c1) = cpu_now(&pids)?;
+                let per_node: Vec<f64> = n1
+                    .iter()
+                    .zip(&n0)
+                    .map(|(b, a)| b.saturating_sub(*a) as f64 / ticks_per_s)
+                    .collect();
                 if phase == Phase::Create && memory.is_none() {
                     let (per_inode, heap) = inproc_memory(t, a.files, layout);
                     memory = Some(MemoryRow {
@@ -554,12 +557,12 @@ async fn run_ministries(
                     seconds,
                     p50_ms: percentile(&lat, 0.5),
                     p99_ms: percentile(&lat, 0.99),
-                    node_cpu_s: n1.saturating_sub(n0) as f64 / ticks_per_s,
+                    node_cpu_s: per_node.iter().sum(),
                     client_cpu_s: c1.saturating_sub(c0) as f64 / ticks_per_s,
                     errors: outcome.errors,
                 };
                 eprintln!(
-                    "bench meta: M={m} {} T={t} {:<7} {:>8} ops in {:.2} s = {:>8.0}/s, p50 {:.2} ms, p99 {:.2} ms, nodes {:.2} CPU-s{}",
+                    "bench meta: M={m} {} T={t} {:<7} {:>8} ops in {:.2} s = {:>8.0}/s, p50 {:.2} ms, p99 {:.2} ms, nodes {:.2} CPU-s ({}), client {:.2} CPU-s{}",
                     layout.name(),
                     phase.name(),
                     row.ops,
@@ -568,6 +571,13 @@ async fn run_ministries(
                     row.p50_ms,
                     row.p99_ms,
                     row.node_cpu_s,
+                    per_node
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("n{}: {c:.2}", i + 1))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    row.client_cpu_s,
                     match (&outcome.first_error, row.errors) {
                         (Some(e), n) => format!(", {n} errors (first: {e})"),
                         (None, _) => String::new(),
