@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use govfs_core::codec::decode_exact;
-use govfs_core::node::{ClientMsg, NodeStatus, ServerMsg};
-use govfs_core::president::ClusterMap;
+use govfs_core::node::{ClientMsg, NodeStatus, ServerMsg, TransferReply};
+use govfs_core::president::{ClusterMap, TransferRequest};
 use govfs_core::raft::{GroupId, NodeId};
 use govfs_net::{ClusterKey, Identity, Role, DEFAULT_MAX_BODY_LEN};
 use tokio::task::JoinSet;
@@ -244,6 +246,47 @@ impl Client {
             }
         }
         Err(ClientError::NoNode { last })
+    }
+
+    /// Asks the president to move part of the namespace between ministries
+    /// (see `govfs_core::president::transfer`) and waits until the cluster
+    /// map shows it finished: `Ok(None)` when it succeeded, `Ok(Some(why))`
+    /// when a step failed (and was undone). Sending the same request again
+    /// while it runs is refused by the map, so a resend after a lost answer
+    /// cannot start it twice.
+    pub async fn transfer(
+        &self,
+        request: TransferRequest,
+        deadline: Duration,
+    ) -> Result<Option<String>, ClientError> {
+        let end = Instant::now() + deadline;
+        let addrs = self.addrs().to_vec();
+        let mut target: Option<SocketAddr> = None;
+        let mut attempt = 0usize;
+        let mut proposed = false;
+        while Instant::now() < end && !addrs.is_empty() {
+            if let Ok(map) = self.map().await {
+                let t = &map.transfers;
+                if let Some(f) = t.finished.values().find(|f| f.request == request) {
+                    return Ok(f.failure.clone());
+                }
+                if t.active.values().any(|a| a.request == request) {
+                    proposed = true;
+                }
+            }
+            if !proposed {
+                attempt += 1;
+                let addr = target.take().unwrap_or(addrs[attempt % addrs.len()]);
+                let msg = ClientMsg::Transfer(request.clone());
+                if let Ok(ServerMsg::Transfer(TransferReply::NotPresident { hint })) =
+                    self.call(addr, &msg).await
+                {
+                    target = hint.and_then(|n| self.node_addr(n));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(ClientError::TransferTimeout { waited: deadline })
     }
 
     /// Sends one message to `addr` and waits up to the request timeout for

@@ -77,6 +77,10 @@ pub enum ClientError {
         client: u64,
         seq: u64,
     },
+    /// A transfer did not finish (or was not seen to) within the deadline;
+    /// it may still finish.
+    #[error("the transfer did not finish within {waited:?}; it may still finish")]
+    TransferTimeout { waited: Duration },
     /// A session read's deadline passed before a member could answer.
     #[error("ministry {ministry}: no member answered the read within {waited:?}")]
     ReadTimeout { ministry: GroupId, waited: Duration },

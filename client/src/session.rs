@@ -25,7 +25,11 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 pub struct Session {
     client: Client,
     id: u64,
+    /// The last request id used (in any ministry).
     seq: u64,
+    /// Request ids per ministry: each ministry's session table numbers this
+    /// session's requests 1, 2, ... on its own.
+    seqs: BTreeMap<GroupId, u64>,
     last_answer: Option<SocketAddr>,
     /// Per ministry, the highest log index this session has seen take
     /// effect (its writes) or answer (its reads): reads wait for it.
@@ -38,6 +42,7 @@ impl Session {
             client,
             id,
             seq: 0,
+            seqs: BTreeMap::new(),
             last_answer: None,
             seen: BTreeMap::new(),
         }
@@ -48,7 +53,7 @@ impl Session {
         self.id
     }
 
-    /// The id of the last request submitted (0 before the first).
+    /// The id of the last request submitted, in its ministry (0 before the first).
     pub fn seq(&self) -> u64 {
         self.seq
     }
@@ -78,8 +83,10 @@ impl Session {
         command: Vec<u8>,
         deadline: Duration,
     ) -> Result<(Index, Vec<u8>), ClientError> {
-        self.seq += 1;
-        let seq = self.seq;
+        let next = self.seqs.entry(ministry).or_insert(0);
+        *next += 1;
+        let seq = *next;
+        self.seq = seq;
         let msg = ClientMsg::Request(ClientRequest {
             ministry,
             client: self.id,

@@ -768,6 +768,7 @@ impl World {
             name: vec![TRANSFER_KEY],
             ino: u64::from(TRANSFER_KEY),
             path: vec![b'/', TRANSFER_KEY],
+            now: 0,
         }
     }
 

@@ -1,11 +1,13 @@
 //! File-system commands over a cluster whose ministries run the namespace
 //! (`govfs cluster up --app meta`): mkdir, touch, ls, stat, rm, mv, tree.
 //!
-//! Every command is a `MetaRequest` submitted to the ministry's minister
-//! through the log (so reads are linearizable), with the caller's uid and gid
-//! as credentials (trusted, like NFS AUTH_SYS) and the caller's clock as the
-//! time stamp. One ministry owns "/" for now; subtrees owned by other
-//! ministries are reported, not followed.
+//! Every command is a `MetaRequest` submitted to the minister of the
+//! ministry that holds the path, through the log (so reads are
+//! linearizable), with the caller's uid and gid as credentials (trusted, like
+//! NFS AUTH_SYS) and the caller's clock as the time stamp. Paths are routed
+//! with the cluster map's subtrees and followed across foreign roots; a
+//! rename between ministries, removing a directory another ministry holds,
+//! and `govfs ministry split` go through the president (transfers).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +19,7 @@ use govfs_core::meta::{
     decode_reply, encode_request, Attr, Change, ChangePage, Credentials, Errno, FileType, Found,
     Ino, MetaOp, MetaReply, MetaRequest, ROOT,
 };
+use govfs_core::president::{ClusterMap, TransferKind, TransferRequest};
 
 use crate::target::Target;
 
@@ -81,6 +84,20 @@ pub enum FsCmd {
         since: u64,
         path: String,
     },
+    /// Ministries and the parts of the namespace they hold.
+    #[command(subcommand)]
+    Ministry(MinistryCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MinistryCmd {
+    /// Give the directory at PATH, with everything below it, to a new
+    /// ministry formed from idle shards (through the president's log).
+    Split {
+        #[command(flatten)]
+        at: At,
+        path: String,
+    },
 }
 
 /// Which cluster, and which ministry owns "/".
@@ -97,9 +114,13 @@ fn octal(s: &str) -> Result<u32, String> {
 }
 
 pub struct Fs {
+    client: Client,
     session: Session,
+    /// The ministry that owns "/".
     ministry: u64,
     creds: Credentials,
+    /// The cluster map, for subtrees other ministries own (fetched once).
+    map: Option<ClusterMap>,
 }
 
 #[derive(Debug)]
@@ -148,16 +169,19 @@ impl Fs {
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Fs {
             session: client.session(),
+            client,
             ministry,
             creds: Credentials {
                 uid,
                 gid,
                 groups: Vec::new(),
             },
+            map: None,
         }
     }
 
-    pub async fn call(&mut self, op: MetaOp) -> Result<MetaReply, FsError> {
+    /// Runs `op` in `ministry` through its log (linearizable).
+    pub async fn call_in(&mut self, ministry: u64, op: MetaOp) -> Result<MetaReply, FsError> {
         let req = MetaRequest {
             op,
             creds: self.creds.clone(),
@@ -165,7 +189,7 @@ impl Fs {
         };
         let (_, out) = self
             .session
-            .submit(self.ministry, encode_request(&req), Duration::from_secs(20))
+            .submit(ministry, encode_request(&req), Duration::from_secs(20))
             .await
             .map_err(|e| FsError::Other(e.to_string()))?;
         let reply =
@@ -173,28 +197,94 @@ impl Fs {
         Ok(reply?)
     }
 
-    pub async fn resolve(&mut self, path: &str) -> Result<Attr, FsError> {
-        match self
-            .call(MetaOp::LookupPath {
-                path: path.as_bytes().to_vec(),
-                follow: true,
-            })
-            .await?
-        {
-            MetaReply::Found(Found::Local(attr)) => Ok(attr),
-            MetaReply::Found(Found::Foreign { root, .. }) => Err(FsError::Other(format!(
-                "{path}: owned by ministry {} (not followed yet)",
-                root.ministry
-            ))),
-            other => Err(FsError::Other(format!("unexpected answer {other:?}"))),
+    async fn map(&mut self, refresh: bool) -> Result<&ClusterMap, FsError> {
+        if refresh || self.map.is_none() {
+            let map = self
+                .client
+                .map()
+                .await
+                .map_err(|e| FsError::Other(e.to_string()))?;
+            self.map = Some(map);
         }
+        Ok(self.map.as_ref().expect("just set"))
     }
 
-    async fn dir(&mut self, path: &str) -> Result<Ino, FsError> {
-        if path == "/" {
-            return Ok(ROOT);
+    /// Resolves `path` to the ministry that holds it and its attributes.
+    /// The cached map's subtrees take it straight to the right ministry;
+    /// a foreign root met on the way (a stale map) costs one redirect each.
+    pub async fn locate(&mut self, path: &str, follow: bool) -> Result<(u64, Attr), FsError> {
+        let (mut ministry, mut op) = {
+            let map = self.map(false).await?;
+            match map.transfers.subtree_of(path.as_bytes()) {
+                Some((prefix, sub)) => (
+                    sub.ministry,
+                    MetaOp::LookupPathAt {
+                        start: Ino(sub.root),
+                        path: rest_or_root(&path.as_bytes()[prefix.len()..]),
+                        follow,
+                    },
+                ),
+                None => (
+                    self.ministry,
+                    MetaOp::LookupPath {
+                        path: path.as_bytes().to_vec(),
+                        follow,
+                    },
+                ),
+            }
+        };
+        for _ in 0..MAX_REDIRECTS {
+            match self.call_in(ministry, op).await? {
+                MetaReply::Found(Found::Local(attr)) => return Ok((ministry, attr)),
+                MetaReply::Found(Found::Foreign { root, rest }) => {
+                    ministry = root.ministry;
+                    op = MetaOp::LookupPathAt {
+                        start: root.ino,
+                        path: rest_or_root(&rest),
+                        follow,
+                    };
+                }
+                other => return Err(FsError::Other(format!("unexpected answer {other:?}"))),
+            }
         }
-        Ok(self.resolve(path).await?.ino)
+        Err(FsError::Other(format!(
+            "{path}: more than {MAX_REDIRECTS} ministries deep"
+        )))
+    }
+
+    pub async fn resolve(&mut self, path: &str) -> Result<Attr, FsError> {
+        Ok(self.locate(path, true).await?.1)
+    }
+
+    /// A directory: the ministry that holds it and its inode.
+    async fn dir(&mut self, path: &str) -> Result<(u64, Ino), FsError> {
+        if path == "/" {
+            return Ok((self.ministry, ROOT));
+        }
+        let (ministry, attr) = self.locate(path, true).await?;
+        Ok((ministry, attr.ino))
+    }
+
+    /// The entry `name` of directory `path` as its own directory sees it:
+    /// local, or a foreign root another ministry holds.
+    async fn entry(&mut self, path: &str) -> Result<Entry, FsError> {
+        let (parent, name) = split(path)?;
+        let (ministry, dir) = self.dir(parent).await?;
+        let name = name.as_bytes().to_vec();
+        let op = MetaOp::Lookup {
+            parent: dir,
+            name: name.clone(),
+        };
+        let found = match self.call_in(ministry, op).await? {
+            MetaReply::Found(f) => f,
+            other => return Err(FsError::Other(format!("unexpected answer {other:?}"))),
+        };
+        Ok(Entry {
+            ministry,
+            parent: dir,
+            name,
+            found,
+        })
     }
 
     pub async fn mkdir(&mut self, path: &str, mode: u32, parents: bool) -> Result<(), FsError> {
@@ -214,12 +304,15 @@ impl Fs {
 
     async fn mkdir_one(&mut self, path: &str, mode: u32) -> Result<(), FsError> {
         let (parent, name) = split(path)?;
-        let parent = self.dir(parent).await?;
-        self.call(MetaOp::Mkdir {
-            parent,
-            name: name.as_bytes().to_vec(),
-            mode,
-        })
+        let (ministry, parent) = self.dir(parent).await?;
+        self.call_in(
+            ministry,
+            MetaOp::Mkdir {
+                parent,
+                name: name.as_bytes().to_vec(),
+                mode,
+            },
+        )
         .await?;
         Ok(())
     }
@@ -227,7 +320,7 @@ impl Fs {
     /// Create `path` if missing; returns its attributes and whether this call made it.
     pub async fn touch(&mut self, path: &str, mode: u32) -> Result<(Attr, bool), FsError> {
         let (parent, name) = split(path)?;
-        let parent = self.dir(parent).await?;
+        let (ministry, parent) = self.dir(parent).await?;
         let op = MetaOp::Create {
             parent,
             name: name.as_bytes().to_vec(),
@@ -235,23 +328,26 @@ impl Fs {
             exclusive: false,
             layout: None,
         };
-        match self.call(op).await? {
+        match self.call_in(ministry, op).await? {
             MetaReply::Created { attr, created } => Ok((attr, created)),
             other => Err(FsError::Other(format!("unexpected answer {other:?}"))),
         }
     }
 
     pub async fn list(&mut self, path: &str) -> Result<Vec<(String, FileType, Ino)>, FsError> {
-        let dir = self.dir(path).await?;
+        let (ministry, dir) = self.dir(path).await?;
         let mut after = None;
         let mut out = Vec::new();
         loop {
             let page = match self
-                .call(MetaOp::Readdir {
-                    dir,
-                    after: after.clone(),
-                    limit: 1024,
-                })
+                .call_in(
+                    ministry,
+                    MetaOp::Readdir {
+                        dir,
+                        after: after.clone(),
+                        limit: 1024,
+                    },
+                )
                 .await?
             {
                 MetaReply::Dir(page) => page,
@@ -267,41 +363,129 @@ impl Fs {
         }
     }
 
+    /// Removes a file, a symlink or an empty directory. A directory
+    /// another ministry holds (a split subtree) is removed through the
+    /// president: its empty root there, then the entry here.
     pub async fn rm(&mut self, path: &str) -> Result<(), FsError> {
-        let attr = self.resolve(path).await?;
-        let (parent, name) = split(path)?;
-        let parent = self.dir(parent).await?;
-        let name = name.as_bytes().to_vec();
-        let op = if attr.kind == FileType::Dir {
-            MetaOp::Rmdir { parent, name }
-        } else {
-            MetaOp::Unlink { parent, name }
+        let e = self.entry(path).await?;
+        let op = match &e.found {
+            Found::Foreign { root, .. } => {
+                let request = self.request(
+                    TransferKind::RemoveRoot { to: root.ministry },
+                    &e,
+                    root.ino.0,
+                    path,
+                );
+                return self.transfer(request).await;
+            }
+            Found::Local(attr) if attr.kind == FileType::Dir => MetaOp::Rmdir {
+                parent: e.parent,
+                name: e.name,
+            },
+            Found::Local(_) => MetaOp::Unlink {
+                parent: e.parent,
+                name: e.name,
+            },
         };
-        self.call(op).await?;
+        self.call_in(e.ministry, op).await?;
         Ok(())
     }
 
+    /// Renames, replacing an existing target. Between ministries it goes
+    /// through the president (detach here, attach there), which refuses to
+    /// replace an existing target (EEXIST).
     pub async fn mv(&mut self, from: &str, to: &str) -> Result<(), FsError> {
-        let (fp, fname) = split(from)?;
+        let e = self.entry(from).await?;
         let (tp, tname) = split(to)?;
-        let (parent, new_parent) = (self.dir(fp).await?, self.dir(tp).await?);
-        let op = MetaOp::Rename {
-            parent,
-            name: fname.as_bytes().to_vec(),
-            new_parent,
-            new_name: tname.as_bytes().to_vec(),
-            noreplace: false,
+        let (to_ministry, new_parent) = self.dir(tp).await?;
+        let new_name = tname.as_bytes().to_vec();
+        if to_ministry == e.ministry {
+            let op = MetaOp::Rename {
+                parent: e.parent,
+                name: e.name,
+                new_parent,
+                new_name,
+                noreplace: false,
+            };
+            self.call_in(e.ministry, op).await?;
+            return Ok(());
+        }
+        let ino = match &e.found {
+            Found::Local(attr) => attr.ino.0,
+            Found::Foreign { root, .. } => root.ino.0,
         };
-        self.call(op).await?;
-        Ok(())
+        let kind = TransferKind::Rename {
+            to: to_ministry,
+            new_parent: new_parent.0,
+            new_name,
+        };
+        let request = self.request(kind, &e, ino, from);
+        self.transfer(request).await
+    }
+
+    /// Gives the directory at `path` to a new ministry (formed from idle
+    /// shards); the path keeps resolving, through the cluster map.
+    pub async fn split(&mut self, path: &str) -> Result<u64, FsError> {
+        let e = self.entry(path).await?;
+        let ino = match &e.found {
+            Found::Local(attr) if attr.kind == FileType::Dir => attr.ino.0,
+            Found::Local(_) => return Err(FsError::Errno(Errno::ENOTDIR)),
+            Found::Foreign { root, .. } => {
+                return Err(FsError::Other(format!(
+                    "{path} is already held by ministry {}",
+                    root.ministry
+                )))
+            }
+        };
+        let request = self.request(TransferKind::Split, &e, ino, path);
+        self.transfer(request).await?;
+        let map = self.map(true).await?;
+        map.transfers
+            .subtrees
+            .get(path.trim_end_matches('/').as_bytes())
+            .map(|s| s.ministry)
+            .ok_or_else(|| {
+                FsError::Other(format!(
+                    "{path}: the split finished but the map does not show it"
+                ))
+            })
+    }
+
+    fn request(&self, kind: TransferKind, e: &Entry, ino: u64, path: &str) -> TransferRequest {
+        TransferRequest {
+            kind,
+            from: e.ministry,
+            parent: e.parent.0,
+            name: e.name.clone(),
+            ino,
+            path: path.trim_end_matches('/').as_bytes().to_vec(),
+            now: now(),
+        }
+    }
+
+    async fn transfer(&mut self, request: TransferRequest) -> Result<(), FsError> {
+        let outcome = self
+            .client
+            .transfer(request, TRANSFER_WAIT)
+            .await
+            .map_err(|e| FsError::Other(e.to_string()))?;
+        // The namespace moved: drop the cached subtrees.
+        self.map = None;
+        match outcome {
+            None => Ok(()),
+            Some(why) => Err(FsError::Other(format!("refused: {why}"))),
+        }
     }
 
     /// Every change under `path` after `since`, page by page.
     pub async fn changes(&mut self, path: &str, since: u64) -> Result<Vec<Change>, FsError> {
-        let dir = self.dir(path).await?;
+        let (ministry, dir) = self.dir(path).await?;
         let (mut since, mut all) = (since, Vec::new());
         loop {
-            match self.call(MetaOp::Changes { dir, since, limit: 4096 }).await? {
+            match self
+                .call_in(ministry, MetaOp::Changes { dir, since, limit: 4096 })
+                .await?
+            {
                 MetaReply::Changes(ChangePage::Page { changes, next, more }) => {
                     all.extend(changes);
                     if !more {
@@ -344,6 +528,28 @@ impl Fs {
     }
 }
 
+/// An entry as its directory holds it.
+struct Entry {
+    ministry: u64,
+    parent: Ino,
+    name: Vec<u8>,
+    found: Found,
+}
+
+/// Ministries one path may cross.
+const MAX_REDIRECTS: usize = 8;
+/// How long a transfer (split, cross-ministry rename or removal) may take.
+const TRANSFER_WAIT: Duration = Duration::from_secs(60);
+
+/// The rest of a path after a subtree's root ("/" for the root itself).
+fn rest_or_root(rest: &[u8]) -> Vec<u8> {
+    if rest.is_empty() {
+        b"/".to_vec()
+    } else {
+        rest.to_vec()
+    }
+}
+
 fn kind(k: FileType) -> &'static str {
     match k {
         FileType::File => "file",
@@ -361,7 +567,8 @@ pub async fn run(cmd: FsCmd) -> i32 {
         | FsCmd::Rm { at, .. }
         | FsCmd::Mv { at, .. }
         | FsCmd::Tree { at, .. }
-        | FsCmd::Changes { at, .. } => at.clone(),
+        | FsCmd::Changes { at, .. }
+        | FsCmd::Ministry(MinistryCmd::Split { at, .. }) => at.clone(),
     };
     let client = match at.target.client().await {
         Ok(c) => c,
@@ -405,6 +612,9 @@ pub async fn run(cmd: FsCmd) -> i32 {
             println!("  seqs: meta_seq {}  data_seq {}", a.meta_seq, a.data_seq);
         }),
         FsCmd::Rm { path, .. } => fs.rm(&path).await,
+        FsCmd::Ministry(MinistryCmd::Split { path, .. }) => fs.split(&path).await.map(|m| {
+            println!("{path} is now held by ministry {m}");
+        }),
         FsCmd::Mv { from, to, .. } => fs.mv(&from, &to).await,
         FsCmd::Changes { since, path, .. } => fs.changes(&path, since).await.map(|changes| {
             for c in changes {

@@ -2,12 +2,14 @@
 //! [`MetaRequest`] per log command, a postcard `Result<MetaReply, Errno>`
 //! per answer, and snapshots of the whole state.
 
+use super::image::SubtreeImage;
 use super::namespace::{Ctx, Namespace};
 use super::ops::{MetaOp, MetaReply, MetaRequest};
 use super::snapshot::{self, RestoreError};
-use super::types::{Credentials, Errno, MetaResult};
+use super::types::{Credentials, Errno, Ino, MetaResult};
 use crate::codec::{decode_exact, encode_into, DecodeError};
 use crate::node::App;
+use crate::president::{Step, Transfer, TransferKind};
 use crate::raft::{GroupId, Index};
 
 impl Namespace {
@@ -145,6 +147,66 @@ impl App for Namespace {
         let mut out = Vec::new();
         encode_into(&result, &mut out);
         out
+    }
+
+    /// Transfers move a subtree: the request names the entry (parent ino,
+    /// name) in the source and, for a rename, the new parent and name.
+    fn transfer_command(transfer: &Transfer, step: Step, image: Option<&[u8]>) -> Option<Vec<u8>> {
+        let r = &transfer.request;
+        let id = transfer.id;
+        let op = match (step, &r.kind) {
+            (Step::Detach, _) => MetaOp::Detach {
+                transfer: id,
+                parent: Ino(r.parent),
+                name: r.name.clone(),
+                to: transfer.to?,
+            },
+            (Step::Attach, kind) => {
+                let parent = match kind {
+                    TransferKind::Rename {
+                        new_parent,
+                        new_name,
+                        ..
+                    } => Some((Ino(*new_parent), new_name.clone())),
+                    _ => None,
+                };
+                let image = decode_exact::<SubtreeImage>(image?).ok()?;
+                MetaOp::Attach {
+                    transfer: id,
+                    parent,
+                    image,
+                }
+            }
+            (Step::Unmount, TransferKind::RemoveRoot { .. }) => MetaOp::Unmount {
+                parent: Ino(r.parent),
+                name: r.name.clone(),
+            },
+            (Step::Unmount, _) => MetaOp::UnmountExport { transfer: id },
+            (Step::Forget, _) => MetaOp::ForgetExport { transfer: id },
+            (Step::Undo, _) => MetaOp::Reattach { transfer: id },
+            (Step::Drop, _) => MetaOp::DropRoot { ino: Ino(r.ino) },
+            (Step::Form, _) => return None,
+        };
+        let request = MetaRequest {
+            op,
+            creds: Credentials::root(),
+            now: r.now,
+        };
+        Some(encode_request(&request))
+    }
+
+    /// A detach hands its image on; any error is the step's failure.
+    fn transfer_outcome(_step: Step, output: &[u8]) -> Result<Vec<u8>, String> {
+        match decode_reply(output) {
+            Ok(Ok(MetaReply::Detached(image))) => {
+                let mut out = Vec::new();
+                encode_into(&image, &mut out);
+                Ok(out)
+            }
+            Ok(Ok(_)) => Ok(Vec::new()),
+            Ok(Err(errno)) => Err(errno.to_string()),
+            Err(e) => Err(format!("undecodable answer: {e}")),
+        }
     }
 
     fn query(&self, applied: Index, command: &[u8]) -> Option<Vec<u8>> {

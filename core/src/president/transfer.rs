@@ -49,6 +49,9 @@ pub struct TransferRequest {
     pub ino: u64,
     /// Its absolute path, for the subtree map and for people.
     pub path: Vec<u8>,
+    /// The requester's clock (ns since the epoch), stamped into the changes
+    /// the steps make, as a client's own changes carry its clock.
+    pub now: i64,
 }
 
 /// One step of a transfer: a command for one ministry.
@@ -300,6 +303,7 @@ mod tests {
             name: b"a".to_vec(),
             ino: 7,
             path: b"/a".to_vec(),
+            now: 0,
         }
     }
 
