@@ -14,7 +14,9 @@
 //! * remove: each task unlinks its files (through the log).
 //!
 //! The two read phases repeat their passes until `--min-seconds` have
-//! passed, so that they last long enough to measure.
+//! passed, so that they last long enough to measure. `--total-files N`
+//! gives every run a namespace of N files (N / T per task) instead of
+//! `--files` per task.
 //!
 //! Layouts: `per-task` (each task in its own directory, made before the
 //! create phase and not timed) and `shared` (every task of a ministry in one
@@ -67,6 +69,11 @@ pub struct MetaArgs {
     /// Files each task creates, stats, lists and removes.
     #[arg(long, default_value_t = 2000)]
     files: u64,
+    /// Instead of `--files`: this many files in all, split over the tasks
+    /// (each task gets total / tasks, rounded up), so that every run
+    /// creates a namespace of the same size.
+    #[arg(long, conflicts_with = "files")]
+    total_files: Option<u64>,
     /// Operations each task keeps outstanding, through as many sessions.
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
@@ -133,6 +140,7 @@ struct Row {
     ministries: usize,
     layout: Layout,
     tasks: usize,
+    files_per_task: u64,
     phase: Phase,
     ops: u64,
     seconds: f64,
@@ -172,7 +180,7 @@ pub async fn run(a: &MetaArgs) -> Result<(), String> {
     if a.ministries.contains(&0) || a.tasks.contains(&0) {
         return Err("--ministries and --tasks take counts of at least 1".into());
     }
-    if a.files == 0 || a.page == 0 || a.page > 1024 {
+    if a.files == 0 || a.total_files == Some(0) || a.page == 0 || a.page > 1024 {
         return Err("--files must be at least 1 and --page 1 to 1024".into());
     }
     if !(0.0..=3600.0).contains(&a.min_seconds) {
@@ -215,7 +223,7 @@ pub async fn run(a: &MetaArgs) -> Result<(), String> {
                     r.layout.name(),
                     r.tasks,
                     a.pipeline,
-                    a.files,
+                    r.files_per_task,
                     r.phase.name(),
                     r.ops,
                     r.seconds,
@@ -518,8 +526,12 @@ async fn run_ministries(
     for &t in tasks {
         for &layout in layouts {
             run_id += 1;
+            let files = match a.total_files {
+                Some(total) => total.div_ceil(t as u64),
+                None => a.files,
+            };
             let dirs = make_dirs(&client, m, t, layout, run_id, &creds).await?;
-            let mut workers = workers(&client, m, t, a, &dirs, &creds);
+            let mut workers = workers(&client, m, a.pipeline, files, &dirs, &creds);
             for phase in PHASES {
                 let rss_before = total_rss(&pids);
                 let (n0, c0) = cpu_now(&pids)?;
@@ -535,7 +547,7 @@ async fn run_ministries(
                     .map(|(b, a)| b.saturating_sub(*a) as f64 / ticks_per_s)
                     .collect();
                 if phase == Phase::Create && memory.is_none() {
-                    let (per_inode, heap) = inproc_memory(t, a.files, layout);
+                    let (per_inode, heap) = inproc_memory(t, files, layout);
                     memory = Some(MemoryRow {
                         ministries: m,
                         layout,
@@ -552,6 +564,7 @@ async fn run_ministries(
                     ministries: m,
                     layout,
                     tasks: t,
+                    files_per_task: files,
                     phase,
                     ops: outcome.ops,
                     seconds,
@@ -715,16 +728,16 @@ async fn remove_dirs(
 fn workers(
     client: &Client,
     m: usize,
-    tasks: usize,
-    a: &MetaArgs,
+    pipeline: usize,
+    files: u64,
     dirs: &[Ino],
     creds: &Credentials,
 ) -> Vec<Worker> {
-    let k = (a.pipeline.max(1) as u64).min(a.files);
+    let k = (pipeline.max(1) as u64).min(files);
     let mut out = Vec::new();
-    for (task, &dir) in dirs.iter().enumerate().take(tasks) {
+    for (task, &dir) in dirs.iter().enumerate() {
         for w in 0..k {
-            let (start, end) = (a.files * w / k, a.files * (w + 1) / k);
+            let (start, end) = (files * w / k, files * (w + 1) / k);
             out.push(Worker {
                 session: client.session(),
                 ministry: (task % m) as u64 + 1,
@@ -796,23 +809,20 @@ fn inproc_memory(tasks: usize, files: u64, layout: Layout) -> (usize, f64) {
 
 fn print_table(a: &MetaArgs, m: usize, rows: &[Row]) {
     println!(
-        "\n### {m} {} (3 nodes, ministries of 3), {} files per task, pipeline {}\n",
+        "\n### {m} {} (3 nodes, ministries of 3), pipeline {}\n",
         if m == 1 { "ministry" } else { "ministries" },
-        a.files,
         a.pipeline.max(1)
     );
-    println!("| layout | tasks | phase | ops | s | ops/s | p50 ms | p99 ms | node CPU-s | cores used by nodes | ops per node CPU-s | client CPU-s | errors |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("readdir counts entries (latency per page of up to {}); stat and readdir repeat their passes for at least {} s.\n", a.page, a.min_seconds);
+    println!("| layout | tasks | files/task | phase | ops | s | ops/s | p50 ms | p99 ms | node CPU-s | cores used by nodes | ops per node CPU-s | client CPU-s | errors |");
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {} |",
             r.layout.name(),
             r.tasks,
-            if r.phase == Phase::Readdir {
-                "readdir (entries; latency per page)"
-            } else {
-                r.phase.name()
-            },
+            r.files_per_task,
+            r.phase.name(),
             r.ops,
             r.seconds,
             r.rate(),
