@@ -62,6 +62,29 @@ impl SubtreeImage {
         inodes.chain(self.foreign.iter().map(|&(ino, _)| ino))
     }
 
+    /// Estimated heap bytes (vectors at their length, boxed names and
+    /// values as malloc rounds them).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use super::memory::malloc_size;
+        let boxed = |b: &[u8]| malloc_size(b.len());
+        let entries: usize = self.entries.iter().map(|(k, _)| 24 + boxed(k)).sum();
+        let symlinks: usize = self.symlinks.iter().map(|(_, t)| 24 + boxed(t)).sum();
+        let xattrs: usize = (self.xattrs.iter())
+            .map(|(_, l)| {
+                32 + l
+                    .iter()
+                    .map(|(n, v)| 32 + boxed(n) + boxed(v))
+                    .sum::<usize>()
+            })
+            .sum();
+        self.inodes.len() * (8 + std::mem::size_of::<Inode>())
+            + entries
+            + self.extra_links.len() * 24
+            + symlinks
+            + xattrs
+            + self.foreign.len() * (8 + std::mem::size_of::<Mount>())
+    }
+
     fn root_inode(&self) -> &Inode {
         let i = self
             .inodes

@@ -34,6 +34,13 @@ impl Namespace {
             + xattrs
             + self.extra_links.len() * slot(16, 4)
             + self.foreign.len() * slot(8, 16)
+            + self.roots.len() * slot(8, 0)
+            + self.finished.len() * slot(8, 2)
+            + self
+                .exports
+                .values()
+                .map(|e| slot(8, 64) + e.image.heap_bytes())
+                .sum::<usize>()
             + self.feed.heap_bytes()
     }
 
