@@ -232,25 +232,22 @@ impl App for Namespace {
         })
     }
 
-    /// A new minister claims its ministry's inode range. Interim: ranges
-    /// should come from the president's counter; until then each ministry
-    /// owns `[id << 40, (id + 1) << 40)`, disjoint by construction. A later
-    /// minister's repeat of the same grant is refused (EINVAL) and harmless.
-    fn on_appointed(&self, ministry: GroupId) -> Vec<Vec<u8>> {
-        let grant = MetaRequest {
-            op: MetaOp::GrantInodes {
-                start: ministry << INODE_RANGE_BITS,
-                count: 1 << INODE_RANGE_BITS,
-            },
-            creds: Credentials::root(),
-            now: 0,
-        };
-        vec![encode_request(&grant)]
+    /// A new minister claims the inode ranges the president handed its
+    /// ministry (in the cluster map). A later minister's repeat of a grant
+    /// is refused (EINVAL) and harmless.
+    fn on_appointed(&self, _ministry: GroupId, inode_ranges: &[(u64, u64)]) -> Vec<Vec<u8>> {
+        inode_ranges
+            .iter()
+            .map(|&(start, count)| {
+                encode_request(&MetaRequest {
+                    op: MetaOp::GrantInodes { start, count },
+                    creds: Credentials::root(),
+                    now: 0,
+                })
+            })
+            .collect()
     }
 }
-
-/// Each ministry's interim inode range is `2^40` numbers wide.
-pub const INODE_RANGE_BITS: u32 = 40;
 
 /// Encodes a request as the command [`App::apply`] takes.
 pub fn encode_request(request: &MetaRequest) -> Vec<u8> {

@@ -16,7 +16,8 @@ pub trait App: Default {
     /// anything else (e.g. claiming resources the state needs). Applied
     /// like any command, so every member sees them; they must be harmless
     /// when applied again by a later minister.
-    fn on_appointed(&self, _ministry: GroupId) -> Vec<Vec<u8>> {
+    /// `inode_ranges` are the number ranges the president handed the ministry.
+    fn on_appointed(&self, _ministry: GroupId, _inode_ranges: &[(u64, u64)]) -> Vec<Vec<u8>> {
         Vec::new()
     }
 

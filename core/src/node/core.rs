@@ -747,10 +747,16 @@ impl<A: App> NodeCore<A> {
     /// through the session table as client 0 with ids that grow with the
     /// term, so a later minister's bootstrap is never taken for a resend.
     fn propose_bootstrap(&mut self, index: ShardIndex, group: GroupId, term: u64) {
+        let ranges = self
+            .map
+            .inode_ranges
+            .get(&group)
+            .cloned()
+            .unwrap_or_default();
         let Some(m) = self.shards.get_mut(&index).and_then(|s| s.member.as_mut()) else {
             return;
         };
-        for (i, command) in m.app.on_appointed(group).into_iter().enumerate() {
+        for (i, command) in m.app.on_appointed(group, &ranges).into_iter().enumerate() {
             let p = Proposal {
                 client: BOOTSTRAP_CLIENT,
                 seq: term * 1024 + i as u64,

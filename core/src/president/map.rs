@@ -72,7 +72,13 @@ pub struct ClusterMap {
     pub ministries: BTreeMap<GroupId, MinistryInfo>,
     /// Parts of the namespace moving between ministries, and split subtrees.
     pub transfers: Transfers,
+    /// Inode numbers: the next range to hand out, and each ministry's ranges.
+    pub next_inode: u64,
+    pub inode_ranges: BTreeMap<GroupId, Vec<(u64, u64)>>,
 }
+
+/// Inode numbers a ministry gets at once (2^40: it never needs a second).
+pub const INODE_RANGE: u64 = 1 << 40;
 
 /// What applying an order changed, for the nodes to act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +124,9 @@ impl Default for ClusterMap {
             shards: BTreeSet::new(),
             ministries: BTreeMap::new(),
             transfers: Transfers::default(),
+            // 0 and the low numbers stay free for well-known inodes (the root).
+            next_inode: INODE_RANGE,
+            inode_ranges: BTreeMap::new(),
         }
     }
 }
@@ -205,6 +214,11 @@ impl ClusterMap {
                 }
                 let id = self.next_ministry;
                 self.next_ministry += 1;
+                // Every ministry numbers inodes from ranges only the
+                // president hands out, from one counter: never two owners.
+                let range = (self.next_inode, INODE_RANGE);
+                self.next_inode += INODE_RANGE;
+                self.inode_ranges.insert(id, vec![range]);
                 let info = MinistryInfo {
                     id,
                     members: Vec::new(),
@@ -379,6 +393,27 @@ mod tests {
             panic!()
         };
         assert!(removed.is_empty());
+        assert_eq!(ClusterMap::decode(&m.encode()).unwrap(), m);
+    }
+
+    #[test]
+    fn every_new_ministry_gets_its_own_inode_range() {
+        let mut m = ClusterMap::new();
+        for shard in 1..=6 {
+            m.apply(&Order::RegisterShard { shard });
+        }
+        for members in [vec![1, 2, 3], vec![4, 5, 6]] {
+            let applied = m.apply(&Order::BeginAppointment {
+                ministry: None,
+                members,
+            });
+            assert!(matches!(applied, Applied::Poll { .. }), "{applied:?}");
+        }
+        let r1 = m.inode_ranges[&1].clone();
+        let r2 = m.inode_ranges[&2].clone();
+        assert_eq!(r1, vec![(INODE_RANGE, INODE_RANGE)]);
+        assert_eq!(r2, vec![(2 * INODE_RANGE, INODE_RANGE)]);
+        assert_eq!(m.next_inode, 3 * INODE_RANGE);
         assert_eq!(ClusterMap::decode(&m.encode()).unwrap(), m);
     }
 }

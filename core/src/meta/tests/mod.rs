@@ -187,7 +187,7 @@ pub(super) fn bad_old_names() -> Vec<(Vec<u8>, Errno)> {
 fn a_new_minister_claims_its_inode_range_once() {
     use crate::node::App;
     let mut ns = Namespace::default();
-    let grant = ns.on_appointed(3);
+    let grant = ns.on_appointed(3, &[(3 << 40, 1 << 40)]);
     assert_eq!(grant.len(), 1);
     let first: MetaResult<MetaReply> = crate::codec::decode_exact(&ns.apply(1, &grant[0])).unwrap();
     assert_eq!(first, Ok(MetaReply::Done));
