@@ -71,8 +71,14 @@ fn split_rename_across_and_remove_a_root() {
     );
     // A new file under the split directory is made by the new ministry.
     ok(&cluster, &["touch", "/home/ada/papers/b.tex"]);
-    assert_eq!(ministry_of_ino(&ok(&cluster, &["stat", "/home/ada/papers/b.tex"])), 2);
-    assert_eq!(ministry_of_ino(&ok(&cluster, &["stat", "/home/bob/notes"])), 1);
+    assert_eq!(
+        ministry_of_ino(&ok(&cluster, &["stat", "/home/ada/papers/b.tex"])),
+        2
+    );
+    assert_eq!(
+        ministry_of_ino(&ok(&cluster, &["stat", "/home/bob/notes"])),
+        1
+    );
 
     // Renames across ministries, a file one way and a directory the other.
     ok(&cluster, &["mv", "/home/bob/notes", "/home/ada/notes"]);
@@ -133,10 +139,17 @@ async fn sigkill_during_splits_leaves_every_file_once() {
             .await
             .unwrap()
             .expect("split finishes");
-        assert!(out.status.success(), "the split survives the SIGKILL of the {victim}");
+        assert!(
+            out.status.success(),
+            "the split survives the SIGKILL of the {victim}"
+        );
         cluster.start(node);
         cluster.wait_serving(1, Duration::from_secs(30)).await;
-        assert_eq!(ok(&cluster, &["tree", "/"]), expected, "after the {victim}'s SIGKILL");
+        assert_eq!(
+            ok(&cluster, &["tree", "/"]),
+            expected,
+            "after the {victim}'s SIGKILL"
+        );
         let stat = ok(&cluster, &["stat", &format!("{path}/f0")]);
         assert_ne!(ministry_of_ino(&stat), 0);
     }
@@ -158,5 +171,8 @@ async fn sigkill_during_splits_leaves_every_file_once() {
             None => panic!("the map does not show both subtrees: {:?}", map.transfers),
         }
     };
-    assert!(held.iter().all(|m| *m != 1) && held[0] != held[1], "{held:?}");
+    assert!(
+        held.iter().all(|m| *m != 1) && held[0] != held[1],
+        "{held:?}"
+    );
 }
