@@ -77,6 +77,10 @@ pub enum ClientError {
         client: u64,
         seq: u64,
     },
+    /// The request named an older term of the ministry than its current
+    /// one: nothing was applied.
+    #[error("ministry {ministry} is at term {term} now: the request named an older one and was not applied")]
+    StaleTerm { ministry: GroupId, term: u64 },
     /// A transfer did not finish (or was not seen to) within the deadline;
     /// it may still finish.
     #[error("the transfer did not finish within {waited:?}; it may still finish")]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use govfs_core::node::{ClientMsg, ClientReply, ClientRequest, ReadReply, ReadRequest, ServerMsg};
-use govfs_core::raft::{GroupId, Index};
+use govfs_core::raft::{GroupId, Index, Term};
 use tokio::time::Instant;
 
 use crate::client::Client;
@@ -83,6 +83,20 @@ impl Session {
         command: Vec<u8>,
         deadline: Duration,
     ) -> Result<(Index, Vec<u8>), ClientError> {
+        self.submit_at(ministry, None, command, deadline).await
+    }
+
+    /// [`submit`](Self::submit), naming the ministry's term the caller acts
+    /// on (say, the term a lease was granted in): if the ministry has moved
+    /// to a later term, nothing is applied and the answer is
+    /// [`ClientError::StaleTerm`] with the current term.
+    pub async fn submit_at(
+        &mut self,
+        ministry: GroupId,
+        term: Option<Term>,
+        command: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<(Index, Vec<u8>), ClientError> {
         let next = self.seqs.entry(ministry).or_insert(0);
         *next += 1;
         let seq = *next;
@@ -92,6 +106,7 @@ impl Session {
             client: self.id,
             seq,
             command,
+            term,
         });
         let client = self.client.clone();
         let addrs = client.addrs();
@@ -119,6 +134,9 @@ impl Session {
                     client.set_leader(ministry, Some(addr));
                     self.saw(ministry, index);
                     return Ok((index, output));
+                }
+                Ok(ServerMsg::Reply(ClientReply::StaleTerm { seq: s, term })) if s == seq => {
+                    return Err(ClientError::StaleTerm { ministry, term });
                 }
                 Ok(ServerMsg::Reply(ClientReply::UnknownSession { seq: s })) if s == seq => {
                     return Err(ClientError::UnknownSession {

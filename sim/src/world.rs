@@ -886,6 +886,12 @@ impl World {
                     "client {id} seq {seq}: its session was called unknown"
                 ));
             }
+            // Simulated clients name no term.
+            ClientReply::StaleTerm { seq, term } => {
+                return Err(format!(
+                    "client {id} seq {seq}: called stale (term {term}) without naming a term"
+                ));
+            }
         };
         let idx = (id - 1) as usize;
         let Some(o) = self.clients[idx]
@@ -909,7 +915,9 @@ impl World {
                 c.outstanding = None;
                 c.next_op_at = self.now + think;
             }
-            ClientReply::UnknownSession { .. } => unreachable!("refused above"),
+            ClientReply::UnknownSession { .. } | ClientReply::StaleTerm { .. } => {
+                unreachable!("refused above")
+            }
             ClientReply::NotLeader { hint, members, .. } => {
                 let target = match hint {
                     Some(h) if Addr::Node(node_of(h)) != from => node_of(h),
@@ -948,6 +956,7 @@ fn request(ministry: GroupId, cmd: &KvCommand) -> ClientRequest {
         client: cmd.client,
         seq: cmd.seq,
         command,
+        term: None,
     }
 }
 

@@ -568,6 +568,12 @@ impl<A: App> NodeCore<A> {
         if let (Some(index), true) = (index, serving) {
             let slot = self.shards.get_mut(&index).expect("found above");
             let m = slot.member.as_mut().expect("serving");
+            let term = m.raft.term();
+            if req.term.is_some_and(|t| t < term) {
+                out.replies
+                    .push((client, ClientReply::StaleTerm { seq, term }));
+                return;
+            }
             match m.sessions.check(client, seq) {
                 Dedup::Done(at, output) => {
                     out.replies.push((

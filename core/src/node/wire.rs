@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::president::{ClusterMap, MemberReport, Step, TransferRequest};
-use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer, Role, Status};
+use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer, Role, Status, Term};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeMsg {
@@ -35,6 +35,11 @@ pub struct ClientRequest {
     pub client: u64,
     pub seq: u64,
     pub command: Vec<u8>,
+    /// The ministry's term as the client knows it (from the map), if it
+    /// does: a request for an older term is refused with `StaleTerm` and
+    /// changes nothing, so a client acting on an outdated view (a deposed
+    /// minister, a moved ministry) learns it instead of being served.
+    pub term: Option<Term>,
 }
 
 /// What goes into a ministry's log for a client request.
@@ -53,6 +58,9 @@ pub enum ClientReply {
         index: Index,
         output: Vec<u8>,
     },
+    /// The request named an older term of the ministry than the minister's:
+    /// nothing was applied; `term` is the current one.
+    StaleTerm { seq: u64, term: Term },
     /// The ministry does not know this session (evicted, or its first
     /// request did not have id 1): nothing was applied; open a new session.
     UnknownSession { seq: u64 },

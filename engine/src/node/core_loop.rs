@@ -591,9 +591,9 @@ impl<A: App> CoreLoop<A> {
     fn client_reply(&mut self, client: u64, reply: ClientReply) {
         let (seq, done) = match &reply {
             ClientReply::Done { seq, .. } => (*seq, true),
-            ClientReply::NotLeader { seq, .. } | ClientReply::UnknownSession { seq } => {
-                (*seq, false)
-            }
+            ClientReply::NotLeader { seq, .. }
+            | ClientReply::UnknownSession { seq }
+            | ClientReply::StaleTerm { seq, .. } => (*seq, false),
         };
         let Some(waiters) = self.waiting.remove(&(client, seq)) else {
             return;
