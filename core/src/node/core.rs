@@ -634,15 +634,7 @@ impl<A: App> NodeCore<A> {
         let slot = self.shards.get_mut(&index).expect("found above");
         let m = slot.member.as_ref().expect("serving");
         if caught_up(&m.raft, req.min_index) {
-            let applied = m.raft.status().applied;
-            let answer = match m.app.query(applied, &req.query) {
-                Some(output) => ReadReply::Done {
-                    index: applied,
-                    output,
-                },
-                None => ReadReply::NotARead,
-            };
-            out.reads.push((token, answer));
+            out.reads.push((token, answer_read(m, &req.query)));
             return;
         }
         slot.parked.push(ParkedRead {
@@ -681,15 +673,7 @@ impl<A: App> NodeCore<A> {
             let slot = self.shards.get_mut(&index).expect("hosted");
             match slot.member.as_ref().filter(|_| serving) {
                 Some(m) if caught_up(&m.raft, p.min_index) => {
-                    let applied = m.raft.status().applied;
-                    let answer = match m.app.query(applied, &p.query) {
-                        Some(output) => ReadReply::Done {
-                            index: applied,
-                            output,
-                        },
-                        None => ReadReply::NotARead,
-                    };
-                    out.reads.push((p.token, answer));
+                    out.reads.push((p.token, answer_read(m, &p.query)));
                 }
                 Some(_) if now < p.until => slot.parked.push(p),
                 _ => away.push(p.token),
@@ -1244,6 +1228,18 @@ impl<A: App> NodeCore<A> {
     /// A shard's commit index, for status tables.
     pub fn shard_commit(&self, index: ShardIndex) -> Option<Index> {
         self.shard_raft(index).map(|r| r.commit_index())
+    }
+}
+
+/// A read answered from a member's applied state.
+fn answer_read<A: App>(m: &Member<A>, query: &[u8]) -> ReadReply {
+    let applied = m.raft.status().applied;
+    match m.app.query(applied, query) {
+        Some(output) => ReadReply::Done {
+            index: applied,
+            output,
+        },
+        None => ReadReply::NotARead,
     }
 }
 

@@ -342,13 +342,7 @@ impl<A: App> CoreLoop<A> {
             }
             ClientMsg::Read(req) => {
                 metrics::counter!("govfs_client_reads_total").increment(1);
-                let core = core_of_ministry(
-                    self.core.map(),
-                    self.shared.id,
-                    req.ministry,
-                    self.shared.cores,
-                )
-                .unwrap_or(self.index);
+                let core = self.core_serving(req.ministry);
                 if core == self.index {
                     self.client_read(now, req, reply, out);
                 } else {
@@ -357,13 +351,7 @@ impl<A: App> CoreLoop<A> {
             }
             ClientMsg::Request(req) => {
                 metrics::counter!("govfs_client_requests_total").increment(1);
-                let core = core_of_ministry(
-                    self.core.map(),
-                    self.shared.id,
-                    req.ministry,
-                    self.shared.cores,
-                )
-                .unwrap_or(self.index);
+                let core = self.core_serving(req.ministry);
                 if core == self.index {
                     self.client_request(now, req, reply, out);
                 } else {
@@ -379,6 +367,13 @@ impl<A: App> CoreLoop<A> {
             .or_default()
             .push((reply, Instant::now()));
         self.core.client_request(now, req, out);
+    }
+
+    /// The core whose shard serves `ministry` on this node (this core when
+    /// none does: it answers with a redirect).
+    fn core_serving(&self, ministry: u64) -> u32 {
+        core_of_ministry(self.core.map(), self.shared.id, ministry, self.shared.cores)
+            .unwrap_or(self.index)
     }
 
     fn client_transfer(
