@@ -1,35 +1,30 @@
-//! Create a file on a cluster whose ministries run the namespace, then look
-//! it up.
+//! Make a directory tree and a file on a cluster whose ministries run the
+//! namespace, then list and stat it, with the path API ([`FileSystem`]).
 //!
 //! ```text
 //! eval "$(govfs cluster up --nodes 3 --app meta --shell)"
-//! cargo run --release -p govfs-client --example create_file -- /hello.txt
+//! cargo run --release -p govfs-client --example create_file -- /home/ada/hello.txt
 //! ```
 //!
-//! Finds the cluster through `GOVFS_CLUSTER` and `GOVFS_KEY_FILE`. The path's
-//! parent must exist (here: only files directly under "/").
+//! Finds the cluster through `GOVFS_CLUSTER` and `GOVFS_KEY_FILE`. Missing
+//! parent directories are made.
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use govfs_client::{Client, ClientOptions};
-use govfs_core::meta::{
-    decode_reply, encode_request, Credentials, Found, MetaOp, MetaReply, MetaRequest, ROOT,
-};
+use govfs_client::{Client, ClientOptions, FileSystem, FsOptions};
 use govfs_net::ClusterKey;
-
-const MINISTRY: u64 = 1;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "/hello.txt".into());
-    let name = path
-        .strip_prefix('/')
-        .filter(|n| !n.is_empty() && !n.contains('/'))
-        .ok_or("give a path directly under /, like /hello.txt")?;
+    let parent = match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((parent, _)) => parent,
+        None => return Err("give an absolute path, like /home/ada/hello.txt".into()),
+    };
 
     let addrs = std::env::var("GOVFS_CLUSTER")?
         .split(',')
@@ -37,47 +32,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .collect::<Result<Vec<SocketAddr>, _>>()?;
     let key = ClusterKey::from_file(std::env::var("GOVFS_KEY_FILE")?)?;
     let client = Client::connect(addrs, key, ClientOptions::default()).await?;
-    let mut session = client.session();
+    // Root credentials, session-consistent reads from any member.
+    let mut fs = FileSystem::new(client, FsOptions::default());
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as i64;
-    let request = |op| MetaRequest {
-        op,
-        creds: Credentials::root(),
-        now,
-    };
-    let create = request(MetaOp::Create {
-        parent: ROOT,
-        name: name.as_bytes().to_vec(),
-        mode: 0o644,
-        exclusive: false,
-        layout: None,
-    });
-    let (index, out) = session
-        .submit(MINISTRY, encode_request(&create), Duration::from_secs(10))
-        .await?;
-    match decode_reply(&out)? {
-        Ok(MetaReply::Created { attr, created }) => println!(
-            "{path}: inode {} ({}) at log index {index}",
-            attr.ino.0,
-            if created { "created" } else { "already there" }
-        ),
-        other => return Err(format!("create {path}: {other:?}").into()),
+    fs.mkdir_all(parent, 0o755).await?;
+    let (attr, created) = fs.create(&path, 0o644, false).await?;
+    println!(
+        "{path}: inode {} ({})",
+        attr.ino.0,
+        if created { "created" } else { "already there" }
+    );
+    for entry in fs.readdir(parent).await? {
+        println!("  {parent}: {}", String::from_utf8_lossy(&entry.name));
     }
-
-    let lookup = request(MetaOp::LookupPath {
-        path: path.as_bytes().to_vec(),
-        follow: true,
-    });
-    let (_, out) = session
-        .submit(MINISTRY, encode_request(&lookup), Duration::from_secs(10))
-        .await?;
-    match decode_reply(&out)? {
-        Ok(MetaReply::Found(Found::Local(attr))) => {
-            println!("lookup {path}: mode {:o}, nlink {}", attr.mode, attr.nlink)
-        }
-        other => return Err(format!("lookup {path}: {other:?}").into()),
-    }
+    let attr = fs.stat(&path).await?;
+    println!(
+        "stat {path}: mode {:o}, nlink {}, meta_seq {}",
+        attr.mode, attr.nlink, attr.meta_seq
+    );
     Ok(())
 }

@@ -3,6 +3,29 @@
 //! minister, and resends a change with the same request id until it is
 //! answered, so a change applies once across failovers.
 //!
+//! Most programs want the namespace by path, [`FileSystem`]:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use govfs_client::{Client, ClientOptions, FileSystem, FsOptions};
+//! use govfs_net::ClusterKey;
+//!
+//! let addrs = vec!["127.0.0.1:7001".parse()?, "127.0.0.1:7002".parse()?];
+//! let key = ClusterKey::from_file("cluster.key")?;
+//! let client = Client::connect(addrs, key, ClientOptions::default()).await?;
+//! let mut fs = FileSystem::new(client, FsOptions::default());
+//! fs.mkdir_all("/home/ada", 0o755).await?;
+//! let (attr, _created) = fs.create("/home/ada/notes", 0o644, true).await?;
+//! assert_eq!(fs.stat("/home/ada/notes").await?.ino, attr.ino);
+//! for entry in fs.readdir("/home/ada").await? {
+//!     println!("{}", String::from_utf8_lossy(&entry.name));
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Underneath, a [`Session`] submits any ministry command exactly once:
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use govfs_client::{Client, ClientOptions};
@@ -22,8 +45,8 @@
 //! ```
 //!
 //! Runnable examples are in `client/examples/`: `kv_append` appends values
-//! to a key of a cluster running the key-value app, `create_file` creates a
-//! file on one running the namespace. Both find the cluster through
+//! to a key of a cluster running the key-value app, `create_file` makes
+//! directories and a file on one running the namespace. Both find the cluster through
 //! `GOVFS_CLUSTER` and `GOVFS_KEY_FILE` (as printed by
 //! `govfs cluster up --shell`):
 //!
@@ -75,6 +98,20 @@
 //! died right after is thus found by its successor, and a change whose
 //! answer was lost is not applied twice.
 //!
+//! # The namespace by path
+//!
+//! [`FileSystem`] resolves a path to the ministry that holds it with the
+//! cluster map's subtrees (fetched once, refreshed after a move), following
+//! a foreign root met on the way with one redirect, and sends one namespace
+//! request there: changes through the log, reads as [`ReadConsistency`]
+//! says (by default from any member, session-consistent; or linearizable
+//! through the log). A rename between ministries, removing a directory
+//! another ministry holds, and [`FileSystem::split`] go through the
+//! president. Failures are [`FsError`]s: the POSIX errno the namespace
+//! answered (with the path), a path refused before sending, or the
+//! underlying [`ClientError`]; [`FsError::errno`] maps each to a Linux
+//! errno for FUSE and the C API.
+//!
 //! # Errors
 //!
 //! [`ClientError`] says what failed: `Net` (a connection to one node:
@@ -88,8 +125,10 @@
 mod client;
 mod conn;
 mod error;
+mod fs;
 mod session;
 
 pub use client::{Client, ClientOptions};
 pub use error::{ClientError, NetError};
+pub use fs::{FileSystem, FsError, FsOptions, ReadConsistency, MAX_REDIRECTS, PATH_MAX};
 pub use session::Session;
