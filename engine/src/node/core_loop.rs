@@ -292,7 +292,9 @@ impl<A: App> CoreLoop<A> {
                         if link.conn == Some(conn) {
                             let entropy = (id << 8) ^ u64::from(self.index) ^ now;
                             let delay = link.backoff.next_delay(entropy);
-                            if reason.contains("authentic") {
+                            if reason.contains("cluster key") {
+                                warn!(peer = id, addr = %link.addr, "the cluster keys differ: {reason}");
+                            } else if reason.contains("authentic") {
                                 warn!(peer = id, addr = %link.addr, "peer refused us: {reason}");
                             } else if link.up {
                                 info!(peer = id, "lost peer ({reason}); redial in {delay:?}");
@@ -304,6 +306,13 @@ impl<A: App> CoreLoop<A> {
                             link.retry_at = Instant::now() + delay;
                         }
                     }
+                } else if reason.contains("handshake") || reason.contains("authentic") {
+                    // An incoming connection that never proved it holds the
+                    // key: a misconfigured node or client, or a stranger.
+                    warn!(
+                        core = self.index,
+                        "incoming connection closed before authenticating: {reason}"
+                    );
                 }
             }
             NetEvent::Woken => {}
