@@ -173,6 +173,45 @@ impl TestCluster {
         }
     }
 
+    /// The process id of a running node.
+    pub fn pid(&self, node: NodeId) -> u32 {
+        let path = self.dir.path().join(format!("n{node}/pid"));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
+    fn signal(&self, node: NodeId, signal: &str) {
+        let pid = self.pid(node).to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} (node {node})");
+    }
+
+    /// SIGSTOP a node: it stays alive, holds its sockets open and answers
+    /// nothing (a stuck process, not a dead one) until [`Self::cont`].
+    pub fn stop(&self, node: NodeId) {
+        self.signal(node, "-STOP");
+    }
+
+    /// SIGCONT a node stopped by [`Self::stop`].
+    pub fn cont(&self, node: NodeId) {
+        self.signal(node, "-CONT");
+    }
+
+    /// SIGCONT every node that has a pid file (harmless on running ones).
+    pub fn cont_all(&self) {
+        for node in 1..=self.nodes {
+            if self.dir.path().join(format!("n{node}/pid")).exists() {
+                self.cont(node);
+            }
+        }
+    }
+
     pub fn log(&self, node: NodeId) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("n{node}/node.log")))
             .unwrap_or_default()
@@ -186,4 +225,34 @@ impl Drop for TestCluster {
             .arg(self.dir.path())
             .output();
     }
+}
+
+/// Established TCP connections this test process holds to `addr` (read
+/// from /proc: our socket fds matched against the kernel's TCP table).
+pub fn tcp_connections_to(addr: SocketAddr) -> usize {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("IPv4 only: {addr}")
+    };
+    // /proc/net/tcp writes an address as the in-memory u32 in hex, then the port.
+    let remote = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let ours: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/self/net/tcp").expect("/proc/self/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        // Columns: sl local rem st ... inode (the 10th).
+        .filter(|c| c.len() > 9 && c[2] == remote && c[3] == "01" && ours.contains(c[9]))
+        .count()
 }
