@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod ids;
+pub mod lease;
 pub mod meta;
 pub mod node;
 pub mod president;
