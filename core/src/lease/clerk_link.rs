@@ -82,22 +82,22 @@ impl ClerkLink {
     }
 
     /// The clerk has stopped serving and every read lease it granted has
-    /// expired. Its last round-trip proof was for a reply sent before
-    /// `last_contact`; it serves at most H past that reply, and its leases
-    /// last at most H more, so 2H (counted by the granter rule) after
-    /// `last_contact` it is fenced. A clerk never heard in this term may
-    /// still be served by the previous minister until H after this one got
-    /// its majority (`majority_at`), so its count starts H later.
+    /// expired. Its last round-trip proof from this minister was for a reply
+    /// sent before `last_contact`; it serves at most H past that reply, and
+    /// its leases last at most H more, so 2H (counted by the granter rule)
+    /// after `last_contact` it is fenced. The previous minister may vouch for
+    /// any clerk (even one this minister heard, if it restarted and forgot
+    /// the newer term) until H after this one got its majority
+    /// (`majority_at`), so the count never starts before then.
     pub fn fenced(&self, cfg: &LeaseConfig, majority_at: Option<Micros>, now: Micros) -> bool {
-        let base = match self.last_contact {
-            Some(t) => t,
-            None => match majority_at {
-                Some(m) => self
-                    .added_at
-                    .max(cfg.drift.granter_deadline(m, cfg.serve_timeout)),
-                None => return false,
-            },
+        let Some(m) = majority_at else {
+            return false;
         };
+        let base = self
+            .last_contact
+            .unwrap_or(self.added_at)
+            .max(self.added_at)
+            .max(cfg.drift.granter_deadline(m, cfg.serve_timeout));
         let wait = if cfg.faults.minister_skips_fence_wait {
             cfg.heartbeat
         } else {

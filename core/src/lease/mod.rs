@@ -54,9 +54,9 @@
 //! majority at M, the old one (whose majority needs one of those members,
 //! which now ignore its term) stops by M + H, so its write leases end by
 //! M + H + max write duration: the new minister vouches for no clerk and
-//! grants nothing before then (the quiet period). A clerk it never heard may
-//! be vouched for by the old minister until M + H, so its 2H count starts at
-//! M + H. Removals do not shrink the majority's denominator within a term,
+//! grants nothing before then (the quiet period). The old minister may vouch
+//! for a clerk until M + H (even one that heard the new minister, if it
+//! restarted and forgot the newer term), so no 2H count starts before M + H. Removals do not shrink the majority's denominator within a term,
 //! so the two majorities always meet.
 //!
 //! # The four problems of thesis 4.5
