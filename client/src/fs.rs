@@ -87,6 +87,9 @@ pub enum FsError {
     /// A move between ministries failed at a step and was undone.
     #[error("{path}: the move between ministries was refused: {why}")]
     TransferRefused { path: String, why: String },
+    /// A split of a directory another ministry holds already.
+    #[error("{path} is already held by ministry {ministry}")]
+    AlreadyHeld { path: String, ministry: GroupId },
     /// The change feed no longer holds changes that old.
     #[error("{path}: changes after {since} are no longer kept: walk the tree, then follow from {resync_from}")]
     ChangesTruncated {
@@ -111,7 +114,7 @@ impl FsError {
             FsError::BadPath { why, .. } if *why == TOO_LONG => Errno::ENAMETOOLONG.errno(),
             FsError::BadPath { .. } => Errno::EINVAL.errno(),
             FsError::TooManyRedirects { .. } => Errno::ELOOP.errno(),
-            FsError::TransferRefused { .. } => Errno::EBUSY.errno(),
+            FsError::TransferRefused { .. } | FsError::AlreadyHeld { .. } => Errno::EBUSY.errno(),
             FsError::Client(ClientError::Timeout { .. } | ClientError::ReadTimeout { .. }) => {
                 ETIMEDOUT
             }
@@ -758,10 +761,10 @@ impl FileSystem {
                     errno: Errno::ENOTDIR,
                 })
             }
-            Found::Foreign { .. } => {
-                return Err(FsError::Errno {
+            Found::Foreign { root, .. } => {
+                return Err(FsError::AlreadyHeld {
                     path: path.to_string(),
-                    errno: Errno::EBUSY,
+                    ministry: root.ministry,
                 })
             }
         };
