@@ -24,6 +24,11 @@
 //! election_timeout_ms = 300
 //! serve_timeout_ms = 500
 //! failure_timeout_ms = 800
+//!
+//! [leases]                                      # optional, milliseconds (defaults from H)
+//! max_read_ms = 500                             # at most serve_timeout_ms
+//! max_write_ms = 1000
+//! drift_ppm = 10000
 //! ```
 
 use std::collections::BTreeMap;
@@ -31,7 +36,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use govfs_core::node::{NodeConfig, NodeTiming};
+use govfs_core::lease::Drift;
+use govfs_core::node::{LeaseSettings, NodeConfig, NodeTiming};
 use govfs_core::president::DriverConfig;
 use govfs_core::raft::{InjectedFaults, NodeId};
 use govfs_engine::node::NodeSettings;
@@ -82,6 +88,76 @@ pub struct NodeFile {
     pub app: AppKind,
     #[serde(default)]
     pub timing: TimingFile,
+    #[serde(default)]
+    pub leases: LeaseFile,
+}
+
+/// `[leases]` (issue 5), all optional; durations in milliseconds, each
+/// defaulting to a multiple of H (`serve_timeout_ms`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseFile {
+    /// Grant no leases (every lease request is refused).
+    pub disabled: bool,
+    /// Largest clock-rate error of any node, in parts per million (default 10000: 1%).
+    pub drift_ppm: Option<u32>,
+    /// Longest read lease (default and at most H).
+    pub max_read_ms: Option<u64>,
+    /// Longest write lease (default 2H).
+    pub max_write_ms: Option<u64>,
+    /// How long a clerk lock stays after its last write lease (default H).
+    pub linger_ms: Option<u64>,
+    /// How long a write acquire may wait on the minister (default 3H).
+    pub write_wait_ms: Option<u64>,
+    /// How long a revocation watch is parked (default H).
+    pub watch_wait_ms: Option<u64>,
+}
+
+impl LeaseFile {
+    /// The node's lease settings for H = `serve_timeout` (µs), or why not.
+    pub fn settings(&self, serve_timeout: u64) -> Result<Option<LeaseSettings>, String> {
+        if self.disabled {
+            return Ok(None);
+        }
+        let ms = |v: u64| v * 1000;
+        let mut s = LeaseSettings::new(serve_timeout);
+        if let Some(ppm) = self.drift_ppm {
+            if ppm > Drift::MAX_PPM {
+                return Err(format!(
+                    "leases: drift_ppm {ppm} is beyond {}",
+                    Drift::MAX_PPM
+                ));
+            }
+            s.config.drift = Drift::from_ppm(ppm);
+        }
+        if let Some(v) = self.max_read_ms {
+            if v == 0 || ms(v) > serve_timeout {
+                return Err("leases: max_read_ms must be in 1..=serve_timeout_ms".into());
+            }
+            s.config.max_read_duration = ms(v);
+        }
+        if let Some(v) = self.max_write_ms {
+            if v == 0 {
+                return Err("leases: max_write_ms must be positive".into());
+            }
+            s.config.max_write_duration = ms(v);
+        }
+        if let Some(v) = self.linger_ms {
+            s.config.linger = ms(v);
+        }
+        if let Some(v) = self.write_wait_ms {
+            s.write_wait = ms(v);
+        }
+        if let Some(v) = self.watch_wait_ms {
+            s.watch_wait = ms(v);
+        }
+        if serve_timeout == 0
+            || s.config.heartbeat >= s.config.drift.holder_span(s.config.serve_timeout)
+        {
+            return Err("leases: serve_timeout_ms is too short for lease heartbeats".into());
+        }
+        Ok(Some(s))
+    }
 }
 
 /// The application every ministry of the cluster runs.
@@ -230,6 +306,10 @@ impl NodeFile {
             cores: self.cores,
             shards_per_core: self.shards_per_core,
             metrics_listen: self.metrics_listen,
+            leases: self
+                .leases
+                .settings(ms(t.serve_timeout_ms))
+                .map_err(invalid)?,
         })
     }
 }

@@ -6,7 +6,7 @@ use crate::meta::types::Ino;
 use crate::raft::Term;
 
 /// Why a node does not grant or refresh leases right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NotServing {
     /// The engine says it has not heard its minister and the president within H.
     Fenced,

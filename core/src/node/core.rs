@@ -10,12 +10,13 @@
 use std::collections::BTreeMap;
 
 use super::app::App;
+use super::leases::{LeaseOut, LeaseSettings, RaftView, ShardLeases};
 use super::log_op::{Disk, LogOp};
 use super::session::{Dedup, Sessions};
 use super::shard::{Member, ParkedRead, Slot};
 use super::wire::{
-    ClientReply, ClientRequest, NodeMsg, Proposal, ReadReply, ReadRequest, ShardStatus,
-    TransferReply,
+    ClientReply, ClientRequest, LeaseMsg, LeaseReply, LeaseRequest, NodeMsg, Proposal, ReadReply,
+    ReadRequest, ShardStatus, TransferReply,
 };
 use super::{Observation, Output};
 use crate::codec::{decode_exact, DecodeError};
@@ -137,6 +138,8 @@ pub struct NodeCore<A: App> {
     /// Log operations staged for the next write of each disk (snapshots).
     staged: BTreeMap<Disk, Vec<LogOp>>,
     last_report: Micros,
+    /// Leases (issue 5), when the engine turned them on.
+    leases: Option<LeaseSettings>,
 }
 
 impl<A: App> NodeCore<A> {
@@ -212,6 +215,7 @@ impl<A: App> NodeCore<A> {
                 waiting: Default::default(),
                 parked: Vec::new(),
                 steps: BTreeMap::new(),
+                leases: ShardLeases::new(id),
             };
             slots.insert(index, slot);
         }
@@ -226,7 +230,17 @@ impl<A: App> NodeCore<A> {
             syncs: BTreeMap::new(),
             staged: BTreeMap::new(),
             last_report: now,
+            leases: None,
         })
+    }
+
+    /// Run leases on this core's shards (see `node/leases.rs`). Off by
+    /// default: the production engine turns them on; the simulator's nodes
+    /// do not run them yet (`core/tests/lease_sim.rs` simulates the lease
+    /// core alone).
+    pub fn enable_leases(&mut self, settings: LeaseSettings) {
+        settings.config.validate();
+        self.leases = Some(settings);
     }
 
     pub fn id(&self) -> NodeId {
@@ -338,6 +352,8 @@ impl<A: App> NodeCore<A> {
         let indexes: Vec<ShardIndex> = self.shards.keys().copied().collect();
         for i in indexes {
             self.release_reads(now, i, out);
+            let serving = self.serving(i, now);
+            self.lease_step(now, i, out, |s, l, o| l.tick(s, now, serving, o));
         }
         if now.saturating_sub(self.last_report) >= self.cfg.timing.report_interval {
             self.last_report = now;
@@ -361,7 +377,16 @@ impl<A: App> NodeCore<A> {
                         leader: m.raft.is_leader(),
                         commit: st.commit,
                         commit_term: m.raft.log().term(st.commit).unwrap_or(0),
-                        unreachable: m.raft.unreachable_members(now),
+                        unreachable: {
+                            let mut u = m.raft.unreachable_members(now);
+                            // Clerks the lease minister counts fenced (2H without a round trip).
+                            for c in s.leases.fenced_clerks() {
+                                if !u.contains(&c) {
+                                    u.push(c);
+                                }
+                            }
+                            u
+                        },
                     }
                 }),
             })
@@ -645,6 +670,97 @@ impl<A: App> NodeCore<A> {
         });
     }
 
+    /// A client's lease request (see [`LeaseRequest`]): answered now or,
+    /// for a write acquire or a watch, later; the answer carries `token`.
+    pub fn lease(&mut self, now: Micros, req: LeaseRequest, token: u64, out: &mut Output) {
+        if self.leases.is_none() {
+            out.leases.push((
+                token,
+                LeaseReply::Refused(super::wire::LeaseRefusal::NotServing(
+                    crate::lease::NotServing::Fenced,
+                )),
+            ));
+            return;
+        }
+        let ministry = req.ministry();
+        let index = self.shard_of(ministry);
+        let Some(index) = index else {
+            let (hint, members) = match self.elsewhere(ministry, None) {
+                ReadReply::Elsewhere { hint, members } => (hint, members),
+                _ => (None, Vec::new()),
+            };
+            out.leases
+                .push((token, LeaseReply::Elsewhere { hint, members }));
+            return;
+        };
+        let (hint, members) = match self.elsewhere(ministry, Some(index)) {
+            ReadReply::Elsewhere { hint, members } => (hint, members),
+            _ => (None, Vec::new()),
+        };
+        self.lease_step(now, index, out, |s, l, o| {
+            l.request(s, now, req, token, (hint, members), o)
+        });
+        self.turn(now, out);
+    }
+
+    /// A lease message from another node's shard to one of ours.
+    pub fn receive_lease(&mut self, now: Micros, msg: LeaseMsg, out: &mut Output) {
+        let Some(i) = self.shard_with_id(msg.to()) else {
+            return;
+        };
+        match msg {
+            LeaseMsg::LockBatch {
+                ministry, batch, ..
+            } => self.lease_step(now, i, out, |s, l, o| {
+                l.on_batch(s, now, ministry, batch, o)
+            }),
+            LeaseMsg::ClerkReply {
+                ministry, reply, ..
+            } => self.lease_step(now, i, out, |s, l, o| {
+                l.on_reply(s, now, ministry, reply, o)
+            }),
+        }
+        self.turn(now, out);
+    }
+
+    /// The shard of this core whose id is `id`.
+    fn shard_with_id(&self, id: NodeId) -> Option<ShardIndex> {
+        self.shards.values().find(|s| s.id == id).map(|s| s.index)
+    }
+
+    /// Bring shard `index`'s lease role in line with its Raft, run `f` on
+    /// it, and carry out what came of it.
+    fn lease_step(
+        &mut self,
+        now: Micros,
+        index: ShardIndex,
+        out: &mut Output,
+        f: impl FnOnce(&LeaseSettings, &mut ShardLeases, &mut LeaseOut),
+    ) {
+        let Some(settings) = &self.leases else {
+            return;
+        };
+        let Some(slot) = self.shards.get_mut(&index) else {
+            return;
+        };
+        let view = slot.member.as_ref().map(|m| {
+            let st = m.raft.status();
+            RaftView {
+                group: st.group,
+                term: st.term,
+                leader: m.raft.is_leader(),
+                voters: m.raft.membership().voters.clone(),
+                applied: st.applied,
+            }
+        });
+        let mut lo = LeaseOut::default();
+        slot.leases.sync(settings, now, view.as_ref(), &mut lo);
+        f(settings, &mut slot.leases, &mut lo);
+        out.leases.extend(lo.answers);
+        // A ministry's members are on distinct nodes: these always leave the node.
+        out.lease_send.extend(lo.send);
+    }
+
     /// Where to send a read this core cannot answer.
     fn elsewhere(&self, ministry: GroupId, index: Option<ShardIndex>) -> ReadReply {
         let info = self.map.ministries.get(&ministry);
@@ -923,6 +1039,8 @@ impl<A: App> NodeCore<A> {
         }
         if let (Disk::Shard(i), true) = (disk, applied_any) {
             self.release_reads(now, i, out);
+            // The clerk learns the applied index (locks wait for it).
+            self.lease_step(now, i, out, |_, _, _| {});
         }
     }
 

@@ -12,6 +12,7 @@
 pub mod app;
 mod core;
 pub mod kv;
+mod leases;
 pub mod log_op;
 pub mod session;
 mod shard;
@@ -21,11 +22,12 @@ pub use self::core::{
     MapUpdate, NodeConfig, NodeCore, NodeTiming, PresidentView, Recovered, RecoveredShard,
 };
 pub use app::App;
+pub use leases::LeaseSettings;
 pub use log_op::{Disk, LogOp};
 pub use session::{Dedup, Sessions};
 pub use wire::{
-    ClientMsg, ClientReply, ClientRequest, NodeMsg, NodeStatus, Proposal, ReadReply, ReadRequest,
-    ServerMsg, ShardStatus, TransferReply,
+    ClientMsg, ClientReply, ClientRequest, LeaseMsg, LeaseRefusal, LeaseReply, LeaseRequest,
+    NodeMsg, NodeStatus, Proposal, ReadReply, ReadRequest, ServerMsg, ShardStatus, TransferReply,
 };
 
 use crate::raft::{Entry, GroupId, Index, NodeId, Term};
@@ -75,4 +77,8 @@ pub struct Output {
     pub observed: Vec<Observation>,
     /// For the node's other cores (only with `NodeConfig::share_map`).
     pub map_updates: Vec<MapUpdate>,
+    /// Answers to lease requests, by the token the engine gave [`NodeCore::lease`].
+    pub leases: Vec<(u64, LeaseReply)>,
+    /// Lease messages to other nodes' shards (by shard id).
+    pub lease_send: Vec<(NodeId, LeaseMsg)>,
 }

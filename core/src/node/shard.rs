@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::app::App;
+use super::leases::ShardLeases;
 use super::session::Sessions;
 use crate::codec::{decode_exact, DecodeError};
 use crate::ids::ShardIndex;
@@ -56,6 +57,8 @@ pub(super) struct Slot<A> {
     pub parked: Vec<ParkedRead>,
     /// Transfer steps this minister proposed: (client, seq) -> (transfer, step).
     pub steps: BTreeMap<(u64, u64), (u64, Step)>,
+    /// The lease core of the shard's role (when the node runs leases).
+    pub leases: ShardLeases,
 }
 
 /// A read that arrived before the shard applied what it must see.

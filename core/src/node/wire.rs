@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lease::{self, LeaseId, Mode, NotServing, Region, SessionId};
+use crate::meta::types::Ino;
 use crate::president::{ClusterMap, MemberReport, Step, TransferRequest};
-use crate::raft::{GroupId, Index, Message, NodeId, PollAnswer, Role, Status, Term};
+use crate::raft::{GroupId, Index, Message, Micros, NodeId, PollAnswer, Role, Status, Term};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeMsg {
@@ -25,6 +27,37 @@ pub enum NodeMsg {
         step: Step,
         output: Vec<u8>,
     },
+}
+
+/// Lease traffic between a ministry's minister and its clerks (issue 5).
+/// Its own type, sent between nodes in `Control` frames rather than as more
+/// [`NodeMsg`] variants, so that code matching every `NodeMsg` (the
+/// simulator's message digests) is not broken by it; the simulator's nodes
+/// run no leases.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseMsg {
+    /// From a ministry's minister to one clerk shard `to`: lock operations
+    /// and the round-trip echo (`lease::LockBatch`).
+    LockBatch {
+        ministry: GroupId,
+        to: NodeId,
+        batch: lease::LockBatch,
+    },
+    /// From a clerk to its minister shard `to`.
+    ClerkReply {
+        ministry: GroupId,
+        to: NodeId,
+        reply: lease::ClerkReply,
+    },
+}
+
+impl LeaseMsg {
+    /// The shard it is for.
+    pub fn to(&self) -> NodeId {
+        match self {
+            LeaseMsg::LockBatch { to, .. } | LeaseMsg::ClerkReply { to, .. } => *to,
+        }
+    }
 }
 
 /// A client's change for a ministry. `seq` is the client's request id: one
@@ -108,6 +141,145 @@ pub enum ClientMsg {
     Read(ReadRequest),
     /// Ask the president to move part of the namespace between ministries.
     Transfer(TransferRequest),
+    /// Leases on byte regions of files (issue 5).
+    Lease(LeaseRequest),
+}
+
+/// A lease request to a member of `ministry`. Write leases come from the
+/// minister, read leases from a clerk; refresh and release go to the node
+/// that granted the lease; a watch goes to every node the session holds
+/// leases from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseRequest {
+    Acquire {
+        ministry: GroupId,
+        file: Ino,
+        region: Region,
+        mode: Mode,
+        session: SessionId,
+        /// Asked for; the granter may shorten it (read leases to at most H).
+        duration: Micros,
+        /// A ministry log index at which the file exists (the index the
+        /// client saw it at): clerks report a lock clear only past it.
+        min_index: Index,
+    },
+    Refresh {
+        ministry: GroupId,
+        session: SessionId,
+        lease: LeaseId,
+        mode: Mode,
+        duration: Micros,
+    },
+    Release {
+        ministry: GroupId,
+        session: SessionId,
+        lease: LeaseId,
+        mode: Mode,
+    },
+    /// Long poll: answered with the session's revoked leases on this node
+    /// as soon as there are any, or with `Done` after a bounded wait.
+    Watch {
+        ministry: GroupId,
+        session: SessionId,
+    },
+}
+
+impl LeaseRequest {
+    pub fn ministry(&self) -> GroupId {
+        match self {
+            LeaseRequest::Acquire { ministry, .. }
+            | LeaseRequest::Refresh { ministry, .. }
+            | LeaseRequest::Release { ministry, .. }
+            | LeaseRequest::Watch { ministry, .. } => *ministry,
+        }
+    }
+}
+
+/// Why a lease request was refused (the wire form of `lease::LeaseError`,
+/// plus what only the node can say).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum LeaseRefusal {
+    #[error("conflicts with a {mode:?} claim on {file:?} {region}")]
+    Conflict {
+        file: Ino,
+        region: Region,
+        mode: Mode,
+    },
+    #[error("not serving leases: {0:?}")]
+    NotServing(NotServing),
+    #[error("term {got} is older than term {newest}")]
+    StaleTerm { got: Term, newest: Term },
+    #[error("lease {0:?} has expired")]
+    Expired(LeaseId),
+    #[error("lease {0:?} is unknown here")]
+    Unknown(LeaseId),
+    #[error("lease {0:?} was revoked")]
+    Revoked(LeaseId),
+    #[error("lease {0:?} belongs to another session")]
+    NotHolder(LeaseId),
+    /// An empty region or a zero duration.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A table, queue or per-session bound is full.
+    #[error("too many leases: {0}")]
+    Full(String),
+    /// A read lease from a ministry without clerks (a minister grants none).
+    #[error("the ministry has no clerk to grant read leases")]
+    NoClerks,
+    /// A write lease was not granted within the node's bounded wait; the
+    /// request is dropped (a grant that comes later is released at once).
+    #[error("not granted in time")]
+    Timeout,
+}
+
+impl From<lease::LeaseError> for LeaseRefusal {
+    fn from(e: lease::LeaseError) -> Self {
+        use lease::LeaseError as E;
+        match e {
+            E::BadRegion | E::ZeroDuration => LeaseRefusal::BadRequest(e.to_string()),
+            E::UnknownLease(l) => LeaseRefusal::Unknown(l),
+            E::Expired(l) => LeaseRefusal::Expired(l),
+            E::NotHolder(l) => LeaseRefusal::NotHolder(l),
+            E::Revoked(l) => LeaseRefusal::Revoked(l),
+            E::StaleTerm { got, newest } => LeaseRefusal::StaleTerm { got, newest },
+            E::Conflict { file, region, mode } => LeaseRefusal::Conflict { file, region, mode },
+            E::NotServing(n) => LeaseRefusal::NotServing(n),
+            E::SessionFull { .. }
+            | E::TableFull { .. }
+            | E::QueueFull { .. }
+            | E::DuplicateRequest(_) => LeaseRefusal::Full(e.to_string()),
+        }
+    }
+}
+
+/// The answer to a [`LeaseRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseReply {
+    /// Granted by shard `node` (a minister at `term` for a write lease, a
+    /// clerk at `term` for a read lease). The holder believes it until its
+    /// clock reads `send time + Drift::holder_span(granted.duration)`,
+    /// counting from when it sent the request.
+    Granted {
+        granted: lease::Granted,
+        term: Term,
+        node: NodeId,
+    },
+    /// A refresh: the lease runs `duration` more from the refresh's send time.
+    Refreshed {
+        lease: LeaseId,
+        duration: Micros,
+    },
+    Refused(LeaseRefusal),
+    /// Ask another member: the minister (`hint`) for a write lease, a clerk
+    /// (one of `members`) for a read lease.
+    Elsewhere {
+        hint: Option<NodeId>,
+        members: Vec<NodeId>,
+    },
+    /// A watch: these leases of the session were revoked; release them.
+    Revoked(Vec<LeaseId>),
+    /// A release, or a watch that saw no revocation in its wait.
+    Done,
 }
 
 /// The president's answer to [`ClientMsg::Transfer`]. The transfer's
@@ -129,6 +301,7 @@ pub enum ServerMsg {
     Read(ReadReply),
     Transfer(TransferReply),
     Error(String),
+    Lease(LeaseReply),
 }
 
 /// Where a node stands: its president-group member and its shards.

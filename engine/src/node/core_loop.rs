@@ -19,17 +19,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use govfs_core::codec::decode_exact;
-use govfs_core::ids::node_of;
+use govfs_core::ids::{index_of, node_of};
 use govfs_core::node::{
-    App, ClientMsg, ClientReply, ClientRequest, Disk, LogOp, NodeCore, NodeMsg, NodeStatus,
-    Observation, Output, ReadRequest, ServerMsg, ShardStatus,
+    App, ClientMsg, ClientReply, ClientRequest, Disk, LeaseMsg, LeaseRequest, LogOp, NodeCore,
+    NodeMsg, NodeStatus, Observation, Output, ReadRequest, ServerMsg, ShardStatus,
 };
 use govfs_core::raft::{NodeId, Status, PRESIDENT_GROUP};
 use govfs_net::{Backoff, ConnId, FrameKind, NetEvent, Reactor, Role, Waker};
 use tracing::{debug, info, warn};
 
 use super::routing::{
-    core_of_message, core_of_ministry, CoreMsg, ReplyTo, SharedPresidentView, PRESIDENT_CORE,
+    core_of_message, core_of_ministry, core_of_shard, CoreMsg, ReplyTo, SharedPresidentView,
+    PRESIDENT_CORE,
 };
 use super::runtime::NodeError;
 use super::storage::{CoreStorage, SyncStart};
@@ -104,7 +105,7 @@ pub struct CoreLoop<A: App> {
     peers: BTreeMap<NodeId, PeerLink>,
     conn_peer: HashMap<ConnId, NodeId>,
     waiting: Waiting,
-    /// Reads the core has not answered yet, by token.
+    /// Reads and lease requests the core has not answered yet, by token.
     reads: HashMap<u64, ReplyTo>,
     next_read: u64,
     syncs: BTreeMap<Disk, DiskSyncs>,
@@ -269,6 +270,12 @@ impl<A: App> CoreLoop<A> {
                             Err(e) => warn!(%conn, "undecodable node message: {e}"),
                         }
                     }
+                    (Some(Role::Node), FrameKind::Control) => {
+                        match decode_exact::<LeaseMsg>(&frame.body) {
+                            Ok(msg) => self.lease_msg(now, msg, out),
+                            Err(e) => warn!(%conn, "undecodable lease message: {e}"),
+                        }
+                    }
                     (Some(_), FrameKind::Client) => {
                         let reply = ReplyTo {
                             core: self.index,
@@ -331,6 +338,15 @@ impl<A: App> CoreLoop<A> {
         }
     }
 
+    fn lease_msg(&mut self, now: u64, msg: LeaseMsg, out: &mut Output) {
+        let core = core_of_shard(index_of(msg.to()), self.shared.cores);
+        if core == self.index {
+            self.core.receive_lease(now, msg, out);
+        } else {
+            self.shared.hand_over(core, CoreMsg::Lease(msg));
+        }
+    }
+
     fn client_msg(&mut self, now: u64, msg: ClientMsg, reply: ReplyTo, out: &mut Output) {
         match msg {
             ClientMsg::Status => {
@@ -356,6 +372,16 @@ impl<A: App> CoreLoop<A> {
                     self.client_read(now, req, reply, out);
                 } else {
                     self.shared.hand_over(core, CoreMsg::Read { req, reply });
+                }
+            }
+            ClientMsg::Lease(req) => {
+                metrics::counter!("govfs_lease_requests_total").increment(1);
+                let core = self.core_serving(req.ministry());
+                if core == self.index {
+                    self.client_lease(now, req, reply, out);
+                } else {
+                    self.shared
+                        .hand_over(core, CoreMsg::LeaseRequest { req, reply });
                 }
             }
             ClientMsg::Request(req) => {
@@ -402,12 +428,20 @@ impl<A: App> CoreLoop<A> {
         self.core.read(now, req, self.next_read, out);
     }
 
+    fn client_lease(&mut self, now: u64, req: LeaseRequest, reply: ReplyTo, out: &mut Output) {
+        self.next_read += 1;
+        self.reads.insert(self.next_read, reply);
+        self.core.lease(now, req, self.next_read, out);
+    }
+
     fn core_msg(&mut self, now: u64, msg: CoreMsg, out: &mut Output) {
         match msg {
             CoreMsg::Node(m) => self.core.receive(now, m, out),
             CoreMsg::Map(update) => self.core.map_update(now, update, out),
             CoreMsg::Client { req, reply } => self.client_request(now, req, reply, out),
             CoreMsg::Read { req, reply } => self.client_read(now, req, reply, out),
+            CoreMsg::LeaseRequest { req, reply } => self.client_lease(now, req, reply, out),
+            CoreMsg::Lease(m) => self.core.receive_lease(now, m, out),
             CoreMsg::Transfer { req, reply } => self.client_transfer(now, req, reply, out),
             CoreMsg::Reply { reply, msg } => self.answer(reply, msg),
         }
@@ -542,6 +576,7 @@ impl<A: App> CoreLoop<A> {
             }
         }
         self.route_sends(&mut out);
+        self.route_lease_sends(&mut out);
         self.watch_syncs();
         for (client, reply) in std::mem::take(&mut out.replies) {
             self.client_reply(client, reply);
@@ -549,6 +584,11 @@ impl<A: App> CoreLoop<A> {
         for (token, answer) in std::mem::take(&mut out.reads) {
             if let Some(to) = self.reads.remove(&token) {
                 self.answer(to, ServerMsg::Read(answer));
+            }
+        }
+        for (token, answer) in std::mem::take(&mut out.leases) {
+            if let Some(to) = self.reads.remove(&token) {
+                self.answer(to, ServerMsg::Lease(answer));
             }
         }
         for update in std::mem::take(&mut out.map_updates) {
@@ -621,6 +661,27 @@ impl<A: App> CoreLoop<A> {
                 break;
             }
             self.route_sends_once(out);
+        }
+    }
+
+    /// Lease messages go to another node's shard, in `Control` frames.
+    fn route_lease_sends(&mut self, out: &mut Output) {
+        for (to, msg) in std::mem::take(&mut out.lease_send) {
+            let node = node_of(to);
+            if node == self.shared.id {
+                // A ministry's members are on distinct nodes; never expected.
+                continue;
+            }
+            let Some(conn) = self.peers.get(&node).and_then(|l| l.conn.filter(|_| l.up)) else {
+                // Lock batches are resent every heartbeat; replies follow them.
+                metrics::counter!("govfs_peer_drops_total").increment(1);
+                continue;
+            };
+            let body = postcard::to_stdvec(&msg).expect("lease messages encode");
+            if let Err(e) = self.reactor.send(conn, FrameKind::Control, 0, &body) {
+                metrics::counter!("govfs_peer_drops_total").increment(1);
+                debug!(peer = node, "send failed: {e}");
+            }
         }
     }
 

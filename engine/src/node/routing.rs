@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use govfs_core::ids::{index_of, node_of, ShardIndex};
 use govfs_core::node::{
-    ClientReply, ClientRequest, MapUpdate, NodeMsg, PresidentView, ReadRequest, ServerMsg,
+    ClientReply, ClientRequest, LeaseMsg, LeaseRequest, MapUpdate, NodeMsg, PresidentView,
+    ReadRequest, ServerMsg,
 };
 use govfs_core::president::ClusterMap;
 use govfs_core::president::TransferRequest;
@@ -75,6 +76,10 @@ pub enum CoreMsg {
     Client { req: ClientRequest, reply: ReplyTo },
     /// A client's read for a shard this core hosts.
     Read { req: ReadRequest, reply: ReplyTo },
+    /// A lease message from a peer for a shard this core hosts.
+    Lease(LeaseMsg),
+    /// A client's lease request for a shard this core hosts.
+    LeaseRequest { req: LeaseRequest, reply: ReplyTo },
     /// A client's transfer request, for the president member.
     Transfer {
         req: TransferRequest,

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
-use govfs_core::node::{App, Disk, NodeConfig, NodeCore};
+use govfs_core::node::{App, Disk, LeaseSettings, NodeConfig, NodeCore};
 use govfs_core::raft::NodeId;
 use govfs_net::{ClusterKey, Identity, Reactor, ReactorConfig, Role};
 use tracing::{error, info};
@@ -39,6 +39,8 @@ pub struct NodeSettings {
     pub cores: u32,
     pub shards_per_core: u32,
     pub metrics_listen: Option<SocketAddr>,
+    /// Leases (issue 5); `incarnation_base` is set here from the wall clock.
+    pub leases: Option<LeaseSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,11 @@ pub fn run<A: App + Send + 'static>(
         info!(%addr, "serving Prometheus metrics");
     }
     let started = Instant::now();
+    // Clerk incarnations start at the wall clock in milliseconds, so a
+    // restarted node never reuses one (unless the clock went back).
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let local = Identity {
         node_id: id,
         role: Role::Node,
@@ -109,7 +116,12 @@ pub fn run<A: App + Send + 'static>(
             settings.data_dir.display()
         );
         let now = started.elapsed().as_micros() as u64;
-        let node: NodeCore<A> = NodeCore::recover(config, rec.president, rec.shards, now)?;
+        let mut node: NodeCore<A> = NodeCore::recover(config, rec.president, rec.shards, now)?;
+        if let Some(leases) = &settings.leases {
+            let mut leases = leases.clone();
+            leases.incarnation_base = wall_ms;
+            node.enable_leases(leases);
+        }
         let listener: TcpListener = bind_shared(listen).map_err(|source| NodeError::Listen {
             addr: listen,
             source,
