@@ -155,6 +155,19 @@ impl AlignedBuf {
         self.len = 0;
     }
 
+    /// The first `len` bytes as a mutable slice for a read to fill: the
+    /// buffer then holds exactly `len` bytes (their old contents until the
+    /// read writes them; the allocation is always initialized).
+    pub fn prepare_read(&mut self, len: usize) -> &mut [u8] {
+        assert!(
+            len <= self.capacity(),
+            "read of {len} bytes into a {}-byte buffer",
+            self.capacity()
+        );
+        self.len = len;
+        &mut self.whole_mut()[..len]
+    }
+
     /// Shortens to `len` bytes; no effect if already shorter.
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);

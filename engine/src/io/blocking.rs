@@ -44,7 +44,7 @@ impl DiskIo for BlockingIo {
 
     fn open(&mut self, path: &Path, mode: OpenMode) -> Result<IoFile, DiskError> {
         let mut opts = OpenOptions::new();
-        opts.write(true);
+        opts.read(true).write(true);
         if mode == OpenMode::CreateNew {
             opts.create_new(true);
         }
@@ -76,6 +76,28 @@ impl DiskIo for BlockingIo {
 
     fn sync(&mut self, file: &IoFile) -> Result<(), DiskError> {
         file.file().sync_data().map_err(os("fdatasync"))
+    }
+
+    fn read_at(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<(), DiskError> {
+        file.check_aligned_read(offset, len)?;
+        let dst = buf.prepare_read(len);
+        let mut done = 0;
+        while done < len {
+            match file.file().read_at(&mut dst[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(os("pread")(e)),
+            }
+        }
+        buf.truncate(done);
+        Ok(())
     }
 
     fn truncate(&mut self, file: &IoFile, len: u64) -> Result<(), DiskError> {

@@ -78,6 +78,17 @@ pub trait DiskIo: Send {
     /// `fdatasync`: makes earlier writes durable.
     fn sync(&mut self, file: &IoFile) -> Result<(), DiskError>;
 
+    /// Reads `len` bytes at `offset` into `buf` (which then holds exactly
+    /// the bytes read: fewer at the end of the file). With `O_DIRECT`,
+    /// `offset` and `len` must be multiples of [`BLOCK`].
+    fn read_at(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<(), DiskError>;
+
     /// Sets the file's length and makes that durable (`ftruncate`, `fsync`).
     fn truncate(&mut self, file: &IoFile, len: u64) -> Result<(), DiskError>;
 
@@ -162,6 +173,14 @@ impl IoFile {
         Arc::clone(&self.file)
     }
 
+    /// Rejects a read `O_DIRECT` would refuse with a bare `EINVAL`.
+    fn check_aligned_read(&self, offset: u64, len: usize) -> Result<(), DiskError> {
+        if self.direct && (!offset.is_multiple_of(BLOCK as u64) || !len.is_multiple_of(BLOCK)) {
+            return Err(DiskError::Unaligned { offset, len });
+        }
+        Ok(())
+    }
+
     /// Rejects a write `O_DIRECT` would refuse with a bare `EINVAL`.
     fn check_aligned(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
         if self.direct && (!offset.is_multiple_of(BLOCK as u64) || !buf.len().is_multiple_of(BLOCK))
@@ -186,7 +205,7 @@ pub enum DiskError {
     /// The disk took no more bytes (ENOSPC is reported as `Os`; this is a zero-length write).
     #[error("short write: {written} of {len} bytes")]
     ShortWrite { written: usize, len: usize },
-    #[error("write of {len} bytes at offset {offset} is not block-aligned, as O_DIRECT needs")]
+    #[error("IO of {len} bytes at offset {offset} is not block-aligned, as O_DIRECT needs")]
     Unaligned { offset: u64, len: usize },
     #[error("io_uring unavailable: {0}")]
     Unavailable(#[from] Unavailable),

@@ -510,7 +510,7 @@ impl DiskIo for UringIo {
     fn open(&mut self, path: &Path, mode: OpenMode) -> Result<IoFile, DiskError> {
         let open = |direct: bool| {
             let mut opts = OpenOptions::new();
-            opts.write(true);
+            opts.read(true).write(true);
             if mode == OpenMode::CreateNew {
                 opts.create_new(true);
             }
@@ -560,6 +560,47 @@ impl DiskIo for UringIo {
         buf: &AlignedBuf,
     ) -> Result<(), DiskError> {
         self.write(file, offset, buf, true)
+    }
+
+    fn read_at(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<(), DiskError> {
+        file.check_aligned_read(offset, len)?;
+        let fd = types::Fd(file.file().as_raw_fd());
+        let fixed = buf
+            .registration()
+            .filter(|r| r.ring == self.id)
+            .map(|r: Registration| r.index);
+        // A raw pointer, so `buf` can be lent to `run` (which keeps its memory
+        // alive if the kernel might still write it) while the read fills it.
+        let base = buf.prepare_read(len).as_mut_ptr();
+        let mut done = 0;
+        while done < len {
+            let chunk = (len - done).min(MAX_WRITE);
+            let at = offset + done as u64;
+            // SAFETY: `done + chunk <= len`, and the buffer holds `len` bytes.
+            let dst = unsafe { base.add(done) };
+            // `chunk` <= MAX_WRITE fits a u32.
+            let read = match fixed {
+                Some(index) => opcode::ReadFixed::new(fd, dst, chunk as u32, index)
+                    .offset(at)
+                    .build(),
+                None => opcode::Read::new(fd, dst, chunk as u32).offset(at).build(),
+            }
+            .user_data(WRITE);
+            let results = self.run(&[read], Some(&*buf))?;
+            let got = completion("read", results[WRITE as usize].unwrap_or(0))?;
+            if got == 0 {
+                break; // end of file
+            }
+            done += got;
+        }
+        buf.truncate(done);
+        Ok(())
     }
 
     fn sync(&mut self, file: &IoFile) -> Result<(), DiskError> {

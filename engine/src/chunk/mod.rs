@@ -1,0 +1,471 @@
+//! Chunk storage on one disk: the data plane's files (issue 6, item 1).
+//!
+//! A [`ChunkStore`] keeps each chunk in its own file (`{id:016x}.chunk`,
+//! layout in [`format`]), written and read through a [`DiskIo`] backend:
+//! io_uring with `O_DIRECT` and registered buffers where it can be set up,
+//! `pwrite`/`pread` otherwise. Every 4 KiB block has a crc32c in the
+//! chunk's checksum table, checked on every read: a block whose data and
+//! checksum disagree (a torn write, a flipped bit, a misplaced write) is
+//! reported as [`ChunkError::Corrupt`] with its number and never returned.
+//! A write is durable when [`ChunkStore::write`] returns (data, checksums
+//! and header, then one `fdatasync`), so an acknowledged write survives a
+//! crash. Overwriting a block in place can tear it in a crash before the
+//! write returns: that block then reads as corrupt here, and is repaired
+//! from another replica (the data plane keeps R copies).
+//!
+//! The store is one core's: no locks, no threads. Open files are cached,
+//! at most [`ChunkOptions::max_open`] of them.
+
+pub mod format;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use zerocopy::IntoBytes;
+
+use crate::io::{
+    open_backend, AlignedBuf, BackendChoice, Chosen, DiskError, DiskIo, IoFile, OpenMode, BLOCK,
+};
+use format::{block_crc, data_offset, table_blocks, Header};
+
+pub type ChunkId = u64;
+
+/// Default chunk size: 4 MiB (DESIGN.md section 5).
+pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
+
+#[derive(Clone, Debug)]
+pub struct ChunkOptions {
+    /// Bytes a chunk may hold: a positive multiple of 4 KiB, at most 1 GiB.
+    pub chunk_size: usize,
+    /// Chunk files kept open at once.
+    pub max_open: usize,
+    pub backend: BackendChoice,
+}
+
+impl Default for ChunkOptions {
+    fn default() -> Self {
+        ChunkOptions {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            max_open: 256,
+            backend: BackendChoice::Auto,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error("chunk {chunk:016x}: block {block} does not match its checksum")]
+    Corrupt { chunk: ChunkId, block: usize },
+    #[error("chunk {chunk:016x}: bad header: {why}")]
+    BadHeader { chunk: ChunkId, why: &'static str },
+    #[error(
+        "chunk {chunk:016x}: {len} bytes at {offset} do not fit a chunk of {chunk_size} bytes"
+    )]
+    OutOfRange {
+        chunk: ChunkId,
+        offset: u64,
+        len: usize,
+        chunk_size: usize,
+    },
+    #[error("chunk {chunk:016x} does not exist")]
+    NoSuchChunk { chunk: ChunkId },
+    /// A write for an older replica set than the chunk's: refused.
+    #[error("chunk {chunk:016x} is at version {have}; a write for version {got} is refused")]
+    StaleVersion { chunk: ChunkId, have: u64, got: u64 },
+    #[error("chunk store {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("chunk size {0} is not a positive multiple of 4096 up to 1 GiB")]
+    BadChunkSize(usize),
+}
+
+/// An open chunk: its file, header fields and checksum table.
+struct Open {
+    file: IoFile,
+    version: u64,
+    size: u64,
+    table: Vec<u32>,
+    last_use: u64,
+}
+
+pub struct ChunkStore {
+    dir: PathBuf,
+    io: Box<dyn DiskIo>,
+    chosen: Chosen,
+    opts: ChunkOptions,
+    open: HashMap<ChunkId, Open>,
+    uses: u64,
+    buf: AlignedBuf,
+}
+
+fn chunk_path(dir: &Path, chunk: ChunkId) -> PathBuf {
+    dir.join(format!("{chunk:016x}.chunk"))
+}
+
+impl ChunkStore {
+    /// Opens (creating) the store in `dir`.
+    pub fn open(dir: &Path, opts: ChunkOptions) -> Result<ChunkStore, ChunkError> {
+        let cs = opts.chunk_size;
+        if cs == 0 || !cs.is_multiple_of(BLOCK) || cs > 1 << 30 {
+            return Err(ChunkError::BadChunkSize(cs));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| ChunkError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let (mut io, chosen) = open_backend(opts.backend, dir)?;
+        let buf = io.buffer(BLOCK);
+        Ok(ChunkStore {
+            dir: dir.to_path_buf(),
+            io,
+            chosen,
+            opts,
+            open: HashMap::new(),
+            uses: 0,
+            buf,
+        })
+    }
+
+    /// The disk backend in use.
+    pub fn chosen(&self) -> &Chosen {
+        &self.chosen
+    }
+
+    pub fn chunk_size(&self) -> usize {
+        self.opts.chunk_size
+    }
+
+    /// Every chunk on disk, in id order.
+    pub fn list(&self) -> Result<Vec<ChunkId>, ChunkError> {
+        let dir_err = |source| ChunkError::Dir {
+            dir: self.dir.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).map_err(dir_err)? {
+            let name = e.map_err(dir_err)?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(id) = name
+                .strip_suffix(".chunk")
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+            {
+                out.push(id);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The chunk's size and version, `None` if it does not exist.
+    pub fn stat(&mut self, chunk: ChunkId) -> Result<Option<(u64, u64)>, ChunkError> {
+        match self.get(chunk, false) {
+            Ok(o) => Ok(Some((o.size, o.version))),
+            Err(ChunkError::NoSuchChunk { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A buffer of at least `len` bytes.
+    fn buffer(&mut self, len: usize) -> AlignedBuf {
+        let mut buf = std::mem::replace(&mut self.buf, AlignedBuf::new(0));
+        if buf.capacity() < len {
+            buf = self.io.buffer(len);
+        }
+        buf.clear();
+        buf
+    }
+
+    /// The open chunk, opening or (with `create`) creating its file.
+    fn get(&mut self, chunk: ChunkId, create: bool) -> Result<&mut Open, ChunkError> {
+        self.uses += 1;
+        if !self.open.contains_key(&chunk) {
+            let opened = self.load(chunk, create)?;
+            if self.open.len() >= self.opts.max_open {
+                let oldest = self
+                    .open
+                    .iter()
+                    .min_by_key(|(_, o)| o.last_use)
+                    .map(|(id, _)| *id);
+                if let Some(id) = oldest {
+                    self.open.remove(&id);
+                }
+            }
+            self.open.insert(chunk, opened);
+        }
+        let o = self.open.get_mut(&chunk).expect("inserted above");
+        o.last_use = self.uses;
+        Ok(o)
+    }
+
+    fn load(&mut self, chunk: ChunkId, create: bool) -> Result<Open, ChunkError> {
+        let path = chunk_path(&self.dir, chunk);
+        let cs = self.opts.chunk_size;
+        let blocks = cs / BLOCK;
+        if !path.exists() {
+            if !create {
+                return Err(ChunkError::NoSuchChunk { chunk });
+            }
+            let file = self.io.open(&path, OpenMode::CreateNew)?;
+            // Nothing is on disk until the first write's header: a crash
+            // before it leaves an empty file, which opens as an empty chunk.
+            return Ok(Open {
+                file,
+                version: 0,
+                size: 0,
+                table: vec![0; blocks],
+                last_use: 0,
+            });
+        }
+        let file = self.io.open(&path, OpenMode::Existing)?;
+        let meta_len = (1 + table_blocks(cs)) * BLOCK;
+        let mut buf = self.buffer(meta_len);
+        self.io.read_at(&file, 0, meta_len, &mut buf)?;
+        let bytes = buf.as_slice();
+        let result = if bytes.is_empty() {
+            Ok(Open {
+                file,
+                version: 0,
+                size: 0,
+                table: vec![0; blocks],
+                last_use: 0,
+            })
+        } else if bytes.len() < meta_len {
+            Err(ChunkError::BadHeader {
+                chunk,
+                why: "file shorter than its header and checksum table",
+            })
+        } else {
+            match Header::decode(&bytes[..BLOCK]) {
+                Err(why) => Err(ChunkError::BadHeader { chunk, why }),
+                Ok(h) if h.chunk.get() != chunk => Err(ChunkError::BadHeader {
+                    chunk,
+                    why: "the header names another chunk",
+                }),
+                Ok(h) if h.chunk_size.get() as usize != cs => Err(ChunkError::BadHeader {
+                    chunk,
+                    why: "written with another chunk size",
+                }),
+                Ok(h) => {
+                    let table = bytes[BLOCK..BLOCK + blocks * 4]
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    Ok(Open {
+                        file,
+                        version: h.version.get(),
+                        size: h.size.get(),
+                        table,
+                        last_use: 0,
+                    })
+                }
+            }
+        };
+        self.buf = buf;
+        result
+    }
+
+    fn check_range(&self, chunk: ChunkId, offset: u64, len: usize) -> Result<(), ChunkError> {
+        let cs = self.opts.chunk_size;
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > cs as u64)
+        {
+            return Err(ChunkError::OutOfRange {
+                chunk,
+                offset,
+                len,
+                chunk_size: cs,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads data block `i` of an open chunk into `dst` and verifies it (a
+    /// hole reads as zeros).
+    fn read_block(&mut self, chunk: ChunkId, i: usize, dst: &mut [u8]) -> Result<(), ChunkError> {
+        let cs = self.opts.chunk_size;
+        let mut buf = self.buffer(BLOCK);
+        let o = self.open.get(&chunk).expect("open");
+        let want = o.table[i];
+        let result = if want == 0 {
+            dst.fill(0);
+            Ok(())
+        } else {
+            self.io
+                .read_at(&o.file, data_offset(cs, i), BLOCK, &mut buf)?;
+            if buf.len() == BLOCK && block_crc(i, buf.as_slice()) == want {
+                dst.copy_from_slice(buf.as_slice());
+                Ok(())
+            } else {
+                Err(ChunkError::Corrupt { chunk, block: i })
+            }
+        };
+        self.buf = buf;
+        result
+    }
+
+    /// Writes `data` at `offset` of `chunk` (created if new) for replica-set
+    /// `version`, durably: on `Ok` it survives a crash. A version older than
+    /// the chunk's is refused; a newer one is adopted.
+    pub fn write(
+        &mut self,
+        chunk: ChunkId,
+        version: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), ChunkError> {
+        self.check_range(chunk, offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let cs = self.opts.chunk_size;
+        let have = self.get(chunk, true)?.version;
+        if version < have {
+            return Err(ChunkError::StaleVersion {
+                chunk,
+                have,
+                got: version,
+            });
+        }
+        let end = offset + data.len() as u64;
+        let (b0, b1) = (
+            (offset / BLOCK as u64) as usize,
+            end.div_ceil(BLOCK as u64) as usize,
+        );
+        let n = (b1 - b0) * BLOCK;
+        let mut staged = vec![0u8; n];
+        // Partial first and last blocks keep their other bytes: read them
+        // (verified) first.
+        let head = (offset % BLOCK as u64) as usize;
+        if head != 0 {
+            self.read_block(chunk, b0, &mut staged[..BLOCK])?;
+        }
+        if !(end.is_multiple_of(BLOCK as u64) || (b1 - 1 == b0 && head != 0)) {
+            self.read_block(chunk, b1 - 1, &mut staged[n - BLOCK..])?;
+        }
+        staged[head..head + data.len()].copy_from_slice(data);
+
+        let mut buf = self.buffer(n);
+        buf.fill_from(&staged);
+        let o = self.open.get_mut(&chunk).expect("open");
+        for (k, block) in staged.chunks_exact(BLOCK).enumerate() {
+            o.table[b0 + k] = block_crc(b0 + k, block);
+        }
+        o.size = o.size.max(end);
+        o.version = version;
+        let result = (|| -> Result<(), ChunkError> {
+            self.io.write_at(&o.file, data_offset(cs, b0), &buf)?;
+            // The table blocks holding entries b0..b1.
+            let (t0, t1) = (b0 * 4 / BLOCK, (b1 * 4).div_ceil(BLOCK));
+            buf.clear();
+            let table_bytes: Vec<u8> = o.table.iter().flat_map(|c| c.to_le_bytes()).collect();
+            let from = t0 * BLOCK;
+            let to = (t1 * BLOCK).min(table_bytes.len());
+            buf.fill_from(&table_bytes[from..to]);
+            buf.pad_to_block();
+            self.io.write_at(&o.file, ((1 + t0) * BLOCK) as u64, &buf)?;
+            buf.clear();
+            let header = Header::new(chunk, o.version, o.size, cs as u32);
+            buf.fill_from(header.as_bytes());
+            buf.pad_to_block();
+            self.io.write_at_and_sync(&o.file, 0, &buf)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            // What is on disk is unknown: reload it next time.
+            self.open.remove(&chunk);
+        }
+        self.buf = buf;
+        result
+    }
+
+    /// Reads up to `len` bytes at `offset`: fewer past the chunk's size,
+    /// none at or after it. Every block read is verified first.
+    pub fn read(&mut self, chunk: ChunkId, offset: u64, len: usize) -> Result<Vec<u8>, ChunkError> {
+        self.check_range(chunk, offset, len)?;
+        let size = self.get(chunk, false)?.size;
+        let end = (offset + len as u64).min(size);
+        if end <= offset {
+            return Ok(Vec::new());
+        }
+        let cs = self.opts.chunk_size;
+        let (b0, b1) = (
+            (offset / BLOCK as u64) as usize,
+            end.div_ceil(BLOCK as u64) as usize,
+        );
+        let n = (b1 - b0) * BLOCK;
+        let mut buf = self.buffer(n);
+        let o = self.open.get(&chunk).expect("open");
+        let result = (|| {
+            self.io.read_at(&o.file, data_offset(cs, b0), n, &mut buf)?;
+            let mut out = vec![0u8; n];
+            for k in 0..(b1 - b0) {
+                let want = o.table[b0 + k];
+                if want == 0 {
+                    continue; // a hole: zeros
+                }
+                let got = buf.as_slice().get(k * BLOCK..(k + 1) * BLOCK);
+                match got {
+                    Some(block) if block_crc(b0 + k, block) == want => {
+                        out[k * BLOCK..(k + 1) * BLOCK].copy_from_slice(block)
+                    }
+                    _ => {
+                        return Err(ChunkError::Corrupt {
+                            chunk,
+                            block: b0 + k,
+                        })
+                    }
+                }
+            }
+            let head = (offset % BLOCK as u64) as usize;
+            out.truncate(head + (end - offset) as usize);
+            out.drain(..head);
+            Ok(out)
+        })();
+        self.buf = buf;
+        result
+    }
+
+    /// Verifies every written block of a chunk; returns the bad ones.
+    pub fn scrub(&mut self, chunk: ChunkId) -> Result<Vec<usize>, ChunkError> {
+        let size = self.get(chunk, false)?.size;
+        let mut bad = Vec::new();
+        let mut block = vec![0u8; BLOCK];
+        for i in 0..(size.div_ceil(BLOCK as u64) as usize) {
+            match self.read_block(chunk, i, &mut block) {
+                Ok(()) => {}
+                Err(ChunkError::Corrupt { .. }) => bad.push(i),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(bad)
+    }
+
+    /// Deletes a chunk (no error if it does not exist).
+    pub fn remove(&mut self, chunk: ChunkId) -> Result<(), ChunkError> {
+        self.open.remove(&chunk);
+        match std::fs::remove_file(chunk_path(&self.dir, chunk)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ChunkError::Dir {
+                dir: self.dir.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The file of a chunk, for tests and tools that damage or inspect it.
+    pub fn path_of(&self, chunk: ChunkId) -> PathBuf {
+        chunk_path(&self.dir, chunk)
+    }
+
+    /// Forgets cached state, as a restart would.
+    pub fn close_all(&mut self) {
+        self.open.clear();
+    }
+}
