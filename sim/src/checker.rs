@@ -8,7 +8,12 @@
 //! * client histories are linearizable: each reply equals the model's result
 //!   at the reply's log position, and that position follows every operation
 //!   that completed before the request was sent;
-//! * at the end, every acknowledged append is in its list exactly once.
+//! * at the end, the workload's own check (`Workload::check_end`): every
+//!   acknowledged append is in its list exactly once; every acknowledged
+//!   create is in the namespace once, unless a committed operation removed it.
+//!
+//! The models and the decoding of commands and answers are the workload's
+//! (`crate::workload`); everything else here is the same for every workload.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +22,8 @@ use govfs_core::raft::{Entry, GroupId, Index, NodeId, Payload, Raft, Term, PRESI
 
 use govfs_core::node::{Observation, Proposal};
 
-use crate::kv::{decode_result, Kv, KvCommand, KvOp, KvResult};
 use crate::rng::Fnv;
+use crate::workload::{Command, MemberView, Workload};
 
 fn payload_digest(p: &Payload) -> u64 {
     match p {
@@ -52,32 +57,53 @@ struct Shadow {
     chain: Vec<(Term, u64)>,
 }
 
-#[derive(Default)]
-struct Model {
-    kv: Kv,
+struct Model<W: Workload> {
+    state: W::Model,
     /// Result of each committed command, by index (None for non-commands).
-    results: BTreeMap<Index, Option<KvResult>>,
+    results: BTreeMap<Index, Option<W::Answer>>,
 }
 
-#[derive(Default)]
-pub struct Checker {
+impl<W: Workload> Default for Model<W> {
+    fn default() -> Self {
+        Model {
+            state: W::Model::default(),
+            results: BTreeMap::new(),
+        }
+    }
+}
+
+pub struct Checker<W: Workload> {
     leaders: BTreeMap<(bool, Term), (GroupId, NodeId)>,
     chains: BTreeMap<GroupId, BTreeMap<(Index, Term), u64>>,
     shadows: BTreeMap<(NodeId, GroupId), Shadow>,
     /// Committed entries per group, filled in index order: (term, payload digest).
     committed: BTreeMap<GroupId, Vec<(Term, u64)>>,
-    models: BTreeMap<GroupId, Model>,
+    models: BTreeMap<GroupId, Model<W>>,
     /// Highest log index of an operation completed so far, per ministry.
     completed_max: BTreeMap<GroupId, Index>,
-    acked: Vec<(GroupId, u8, u64)>,
     pub completed_ops: u64,
     /// Completed client operations per ministry.
     pub ops_by_ministry: BTreeMap<GroupId, u64>,
 }
 
+impl<W: Workload> Default for Checker<W> {
+    fn default() -> Self {
+        Checker {
+            leaders: BTreeMap::new(),
+            chains: BTreeMap::new(),
+            shadows: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            models: BTreeMap::new(),
+            completed_max: BTreeMap::new(),
+            completed_ops: 0,
+            ops_by_ministry: BTreeMap::new(),
+        }
+    }
+}
+
 pub type Violation = String;
 
-impl Checker {
+impl<W: Workload> Checker<W> {
     pub fn observe(&mut self, obs: &Observation) -> Result<(), Violation> {
         match obs {
             Observation::BecameLeader { node, group, term } => {
@@ -125,14 +151,12 @@ impl Checker {
                 entry,
                 result,
             } => {
-                let op = match &entry.payload {
-                    Payload::Command(bytes) => decode_exact::<Proposal>(bytes)
-                        .ok()
-                        .and_then(|p| decode_exact::<KvOp>(&p.command).ok()),
+                let proposal = match &entry.payload {
+                    Payload::Command(bytes) => decode_exact::<Proposal>(bytes).ok(),
                     _ => None,
                 };
-                let result = match (result, op) {
-                    (Some((i, out)), Some(op)) => decode_result(&op, *i, out),
+                let result = match (result, proposal) {
+                    (Some((i, out)), Some(p)) => W::decode_applied(&p.command, *i, out),
                     _ => None,
                 };
                 self.applied(*node, *group, entry, result.as_ref())
@@ -201,7 +225,7 @@ impl Checker {
         node: NodeId,
         group: GroupId,
         e: &Entry,
-        result: Option<&KvResult>,
+        result: Option<&W::Answer>,
     ) -> Result<(), Violation> {
         let log = self.committed.entry(group).or_default();
         let digest = payload_digest(&e.payload);
@@ -223,16 +247,8 @@ impl Checker {
                     Payload::Command(bytes) => {
                         let p: Proposal = postcard::from_bytes(bytes)
                             .map_err(|_| format!("undecodable proposal at {}", e.index))?;
-                        let op: KvOp = postcard::from_bytes(&p.command)
-                            .map_err(|_| format!("undecodable command at {}", e.index))?;
-                        model.kv.apply(
-                            e.index,
-                            &KvCommand {
-                                client: p.client,
-                                seq: p.seq,
-                                op,
-                            },
-                        )
+                        W::apply(&mut model.state, e.index, &p)
+                            .map_err(|why| format!("group {group} index {}: {why}", e.index))?
                     }
                     _ => None,
                 };
@@ -299,19 +315,20 @@ impl Checker {
         &mut self,
         ministry: GroupId,
         floor: Index,
-        cmd: &KvCommand,
-        got: &KvResult,
+        cmd: &Command<W::Op>,
+        got: &W::Answer,
     ) -> Result<(), Violation> {
-        if got.index <= floor {
+        let index = W::answer_index(got);
+        if index <= floor {
             return Err(format!(
-                "not linearizable: client {} seq {} took effect at index {} though an operation at index {floor} completed before it was sent",
-                cmd.client, cmd.seq, got.index
+                "not linearizable: client {} seq {} took effect at index {index} though an operation at index {floor} completed before it was sent",
+                cmd.client, cmd.seq
             ));
         }
         let expected = self
             .models
             .get(&ministry)
-            .and_then(|m| m.results.get(&got.index))
+            .and_then(|m| m.results.get(&index))
             .cloned()
             .flatten();
         if expected.as_ref() != Some(got) {
@@ -321,31 +338,26 @@ impl Checker {
             ));
         }
         let max = self.completed_max.entry(ministry).or_default();
-        *max = (*max).max(got.index);
-        if let KvOp::Append { key, value } = cmd.op {
-            self.acked.push((ministry, key, value));
-        }
+        *max = (*max).max(index);
         self.completed_ops += 1;
         *self.ops_by_ministry.entry(ministry).or_default() += 1;
         Ok(())
     }
 
-    /// End of run: every acknowledged append is applied, exactly once.
-    pub fn check_acknowledged(&self) -> Result<(), Violation> {
-        // Transfers move keys between ministries: an acknowledged append
-        // must be in exactly one ministry's state, wherever its key went.
-        for (ministry, key, value) in &self.acked {
-            let n: usize = self
-                .models
-                .values()
-                .filter_map(|m| m.kv.data.get(key))
-                .map(|l| l.iter().filter(|v| *v == value).count())
-                .sum();
-            if n != 1 {
-                return Err(format!("acknowledged append {value:#x} to key {key} (written in ministry {ministry}) is applied {n} times across the ministries"));
-            }
-        }
-        Ok(())
+    /// End of run: the workload's own check, against each ministry's model
+    /// after its last committed entry.
+    pub fn check_end(
+        &self,
+        workload: &W,
+        members: &[MemberView<'_, W::App>],
+    ) -> Result<(), Violation> {
+        let models = self.models.iter().map(|(g, m)| (*g, &m.state)).collect();
+        let committed = self
+            .committed
+            .iter()
+            .map(|(g, log)| (*g, log.len() as Index))
+            .collect();
+        workload.check_end(&models, &committed, members)
     }
 
     pub fn committed_len(&self, group: GroupId) -> usize {

@@ -1,20 +1,25 @@
-//! The checker's reference model of the key-value workload: its own session
-//! table (independent of the node's) so a broken exactly-once shows up as a
-//! divergence.
+//! The key-value workload: clients append unique values to a few keys and
+//! read them; one key (9) moves to another ministry every seed. The
+//! checker's reference model has its own session table (independent of the
+//! node's) so a broken exactly-once shows up as a divergence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use govfs_core::codec::decode_exact;
-use govfs_core::raft::Index;
+use govfs_core::node::Proposal;
+use govfs_core::president::{TransferKind, TransferRequest};
+use govfs_core::raft::{GroupId, Index, Micros};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KvCommand {
-    pub client: u64,
-    /// Per-client request id; a client has one request outstanding at a time.
-    pub seq: u64,
-    pub op: KvOp,
-}
+use crate::checker::Violation;
+use crate::rng::Rng;
+use crate::workload::{Application, Command, MemberView, Workload};
+
+pub type KvCommand = Command<KvOp>;
+
+/// Client 1 writes this key first; then it moves to another ministry.
+pub const TRANSFER_KEY: u8 = 9;
+const TRANSFER_WRITES: u64 = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvResult {
@@ -148,4 +153,128 @@ pub fn decode_result(op: &KvOp, index: Index, output: &[u8]) -> Option<KvResult>
         values,
         failed,
     })
+}
+
+/// The key-value workload's client side: what was acknowledged.
+#[derive(Default)]
+pub struct KvWorkload {
+    /// (ministry, key, value) of every acknowledged append.
+    acked: Vec<(GroupId, u8, u64)>,
+}
+
+impl Workload for KvWorkload {
+    type App = KvApp;
+    type Op = KvOp;
+    type Answer = KvResult;
+    type Model = Kv;
+
+    const APPLICATION: Application = Application::Kv;
+
+    fn new(_seed: u64) -> Self {
+        KvWorkload::default()
+    }
+
+    fn command(op: &KvOp) -> Vec<u8> {
+        postcard::to_stdvec(op).expect("ops encode")
+    }
+
+    fn next_op(
+        &mut self,
+        rng: &mut Rng,
+        client: u64,
+        seq: u64,
+        _ministry: GroupId,
+        _now: Micros,
+    ) -> KvOp {
+        let key = rng.range(0, 4) as u8;
+        let value = (client << 32) | seq;
+        if client == 1 && seq <= TRANSFER_WRITES {
+            KvOp::Append {
+                key: TRANSFER_KEY,
+                value,
+            }
+        } else if rng.chance(0.7) {
+            KvOp::Append { key, value }
+        } else {
+            KvOp::Read { key }
+        }
+    }
+
+    fn decode_answer(op: &KvOp, index: Index, output: &[u8]) -> Option<KvResult> {
+        decode_result(op, index, output)
+    }
+
+    fn decode_applied(command: &[u8], index: Index, output: &[u8]) -> Option<KvResult> {
+        let op = decode_exact::<KvOp>(command).ok()?;
+        decode_result(&op, index, output)
+    }
+
+    fn answer_index(answer: &KvResult) -> Index {
+        answer.index
+    }
+
+    fn apply(model: &mut Kv, index: Index, p: &Proposal) -> Result<Option<KvResult>, Violation> {
+        let op: KvOp = postcard::from_bytes(&p.command)
+            .map_err(|_| format!("undecodable command at {index}"))?;
+        Ok(model.apply(
+            index,
+            &KvCommand {
+                client: p.client,
+                seq: p.seq,
+                op,
+            },
+        ))
+    }
+
+    fn acknowledge(&mut self, ministry: GroupId, cmd: &KvCommand, _answer: &KvResult) {
+        if let KvOp::Append { key, value } = cmd.op {
+            self.acked.push((ministry, key, value));
+        }
+    }
+
+    /// Every acknowledged append is applied, exactly once. Transfers move
+    /// keys between ministries: it must be in exactly one ministry's
+    /// state, wherever its key went.
+    fn check_end(
+        &self,
+        models: &BTreeMap<GroupId, &Kv>,
+        _committed: &BTreeMap<GroupId, Index>,
+        _members: &[MemberView<'_, KvApp>],
+    ) -> Result<(), Violation> {
+        for (ministry, key, value) in &self.acked {
+            let n: usize = models
+                .values()
+                .filter_map(|m| m.data.get(key))
+                .map(|l| l.iter().filter(|v| *v == value).count())
+                .sum();
+            if n != 1 {
+                return Err(format!("acknowledged append {value:#x} to key {key} (written in ministry {ministry}) is applied {n} times across the ministries"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Key 9 of ministry 1 moves, by a split to a new ministry or a rename
+    /// into ministry 2 (half the seeds each).
+    fn transfer(split: bool) -> Option<(TransferRequest, u64)> {
+        let kind = if split {
+            TransferKind::Split
+        } else {
+            TransferKind::Rename {
+                to: 2,
+                new_parent: 0,
+                new_name: vec![TRANSFER_KEY],
+            }
+        };
+        let request = TransferRequest {
+            kind,
+            from: 1,
+            parent: 0,
+            name: vec![TRANSFER_KEY],
+            ino: u64::from(TRANSFER_KEY),
+            path: vec![b'/', TRANSFER_KEY],
+            now: 0,
+        };
+        Some((request, TRANSFER_WRITES))
+    }
 }

@@ -7,24 +7,23 @@ use std::collections::BTreeMap;
 
 use govfs_core::ids::{shard_id, ShardIndex};
 use govfs_core::node::{
-    ClientRequest, Disk, NodeConfig, NodeCore, NodeMsg, Output, Recovered, RecoveredShard,
+    App, ClientRequest, Disk, NodeConfig, NodeCore, NodeMsg, Output, Recovered, RecoveredShard,
 };
 use govfs_core::president::TransferRequest;
 use govfs_core::raft::{Membership, Micros, NodeId, Raft, PRESIDENT_GROUP};
 
 use crate::disk::{Image, SimDisk};
-use crate::kv::KvApp;
 use crate::rng::Rng;
 
-pub struct SimNode {
+pub struct SimNode<A: App> {
     cfg: NodeConfig,
     pub alive: bool,
     pub incarnation: u64,
-    pub core: NodeCore<KvApp>,
+    pub core: NodeCore<A>,
     disks: BTreeMap<Disk, SimDisk>,
 }
 
-impl SimNode {
+impl<A: App> SimNode<A> {
     pub fn new(cfg: NodeConfig, now: Micros) -> Self {
         let core = NodeCore::new(cfg.clone(), now);
         let mut disks = BTreeMap::new();

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use govfs_core::ids::{index_of, node_of};
-use govfs_core::president::{DriverConfig, TransferKind, TransferRequest};
+use govfs_core::president::{DriverConfig, TransferRequest};
 use govfs_core::raft::{GroupId, InjectedFaults, Micros, NodeId, PRESIDENT_GROUP};
 
 use govfs_core::node::{
@@ -15,8 +15,8 @@ use govfs_core::node::{
 };
 
 use crate::checker::{Checker, Violation};
-use crate::kv::{decode_result, KvCommand, KvOp};
 use crate::node::SimNode;
+use crate::workload::{Application, Command, MemberView, Workload};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Addr {
@@ -78,6 +78,8 @@ pub struct SimOptions {
     /// The run ends here; clients stop starting operations a little before.
     pub end: Micros,
     pub bug: Option<Bug>,
+    /// What the ministries run, and so what clients do and the checker models.
+    pub app: Application,
 }
 
 impl Default for SimOptions {
@@ -92,6 +94,7 @@ impl Default for SimOptions {
             fault_until: 10_000_000,
             end: 14_000_000,
             bug: None,
+            app: Application::Kv,
         }
     }
 }
@@ -108,6 +111,8 @@ pub struct RunReport {
     pub leader_changes: u64,
     /// President voter-set changes accepted.
     pub reconfigs: u64,
+    /// The workload's outcome counts (`Workload::outcomes`).
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -173,17 +178,17 @@ impl Ord for Scheduled {
     }
 }
 
-struct Outstanding {
-    cmd: KvCommand,
+struct Outstanding<Op> {
+    cmd: Command<Op>,
     floor: u64,
     sent_at: Micros,
 }
 
-struct Client {
+struct Client<Op> {
     ministry: GroupId,
     seq: u64,
     target: NodeId,
-    outstanding: Option<Outstanding>,
+    outstanding: Option<Outstanding<Op>>,
     next_op_at: Micros,
 }
 
@@ -191,20 +196,20 @@ const TICK: Micros = 10_000;
 const CLIENT_TICK: Micros = 20_000;
 const CLIENT_TIMEOUT: Micros = 200_000;
 const TRACE_LEN: usize = 80;
-/// Client 1 writes this key first; then it moves to another ministry.
-const TRANSFER_KEY: u8 = 9;
-const TRANSFER_WRITES: u64 = 5;
+/// When the world first asks for the workload's transfer (if it has one).
 const TRANSFER_AT: Micros = 3_000_000;
 
-pub struct World {
+/// One simulated run of workload `W` (see [`crate::workload`]).
+pub struct World<W: Workload> {
     opts: SimOptions,
+    workload: W,
     now: Micros,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     rng: Rng,
-    nodes: BTreeMap<NodeId, SimNode>,
-    clients: Vec<Client>,
-    checker: Checker,
+    nodes: BTreeMap<NodeId, SimNode<W::App>>,
+    clients: Vec<Client<W::Op>>,
+    checker: Checker<W>,
     /// Directed links that drop everything, with a count of cuts covering each.
     cut_links: BTreeMap<(NodeId, NodeId), u32>,
     cuts: BTreeMap<u64, Vec<(NodeId, NodeId)>>,
@@ -219,7 +224,7 @@ pub struct World {
     partitions: u64,
     leader_changes: u64,
     reconfigs: u64,
-    /// This seed moves the transfer key by a split (else by a rename).
+    /// This seed's transfer (if the workload has one) is a split, else a rename.
     transfer_split: bool,
 }
 
@@ -239,8 +244,13 @@ fn timing() -> NodeTiming {
 const FAILURE_TIMEOUT: Micros = 800_000;
 const APPOINTMENT_TIMEOUT: Micros = 400_000;
 
-impl World {
+impl<W: Workload> World<W> {
     pub fn new(seed: u64, opts: SimOptions) -> Self {
+        assert_eq!(
+            opts.app,
+            W::APPLICATION,
+            "the options name the workload the world runs"
+        );
         let faults = InjectedFaults {
             vote_ignores_term: opts.bug == Some(Bug::VoteIgnoresTerm),
             commit_without_majority: opts.bug == Some(Bug::CommitWithoutMajority),
@@ -257,6 +267,7 @@ impl World {
         let voters: Vec<NodeId> = (1..=opts.voters).collect();
         let learners: Vec<NodeId> = (opts.voters + 1..=opts.nodes).collect();
         let mut w = World {
+            workload: W::new(seed),
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -321,7 +332,9 @@ impl World {
         }
         let first_fault = w.rng.range(2_000_000, 3_000_000);
         w.schedule(first_fault, Ev::Fault);
-        w.schedule(TRANSFER_AT, Ev::Transfer);
+        if W::transfer(w.transfer_split).is_some() {
+            w.schedule(TRANSFER_AT, Ev::Transfer);
+        }
         w
     }
 
@@ -372,17 +385,13 @@ impl World {
                 trace: self.trace.into_iter().collect(),
             });
         }
-        let transfer = match self.transfer_seen() {
-            Some((true, failure)) => Ok(failure),
-            other => Err(format!(
-                "the transfer of key {TRANSFER_KEY} did not finish after the cluster healed: {other:?}"
+        let transfer = match (W::transfer(self.transfer_split), self.transfer_seen()) {
+            (None, _) | (Some(_), Some((true, _))) => Ok(()),
+            (Some((request, _)), other) => Err(format!(
+                "the transfer {request:?} did not finish after the cluster healed: {other:?}"
             )),
         };
-        if let Err(violation) = transfer
-            .clone()
-            .map(|_| ())
-            .and_then(|()| self.checker.check_acknowledged())
-        {
+        if let Err(violation) = transfer.and_then(|()| self.check_end()) {
             return Err(Failure {
                 seed,
                 violation,
@@ -400,7 +409,27 @@ impl World {
             partitions: self.partitions,
             leader_changes: self.leader_changes,
             reconfigs: self.reconfigs,
+            outcomes: self.workload.outcomes(),
         })
+    }
+
+    /// The workload's end check, over every live member of each ministry.
+    fn check_end(&self) -> Result<(), Violation> {
+        let mut members = Vec::new();
+        for n in self.nodes.values().filter(|n| n.alive) {
+            for index in n.core.shard_indexes() {
+                let (Some(raft), Some(app)) = (n.core.shard_raft(index), n.core.app(index)) else {
+                    continue;
+                };
+                members.push(MemberView {
+                    ministry: raft.group(),
+                    member: raft.id(),
+                    applied: raft.status().applied,
+                    app,
+                });
+            }
+        }
+        self.checker.check_end(&self.workload, &members)
     }
 
     fn step(&mut self, ev: Ev) -> Result<(), Violation> {
@@ -749,32 +778,9 @@ impl World {
         Some(leader)
     }
 
-    /// The request the world makes: key 9 of ministry 1 moves, by a split
-    /// to a new ministry or a rename into ministry 2 (half the seeds each).
-    fn transfer_request(&self) -> TransferRequest {
-        let kind = if self.transfer_split {
-            TransferKind::Split
-        } else {
-            TransferKind::Rename {
-                to: 2,
-                new_parent: 0,
-                new_name: vec![TRANSFER_KEY],
-            }
-        };
-        TransferRequest {
-            kind,
-            from: 1,
-            parent: 0,
-            name: vec![TRANSFER_KEY],
-            ino: u64::from(TRANSFER_KEY),
-            path: vec![b'/', TRANSFER_KEY],
-            now: 0,
-        }
-    }
-
     /// The transfer as the map of any live node knows it: (finished, failure).
     fn transfer_seen(&self) -> Option<(bool, Option<String>)> {
-        let want = self.transfer_request();
+        let (want, _) = W::transfer(self.transfer_split)?;
         let mut seen = None;
         for n in self.nodes.values().filter(|n| n.alive) {
             let t = &n.core.map().transfers;
@@ -789,8 +795,11 @@ impl World {
     }
 
     fn start_transfer(&mut self) {
+        let Some((req, writes_first)) = W::transfer(self.transfer_split) else {
+            return;
+        };
         let c = &self.clients[0];
-        let written = c.seq >= TRANSFER_WRITES && c.outstanding.is_none();
+        let written = c.seq >= writes_first && c.outstanding.is_none();
         if !written {
             self.schedule(self.now + 200_000, Ev::Transfer);
             return;
@@ -810,9 +819,8 @@ impl World {
             .president_view(self.now)
             .leader
             .unwrap_or(asked);
-        let req = self.transfer_request();
         self.note(15, target, 0, || {
-            format!("ask node {target} to move key {TRANSFER_KEY}")
+            format!("ask node {target} to move {:?}", req.path)
         });
         self.send(Addr::Client(0), Addr::Node(target), NetMsg::Transfer(req));
         self.schedule(self.now + 300_000, Ev::Transfer);
@@ -831,7 +839,7 @@ impl World {
                 c.target = target;
                 let o = c.outstanding.as_mut().expect("checked");
                 o.sent_at = now;
-                let msg = NetMsg::Request(request(c.ministry, &o.cmd));
+                let msg = NetMsg::Request(request::<W>(c.ministry, &o.cmd));
                 self.send(Addr::Client(id), Addr::Node(target), msg);
             }
             return;
@@ -839,24 +847,12 @@ impl World {
         if now < c.next_op_at || now >= stop_at {
             return;
         }
-        let key = self.rng.range(0, 4) as u8;
-        let op = if id == 1 && c.seq < TRANSFER_WRITES {
-            KvOp::Append {
-                key: TRANSFER_KEY,
-                value: (id << 32) | (c.seq + 1),
-            }
-        } else if self.rng.chance(0.7) {
-            KvOp::Append {
-                key,
-                value: (id << 32) | (c.seq + 1),
-            }
-        } else {
-            KvOp::Read { key }
-        };
+        let (seq, ministry) = (c.seq + 1, c.ministry);
+        let op = self.workload.next_op(&mut self.rng, id, seq, ministry, now);
         let floor = self.checker.invoke(c.ministry);
         let c = &mut self.clients[idx];
         c.seq += 1;
-        let cmd = KvCommand {
+        let cmd = Command {
             client: id,
             seq: c.seq,
             op,
@@ -870,7 +866,7 @@ impl World {
         self.send(
             Addr::Client(id),
             Addr::Node(target),
-            NetMsg::Request(request(ministry, &cmd)),
+            NetMsg::Request(request::<W>(ministry, &cmd)),
         );
     }
 
@@ -903,13 +899,15 @@ impl World {
         };
         match reply {
             ClientReply::Done { index, output, .. } => {
-                let result = decode_result(&o.cmd.op, index, &output)
+                let result = W::decode_answer(&o.cmd.op, index, &output)
                     .ok_or_else(|| format!("client {id}: undecodable answer"))?;
                 let (ministry, cmd, floor) = (self.clients[idx].ministry, o.cmd.clone(), o.floor);
-                self.note(13, id, result.index, || {
-                    format!("client {id} seq {seq} done at index {}", result.index)
+                let at = W::answer_index(&result);
+                self.note(13, id, at, || {
+                    format!("client {id} seq {seq} done at index {at}: {:?}", cmd.op)
                 });
                 self.checker.complete(ministry, floor, &cmd, &result)?;
+                self.workload.acknowledge(ministry, &cmd, &result);
                 let think = self.rng.range(0, 20_000);
                 let c = &mut self.clients[idx];
                 c.outstanding = None;
@@ -937,7 +935,7 @@ impl World {
                     self.send(
                         Addr::Client(id),
                         Addr::Node(target),
-                        NetMsg::Request(request(ministry, &cmd)),
+                        NetMsg::Request(request::<W>(ministry, &cmd)),
                     );
                     if let Some(o) = self.clients[idx].outstanding.as_mut() {
                         o.sent_at = self.now;
@@ -949,8 +947,8 @@ impl World {
     }
 }
 
-fn request(ministry: GroupId, cmd: &KvCommand) -> ClientRequest {
-    let command = postcard::to_stdvec(&cmd.op).expect("ops encode");
+fn request<W: Workload>(ministry: GroupId, cmd: &Command<W::Op>) -> ClientRequest {
+    let command = W::command(&cmd.op);
     ClientRequest {
         ministry,
         client: cmd.client,

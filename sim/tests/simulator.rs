@@ -1,7 +1,7 @@
 //! The simulator as part of `cargo test`: many faulty seeds must pass, a seed
 //! must replay identically, and every deliberate bug must be caught.
 
-use govfs_sim::{run_seed, Bug, SimOptions};
+use govfs_sim::{run_seed, Application, Bug, SimOptions};
 
 #[test]
 fn many_seeds_with_faults_stay_safe() {
@@ -75,4 +75,88 @@ fn every_injected_bug_is_caught_within_500_seeds() {
             failure.violation
         );
     }
+}
+
+fn meta() -> SimOptions {
+    SimOptions {
+        app: Application::Meta,
+        ..SimOptions::default()
+    }
+}
+
+/// The namespace mode: seeds with faults pass, and the workload did real
+/// work: many successful creates and every error the collisions should
+/// produce, so a workload that stopped colliding (or stopped running)
+/// fails here rather than passing vacuously.
+#[test]
+fn namespace_seeds_stay_safe_and_collide() {
+    let opts = meta();
+    let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
+    for seed in 1..=12 {
+        let r = run_seed(seed, &opts)
+            .unwrap_or_else(|f| panic!("seed {seed}: {}\n{}", f.violation, f.trace.join("\n")));
+        for ministry in [1, 2] {
+            let ops = r.ops_by_ministry.get(&ministry).copied().unwrap_or(0);
+            assert!(
+                ops > 100,
+                "seed {seed}: ministry {ministry} completed {ops} operations"
+            );
+        }
+        for (k, n) in r.outcomes {
+            *outcomes.entry(k).or_default() += n;
+        }
+    }
+    let count = |k: &str| outcomes.get(k).copied().unwrap_or(0);
+    for (outcome, least) in [
+        ("create-excl ok", 200),
+        ("mkdir ok", 200),
+        ("symlink ok", 50),
+        ("rename ok", 50),
+        ("unlink ok", 50),
+        ("rmdir ok", 10),
+        ("chmod ok", 50),
+        ("truncate ok", 20),
+        ("create existing", 10),
+        ("create-excl EEXIST", 50),
+        ("mkdir EEXIST", 50),
+        ("rename ENOENT", 50),
+        ("unlink ENOENT", 50),
+        ("rmdir ENOTEMPTY", 20),
+        ("rename ENOTEMPTY", 5),
+        ("rename EINVAL", 10),
+        ("rmdir ENOTDIR", 20),
+        ("unlink EISDIR", 20),
+        ("mkdir EACCES", 20),
+        ("chmod EPERM", 20),
+        ("stat ENOENT", 10),
+        ("lookup ok", 50),
+        ("readdir ok", 50),
+        ("readlink ok", 2),
+    ] {
+        assert!(
+            count(outcome) >= least,
+            "only {} '{outcome}' in 12 namespace seeds (want {least}): {outcomes:?}",
+            count(outcome)
+        );
+    }
+}
+
+#[test]
+fn a_namespace_seed_replays_identically() {
+    let a = run_seed(7, &meta()).expect("seed 7 passes");
+    let b = run_seed(7, &meta()).expect("seed 7 passes");
+    assert_eq!((a.hash, a.steps), (b.hash, b.steps));
+    assert_eq!(a.outcomes, b.outcomes);
+}
+
+/// The consensus bugs are caught with the namespace running too.
+#[test]
+fn commit_without_majority_is_caught_in_namespace_mode() {
+    let opts = SimOptions {
+        bug: Some(Bug::CommitWithoutMajority),
+        ..meta()
+    };
+    let caught = (1..=50).find_map(|seed| run_seed(seed, &opts).err());
+    let failure = caught.expect("commit-without-majority caught within 50 namespace seeds");
+    assert!(!failure.violation.is_empty());
 }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use govfs_sim::{run_seed, Bug, SimOptions};
+use govfs_sim::{run_seed, Application, Bug, SimOptions};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum BugName {
@@ -28,6 +28,23 @@ impl From<BugName> for Bug {
     }
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AppName {
+    /// Key-value lists (one key moves between ministries every seed).
+    Kv,
+    /// The namespace, checked against a model file system.
+    Meta,
+}
+
+impl From<AppName> for Application {
+    fn from(a: AppName) -> Application {
+        match a {
+            AppName::Kv => Application::Kv,
+            AppName::Meta => Application::Meta,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct SimArgs {
     /// Run seeds 1..=N.
@@ -42,6 +59,9 @@ pub struct SimArgs {
     /// Nodes in the simulated cluster.
     #[arg(long, default_value_t = 7)]
     nodes: u64,
+    /// What the ministries run.
+    #[arg(long, value_enum, default_value = "kv")]
+    app: AppName,
     /// Ministries to form.
     #[arg(long, default_value_t = 2)]
     ministries: usize,
@@ -60,6 +80,7 @@ pub fn run(args: SimArgs) -> i32 {
         nodes: args.nodes.max(3),
         ministries: args.ministries.max(1),
         bug: args.inject_bug.map(Bug::from),
+        app: args.app.into(),
         ..SimOptions::default()
     };
     // Assertions inside the core are caught and reported as violations;
@@ -68,6 +89,7 @@ pub fn run(args: SimArgs) -> i32 {
     let started = Instant::now();
     let mut run_hash = 0xcbf2_9ce4_8422_2325u64;
     let (mut ops, mut steps, mut crashes, mut cuts, mut reconfigs) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
     for &seed in &seeds {
         match run_seed(seed, &opts) {
             Ok(r) => {
@@ -82,6 +104,9 @@ pub fn run(args: SimArgs) -> i32 {
                 crashes += r.crashes;
                 cuts += r.partitions;
                 reconfigs += r.reconfigs;
+                for (k, n) in r.outcomes {
+                    *outcomes.entry(k).or_default() += n;
+                }
                 for b in r.hash.to_le_bytes() {
                     run_hash ^= b as u64;
                     run_hash = run_hash.wrapping_mul(0x0100_0000_01b3);
@@ -94,7 +119,8 @@ pub fn run(args: SimArgs) -> i32 {
                     println!("  {line}");
                 }
                 println!(
-                    "reproduce with: govfs sim --seed {}{}",
+                    "reproduce with: govfs sim --app {} --seed {}{}",
+                    opts.app.name(),
                     f.seed,
                     bug_flag(&args)
                 );
@@ -107,6 +133,10 @@ pub fn run(args: SimArgs) -> i32 {
         seeds.len(),
         started.elapsed().as_secs_f64()
     );
+    if !outcomes.is_empty() {
+        let line: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("outcomes: {}", line.join(", "));
+    }
     println!("run hash: {run_hash:016x}");
     0
 }
