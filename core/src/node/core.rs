@@ -599,6 +599,11 @@ impl<A: App> NodeCore<A> {
                     .push((client, ClientReply::StaleTerm { seq, term }));
                 return;
             }
+            // Until this minister has applied an entry of its own term, its
+            // session table may lag the committed log (a restarted shard
+            // appointed again replays it): only "done" is certain then, and
+            // anything else is proposed and decided when applied.
+            let caught_up = applied_own_term(&m.raft);
             match m.sessions.check(client, seq) {
                 Dedup::Done(at, output) => {
                     out.replies.push((
@@ -610,12 +615,13 @@ impl<A: App> NodeCore<A> {
                         },
                     ));
                 }
-                Dedup::Stale => {}
-                Dedup::Unknown => out
+                Dedup::Stale if caught_up => {}
+                Dedup::Unknown if caught_up => out
                     .replies
                     .push((client, ClientReply::UnknownSession { seq })),
-                Dedup::New if slot.waiting.contains(&(client, seq)) => {}
-                Dedup::New => {
+                Dedup::New | Dedup::Stale | Dedup::Unknown
+                    if slot.waiting.contains(&(client, seq)) => {}
+                Dedup::New | Dedup::Stale | Dedup::Unknown => {
                     let p = Proposal {
                         client,
                         seq,
@@ -1347,6 +1353,14 @@ impl<A: App> NodeCore<A> {
     pub fn shard_commit(&self, index: ShardIndex) -> Option<Index> {
         self.shard_raft(index).map(|r| r.commit_index())
     }
+}
+
+/// Whether a leader has applied an entry of its own term, and so
+/// everything committed before it: only then do its session table and
+/// application state reflect the whole committed log.
+fn applied_own_term(raft: &Raft) -> bool {
+    let applied = raft.status().applied;
+    raft.log().term(applied) == Some(raft.term())
 }
 
 /// A read answered from a member's applied state.
