@@ -30,6 +30,8 @@ pub enum BenchCmd {
     Commit(CommitArgs),
     /// Namespace create/stat/readdir/remove rates on a local `--app meta` cluster.
     Meta(crate::bench_meta::MetaArgs),
+    /// The chunk store against the raw disk under it (io_uring, O_DIRECT).
+    Chunks(crate::bench_chunks::ChunksArgs),
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +62,7 @@ pub async fn run(cmd: BenchCmd) -> i32 {
         BenchCmd::Failover(a) => failover(&a).await,
         BenchCmd::Commit(a) => commit(&a).await,
         BenchCmd::Meta(a) => crate::bench_meta::run(&a).await,
+        BenchCmd::Chunks(a) => crate::bench_chunks::run(&a),
     };
     match result {
         Ok(()) => 0,

@@ -1,5 +1,6 @@
 //! `govfs`: the GovFS command-line tool.
 
+mod bench_chunks;
 mod bench_cmd;
 mod bench_meta;
 mod cluster_cmd;

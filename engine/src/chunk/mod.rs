@@ -387,11 +387,26 @@ impl ChunkStore {
     /// Reads up to `len` bytes at `offset`: fewer past the chunk's size,
     /// none at or after it. Every block read is verified first.
     pub fn read(&mut self, chunk: ChunkId, offset: u64, len: usize) -> Result<Vec<u8>, ChunkError> {
+        let mut out = Vec::new();
+        self.read_into(chunk, offset, len, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`ChunkStore::read`] into `out` (cleared first), so a caller can
+    /// reuse one buffer. On an error `out` holds nothing.
+    pub fn read_into(
+        &mut self,
+        chunk: ChunkId,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ChunkError> {
+        out.clear();
         self.check_range(chunk, offset, len)?;
         let size = self.get(chunk, false)?.size;
         let end = (offset + len as u64).min(size);
         if end <= offset {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let cs = self.opts.chunk_size;
         let (b0, b1) = (
@@ -403,17 +418,14 @@ impl ChunkStore {
         let o = self.open.get(&chunk).expect("open");
         let result = (|| {
             self.io.read_at(&o.file, data_offset(cs, b0), n, &mut buf)?;
-            let mut out = vec![0u8; n];
+            // Verify every block before handing out any byte.
             for k in 0..(b1 - b0) {
                 let want = o.table[b0 + k];
                 if want == 0 {
-                    continue; // a hole: zeros
+                    continue; // a hole
                 }
-                let got = buf.as_slice().get(k * BLOCK..(k + 1) * BLOCK);
-                match got {
-                    Some(block) if block_crc(b0 + k, block) == want => {
-                        out[k * BLOCK..(k + 1) * BLOCK].copy_from_slice(block)
-                    }
+                match buf.as_slice().get(k * BLOCK..(k + 1) * BLOCK) {
+                    Some(block) if block_crc(b0 + k, block) == want => {}
                     _ => {
                         return Err(ChunkError::Corrupt {
                             chunk,
@@ -423,10 +435,24 @@ impl ChunkStore {
                 }
             }
             let head = (offset % BLOCK as u64) as usize;
-            out.truncate(head + (end - offset) as usize);
-            out.drain(..head);
-            Ok(out)
+            let want = (end - offset) as usize;
+            out.reserve(want);
+            let mut at = head;
+            while at < head + want {
+                let k = at / BLOCK;
+                let stop = ((k + 1) * BLOCK).min(head + want);
+                if o.table[b0 + k] == 0 {
+                    out.resize(out.len() + (stop - at), 0);
+                } else {
+                    out.extend_from_slice(&buf.as_slice()[at..stop]);
+                }
+                at = stop;
+            }
+            Ok(())
         })();
+        if result.is_err() {
+            out.clear();
+        }
         self.buf = buf;
         result
     }
