@@ -140,6 +140,10 @@ pub struct NodeCore<A: App> {
     last_report: Micros,
     /// Leases (issue 5), when the engine turned them on.
     leases: Option<LeaseSettings>,
+    /// See [`NodeCore::defer_turns`].
+    defer_turns: bool,
+    /// A call left Raft work for [`NodeCore::finish_turn`].
+    turn_pending: bool,
 }
 
 impl<A: App> NodeCore<A> {
@@ -231,6 +235,8 @@ impl<A: App> NodeCore<A> {
             staged: BTreeMap::new(),
             last_report: now,
             leases: None,
+            defer_turns: false,
+            turn_pending: false,
         })
     }
 
@@ -306,7 +312,7 @@ impl<A: App> NodeCore<A> {
         );
         self.map = update.map;
         self.react(now, update.applied, out);
-        self.turn(now, out);
+        self.after_call(now, out);
     }
 
     /// On the president: propose one change of the voter set.
@@ -322,7 +328,7 @@ impl<A: App> NodeCore<A> {
                 leader: self.view.leader,
             }),
         };
-        self.turn(now, out);
+        self.after_call(now, out);
         result
     }
 
@@ -359,7 +365,7 @@ impl<A: App> NodeCore<A> {
             self.last_report = now;
             self.report(now, out);
         }
-        self.turn(now, out);
+        self.after_call(now, out);
     }
 
     /// Every shard tells the president where it stands.
@@ -446,7 +452,7 @@ impl<A: App> NodeCore<A> {
                 output,
             } => self.step_done(transfer, step, &output),
         }
-        self.turn(now, out);
+        self.after_call(now, out);
     }
 
     /// On the president: send a transfer step to the ministry's minister.
@@ -577,7 +583,7 @@ impl<A: App> NodeCore<A> {
                 hint: self.president_leader(),
             },
         };
-        self.turn(now, out);
+        self.after_call(now, out);
         reply
     }
 
@@ -635,7 +641,7 @@ impl<A: App> NodeCore<A> {
                     }
                 }
             }
-            self.turn(now, out);
+            self.after_call(now, out);
             return;
         }
         let info = self.map.ministries.get(&req.ministry);
@@ -706,7 +712,7 @@ impl<A: App> NodeCore<A> {
         self.lease_step(now, index, out, |s, l, o| {
             l.request(s, now, req, token, (hint, members), o)
         });
-        self.turn(now, out);
+        self.after_call(now, out);
     }
 
     /// A lease message from another node's shard to one of ours.
@@ -726,7 +732,7 @@ impl<A: App> NodeCore<A> {
                 l.on_reply(s, now, ministry, reply, o)
             }),
         }
-        self.turn(now, out);
+        self.after_call(now, out);
     }
 
     /// The shard of this core whose id is `id`.
@@ -852,7 +858,7 @@ impl<A: App> NodeCore<A> {
                 self.emit(now, to, msg, out);
             }
         }
-        self.turn(now, out);
+        self.after_call(now, out);
     }
 
     /// A new minister proposes what its application needs first. They go
@@ -908,6 +914,38 @@ impl<A: App> NodeCore<A> {
                 );
                 out.send.push((to, msg));
             }
+        }
+    }
+
+    /// Batch Raft's work over many calls: with `on`, the entry points
+    /// (`receive`, `client_request`, `synced`, `tick`, ...) only record that
+    /// work is pending, and the engine calls [`NodeCore::finish_turn`] once
+    /// it has fed every event of its loop turn. Then one turn makes one
+    /// `Ready` per Raft: one log write, one append per follower and one
+    /// acknowledgement for everything that arrived together, instead of one
+    /// per message. Off (the default), every call ends with a turn.
+    pub fn defer_turns(&mut self, on: bool) {
+        self.defer_turns = on;
+    }
+
+    /// Whether a call since the last [`NodeCore::finish_turn`] left work.
+    pub fn turn_pending(&self) -> bool {
+        self.turn_pending
+    }
+
+    /// Run the turn the calls since the last one deferred (nothing when
+    /// none did).
+    pub fn finish_turn(&mut self, now: Micros, out: &mut Output) {
+        if std::mem::take(&mut self.turn_pending) {
+            self.turn(now, out);
+        }
+    }
+
+    fn after_call(&mut self, now: Micros, out: &mut Output) {
+        if self.defer_turns {
+            self.turn_pending = true;
+        } else {
+            self.turn(now, out);
         }
     }
 

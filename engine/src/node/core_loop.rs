@@ -113,6 +113,13 @@ pub struct CoreLoop<A: App> {
     watching: BTreeSet<Disk>,
     tick: Duration,
     next_tick: Instant,
+    /// Metric handles, registered once (not on every turn or reply).
+    metric_events: metrics::Histogram,
+    metric_inbox: metrics::Gauge,
+    metric_batch: metrics::Histogram,
+    metric_written: metrics::Counter,
+    metric_fsync: metrics::Histogram,
+    metric_latency: metrics::Histogram,
 }
 
 fn disk_token(disk: Disk) -> u64 {
@@ -143,6 +150,9 @@ impl<A: App> CoreLoop<A> {
         tick: Duration,
     ) -> Self {
         let now = Instant::now();
+        let mut core = core;
+        // One Raft turn per loop turn (see `after_turn`), not one per message.
+        core.defer_turns(true);
         let peers = peers
             .iter()
             .filter(|(id, _)| **id != shared.id)
@@ -173,6 +183,12 @@ impl<A: App> CoreLoop<A> {
             watching: BTreeSet::new(),
             tick,
             next_tick: now,
+            metric_events: metrics::histogram!("govfs_events_per_turn"),
+            metric_inbox: metrics::gauge!("govfs_inbox_depth", "core" => index.to_string()),
+            metric_batch: metrics::histogram!("govfs_batch_entries"),
+            metric_written: metrics::counter!("govfs_log_entries_written_total"),
+            metric_fsync: metrics::histogram!("govfs_fsync_seconds"),
+            metric_latency: metrics::histogram!("govfs_commit_latency_seconds"),
         }
     }
 
@@ -196,6 +212,10 @@ impl<A: App> CoreLoop<A> {
                 .any(|(d, s)| s.flying.is_some() && !self.watching.contains(d));
             if unwatched {
                 timeout = timeout.min(SYNC_POLL);
+            }
+            if self.core.turn_pending() {
+                // Work left by a message routed to this core after the last round.
+                timeout = Duration::ZERO;
             }
             events.clear();
             self.reactor
@@ -223,9 +243,8 @@ impl<A: App> CoreLoop<A> {
                 self.next_tick = Instant::now() + self.tick;
                 self.on_tick();
             }
-            metrics::histogram!("govfs_events_per_turn").record(handled as f64);
-            metrics::gauge!("govfs_inbox_depth", "core" => self.index.to_string())
-                .set(self.inbox.len() as f64);
+            self.metric_events.record(handled as f64);
+            self.metric_inbox.set(self.inbox.len() as f64);
             self.after_turn(out)?;
         }
         info!(core = self.index, "core stopping");
@@ -520,6 +539,8 @@ impl<A: App> CoreLoop<A> {
     /// Write, sync, send and answer what the turn produced.
     fn after_turn(&mut self, mut out: Output) -> Result<(), NodeError> {
         for _ in 0..16 {
+            // Raft's work for everything fed to the core since the last round.
+            self.core.finish_turn(self.shared.now(), &mut out);
             let mut entries = 0usize;
             for (disk, seq, ops) in std::mem::take(&mut out.persist) {
                 for op in &ops {
@@ -536,8 +557,8 @@ impl<A: App> CoreLoop<A> {
                 self.syncs.entry(disk).or_default().written = Some(seq);
             }
             if entries > 0 {
-                metrics::histogram!("govfs_batch_entries").record(entries as f64);
-                metrics::counter!("govfs_log_entries_written_total").increment(entries as u64);
+                self.metric_batch.record(entries as f64);
+                self.metric_written.increment(entries as u64);
             }
             self.route_sends(&mut out);
             let mut progressed = false;
@@ -547,8 +568,7 @@ impl<A: App> CoreLoop<A> {
                 if let Some((seq, started)) = s.flying {
                     if self.storage.poll_sync(disk)? {
                         s.flying = None;
-                        metrics::histogram!("govfs_fsync_seconds")
-                            .record(started.elapsed().as_secs_f64());
+                        self.metric_fsync.record(started.elapsed().as_secs_f64());
                         self.core.synced(self.shared.now(), disk, seq, &mut out);
                         progressed = true;
                     }
@@ -571,7 +591,10 @@ impl<A: App> CoreLoop<A> {
                     }
                 }
             }
-            if out.persist.is_empty() && !progressed {
+            // Messages a finished sync released (one for this node's own
+            // core makes more Raft work: another round).
+            self.route_sends(&mut out);
+            if out.persist.is_empty() && !progressed && !self.core.turn_pending() {
                 break;
             }
         }
@@ -644,8 +667,7 @@ impl<A: App> CoreLoop<A> {
         };
         for (to, since) in waiters {
             if done {
-                metrics::histogram!("govfs_commit_latency_seconds")
-                    .record(since.elapsed().as_secs_f64());
+                self.metric_latency.record(since.elapsed().as_secs_f64());
             }
             self.answer(to, ServerMsg::Reply(reply.clone()));
         }
