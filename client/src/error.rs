@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use govfs_core::node::LeaseRefusal;
 use govfs_core::raft::GroupId;
 use govfs_net::{AuthError, Awaiting, ConnError, QueueError};
 
@@ -99,6 +100,21 @@ pub enum ClientError {
     TooLarge { len: usize, max: u32 },
     #[error("cannot encode the request: {0}")]
     Encode(String),
+    /// A lease request was refused for good (a bad request, or a read lease
+    /// from a ministry without clerks), or a refresh or release was refused.
+    #[error("ministry {ministry}: lease refused: {refusal}")]
+    Lease {
+        ministry: GroupId,
+        refusal: LeaseRefusal,
+    },
+    /// No lease was granted before the deadline; `last` is the last refusal
+    /// seen (a conflict, a granter not serving yet, ...).
+    #[error("ministry {ministry}: no lease granted within {waited:?}{}", last.as_ref().map(|r| format!(" (last: {r})")).unwrap_or_default())]
+    LeaseTimeout {
+        ministry: GroupId,
+        waited: Duration,
+        last: Option<LeaseRefusal>,
+    },
 }
 
 impl ClientError {

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use govfs_core::lease::{Mode, Region};
 use govfs_core::meta::ops::READDIR_MAX;
 use govfs_core::meta::{
     decode_reply, encode_request, Attr, Change, ChangePage, Credentials, DirEntry, Errno, FileType,
@@ -25,6 +26,7 @@ use govfs_core::raft::GroupId;
 
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::lease::{LeaseOptions, RegionLease};
 use crate::session::Session;
 
 /// Ministries one path may cross before we call it a loop.
@@ -228,6 +230,43 @@ impl FileSystem {
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// A lease on `region` of the file at `path` ([`Region::WHOLE`] for the
+    /// whole file), with [`LeaseOptions::default`]: see
+    /// [`open_region_with`](Self::open_region_with).
+    pub async fn open_region(
+        &mut self,
+        path: &str,
+        region: Region,
+        mode: Mode,
+    ) -> Result<RegionLease, FsError> {
+        self.open_region_with(path, region, mode, &LeaseOptions::default())
+            .await
+    }
+
+    /// Resolves `path`, then acquires a `mode` lease on `region` of it
+    /// from its ministry (a write lease from the minister, a read lease
+    /// from a clerk), retrying conflicts and redirects until
+    /// `opts.deadline`. The handle is its own holder (a session of its
+    /// own), renews itself in the background and is released on drop; its
+    /// [`RegionLease::check`] fails once the lease is lost (expired,
+    /// revoked, refused), never silently.
+    pub async fn open_region_with(
+        &mut self,
+        path: &str,
+        region: Region,
+        mode: Mode,
+        opts: &LeaseOptions,
+    ) -> Result<RegionLease, FsError> {
+        let (ministry, attr) = self.locate(path, true).await?;
+        let mut holder = self.client.session();
+        // The file exists at the index this handle saw it at.
+        holder.saw_index(ministry, self.session.seen(ministry));
+        let grant = holder
+            .acquire_lease(ministry, attr.ino, region, mode, opts)
+            .await?;
+        Ok(RegionLease::start(&holder, grant, opts))
     }
 
     /// Runs `op` in `ministry`: a read as [`FsOptions::reads`] says, a

@@ -126,9 +126,11 @@ mod client;
 mod conn;
 mod error;
 mod fs;
+mod lease;
 mod session;
 
 pub use client::{Client, ClientOptions};
 pub use error::{ClientError, NetError};
 pub use fs::{FileSystem, FsError, FsOptions, ReadConsistency, MAX_REDIRECTS, PATH_MAX};
+pub use lease::{LeaseGrant, LeaseLost, LeaseOptions, RegionLease};
 pub use session::Session;

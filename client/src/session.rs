@@ -173,6 +173,11 @@ impl Session {
         self.seen.get(&ministry).copied().unwrap_or(0)
     }
 
+    /// Raise the highest index this session has seen in `ministry`.
+    pub(crate) fn saw_index(&mut self, ministry: GroupId, index: Index) {
+        self.saw(ministry, index);
+    }
+
     fn saw(&mut self, ministry: GroupId, index: Index) {
         let e = self.seen.entry(ministry).or_default();
         *e = (*e).max(index);
