@@ -1127,8 +1127,13 @@ impl<A: App> NodeCore<A> {
                 let answer = match m.sessions.check(p.client, p.seq) {
                     Dedup::Done(at, output) => Some((at, output.to_vec())),
                     // Checked again here: a proposal made before an
-                    // eviction must not apply without its guarantee.
-                    Dedup::Stale => None,
+                    // eviction must not apply without its guarantee. A
+                    // stale request gets no answer (its client moved on),
+                    // but is no longer owed one.
+                    Dedup::Stale => {
+                        slot.waiting.remove(&(p.client, p.seq));
+                        None
+                    }
                     Dedup::Unknown => {
                         if slot.waiting.remove(&(p.client, p.seq)) {
                             let reply = ClientReply::UnknownSession { seq: p.seq };
