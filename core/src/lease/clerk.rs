@@ -361,14 +361,14 @@ impl Clerk {
             return Err(LeaseError::ZeroDuration);
         }
         self.serving(now).map_err(LeaseError::NotServing)?;
-        let duration = duration.min(self.cfg.max_read_duration);
-        self.leases.refresh(
+        self.leases.refresh_capped(
             now,
             lease,
             session,
-            self.cfg.drift.granter_deadline(now, duration),
-        )?;
-        Ok(duration)
+            duration,
+            self.cfg.max_read_duration,
+            self.cfg.drift,
+        )
     }
 
     pub fn release_read(

@@ -299,14 +299,14 @@ impl Minister {
             return Err(LeaseError::ZeroDuration);
         }
         self.serving(now).map_err(LeaseError::NotServing)?;
-        let duration = duration.min(self.cfg.max_write_duration);
-        self.writes.refresh(
+        self.writes.refresh_capped(
             now,
             lease,
             session,
-            self.cfg.drift.granter_deadline(now, duration),
-        )?;
-        Ok(duration)
+            duration,
+            self.cfg.max_write_duration,
+            self.cfg.drift,
+        )
     }
 
     pub fn release_write(

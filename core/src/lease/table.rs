@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::clock::Drift;
 use super::error::LeaseError;
 use super::region::{Claim, Mode, Region};
 use super::{LeaseId, SessionId};
@@ -173,6 +174,23 @@ impl LeaseTable {
         }
         lease.expires_at = lease.expires_at.max(expires_at);
         Ok(())
+    }
+
+    /// Extends a lease by `duration` from `now`, capped at `max`, counted by
+    /// the granter's rule; returns the duration granted, which the holder
+    /// counts from its send time.
+    pub fn refresh_capped(
+        &mut self,
+        now: Micros,
+        id: LeaseId,
+        session: SessionId,
+        duration: Micros,
+        max: Micros,
+        drift: Drift,
+    ) -> Result<Micros, LeaseError> {
+        let duration = duration.min(max);
+        self.refresh(now, id, session, drift.granter_deadline(now, duration))?;
+        Ok(duration)
     }
 
     /// Marks a lease revoked; true the first time.
