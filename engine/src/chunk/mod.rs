@@ -363,10 +363,11 @@ impl ChunkStore {
             // The table blocks holding entries b0..b1.
             let (t0, t1) = (b0 * 4 / BLOCK, (b1 * 4).div_ceil(BLOCK));
             buf.clear();
-            let table_bytes: Vec<u8> = o.table.iter().flat_map(|c| c.to_le_bytes()).collect();
-            let from = t0 * BLOCK;
-            let to = (t1 * BLOCK).min(table_bytes.len());
-            buf.fill_from(&table_bytes[from..to]);
+            let per_block = BLOCK / 4;
+            let entries = &o.table[t0 * per_block..(t1 * per_block).min(o.table.len())];
+            for c in entries {
+                buf.fill_from(&c.to_le_bytes());
+            }
             buf.pad_to_block();
             self.io.write_at(&o.file, ((1 + t0) * BLOCK) as u64, &buf)?;
             buf.clear();
