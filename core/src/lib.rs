@@ -3,6 +3,7 @@
 //! and carry out the actions that come back.
 
 pub mod codec;
+pub mod data;
 pub mod ids;
 pub mod lease;
 pub mod meta;
