@@ -33,8 +33,10 @@ const LEASE_RETRY: Duration = Duration::from_millis(20);
 pub struct LeaseOptions {
     /// Asked for; the granter may shorten it (read leases to H, write to 2H by default).
     pub duration: Duration,
-    /// Largest clock-rate error of any node: must be at least the cluster's
-    /// (`[leases] drift_ppm`, default 10000).
+    /// Largest clock-rate error of any node, as the holder knows it. The
+    /// holder rule uses the larger of this and the granter's bound (sent
+    /// with every grant), so a low value here never makes a holder trust a
+    /// lease too long.
     pub drift_ppm: u32,
     /// How long acquiring may take, retries included.
     pub deadline: Duration,
@@ -63,6 +65,9 @@ pub struct LeaseGrant {
     pub addr: SocketAddr,
     /// The holder believes the lease until this (holder rule).
     pub deadline: Instant,
+    /// The clock-rate bound the holder rule uses: the larger of the
+    /// holder's (`LeaseOptions::drift_ppm`) and the granter's.
+    pub drift_ppm: u32,
 }
 
 impl LeaseGrant {
@@ -150,10 +155,12 @@ impl Session {
                     granted,
                     term,
                     node,
+                    drift_ppm,
                 })) => {
                     if mode == Mode::Write {
                         client.set_leader(ministry, Some(addr));
                     }
+                    let drift = Drift::from_ppm(drift.ppm().max(drift_ppm).min(Drift::MAX_PPM));
                     let span = Duration::from_micros(drift.holder_span(granted.duration));
                     let mut grant = LeaseGrant {
                         ministry,
@@ -163,6 +170,7 @@ impl Session {
                         node,
                         addr: client.node_addr(node).unwrap_or(addr),
                         deadline: sent + span,
+                        drift_ppm: drift.ppm(),
                     };
                     // A request that waited long (parked behind a conflict)
                     // holds little by the holder rule, which counts from its
@@ -241,14 +249,14 @@ impl Session {
         })
     }
 
-    /// Renews `grant` for `duration` more (from now, by the holder rule).
+    /// Renews `grant` for `duration` more (from now, by the holder rule,
+    /// with the grant's clock-rate bound).
     pub async fn refresh_lease(
         &self,
         grant: &mut LeaseGrant,
         duration: Duration,
-        drift_ppm: u32,
     ) -> Result<(), ClientError> {
-        let drift = Drift::from_ppm(drift_ppm.min(Drift::MAX_PPM));
+        let drift = Drift::from_ppm(grant.drift_ppm.min(Drift::MAX_PPM));
         refresh(self.client(), self.id(), grant, duration, drift).await
     }
 
@@ -373,8 +381,10 @@ fn lock(h: &Mutex<Held>) -> std::sync::MutexGuard<'_, Held> {
 }
 
 impl RegionLease {
-    pub(crate) fn start(session: &Session, grant: LeaseGrant, opts: &LeaseOptions) -> RegionLease {
-        let drift = Drift::from_ppm(opts.drift_ppm.min(Drift::MAX_PPM));
+    /// Holds `grant`, acquired by `session` with `opts`: renews it and
+    /// watches for its revocation from now on.
+    pub fn start(session: &Session, grant: LeaseGrant, opts: &LeaseOptions) -> RegionLease {
+        let drift = Drift::from_ppm(grant.drift_ppm.min(Drift::MAX_PPM));
         let client = session.client().clone();
         let id = session.id();
         let held = Arc::new(Mutex::new(Held { grant, lost: None }));
@@ -427,7 +437,9 @@ impl RegionLease {
         lock(&self.held).grant.deadline
     }
 
-    /// Stops renewing and gives the lease back.
+    /// Stops renewing and gives the lease back. A lease that is not held
+    /// any more (revoked and already given back by the watcher, expired, or
+    /// unknown to the granter) needs no release: that is not an error.
     pub async fn release(mut self) -> Result<(), ClientError> {
         // The tasks see the lease lost and end by themselves (within one
         // watch wait): aborting one in the middle of a call would make the
@@ -435,12 +447,20 @@ impl RegionLease {
         self.tasks.clear();
         let grant = {
             let mut h = lock(&self.held);
-            if h.lost.is_none() {
-                h.lost = Some(LeaseLost::Released(h.grant.lease()));
+            if matches!(h.lost, Some(LeaseLost::Revoked(_))) {
+                return Ok(()); // the watcher gave it back
             }
+            let lease = h.grant.lease();
+            h.lost.get_or_insert(LeaseLost::Released(lease));
             h.grant.clone()
         };
-        release(&self.client, self.session, &grant).await
+        match release(&self.client, self.session, &grant).await {
+            Err(ClientError::Lease {
+                refusal: LeaseRefusal::Unknown(_) | LeaseRefusal::Expired(_),
+                ..
+            }) => Ok(()),
+            other => other,
+        }
     }
 }
 

@@ -173,8 +173,10 @@ impl Session {
         self.seen.get(&ministry).copied().unwrap_or(0)
     }
 
-    /// Raise the highest index this session has seen in `ministry`.
-    pub(crate) fn saw_index(&mut self, ministry: GroupId, index: Index) {
+    /// Raise the highest index this session has seen in `ministry`: for a
+    /// session that acts on what another one saw (a file another session
+    /// created, say), so that its requests wait for that index.
+    pub fn saw_index(&mut self, ministry: GroupId, index: Index) {
         self.saw(ministry, index);
     }
 

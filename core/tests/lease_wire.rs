@@ -92,13 +92,14 @@ fn refusal() -> impl Strategy<Value = LeaseRefusal> {
 
 fn reply() -> impl Strategy<Value = LeaseReply> {
     prop_oneof![
-        (granted(), any::<u64>(), any::<u64>()).prop_map(|(granted, term, node)| {
-            LeaseReply::Granted {
+        (granted(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
+            |(granted, term, node, drift_ppm)| LeaseReply::Granted {
                 granted,
                 term,
                 node,
+                drift_ppm,
             }
-        }),
+        ),
         (any::<u64>(), any::<u64>()).prop_map(|(l, duration)| LeaseReply::Refreshed {
             lease: LeaseId(l),
             duration

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::TestCluster;
 use govfs_client::{FileSystem, FsOptions, LeaseLost, LeaseOptions, RegionLease};
 use govfs_core::ids::node_of;
-use govfs_core::lease::{Mode, Region};
+use govfs_core::lease::{Drift, Mode, Region};
 use tokio::time::Instant;
 
 const H: Duration = Duration::from_millis(500);
@@ -96,6 +96,28 @@ async fn writers_on_disjoint_regions_at_once_overlapping_in_turn() {
     for l in rows {
         l.release().await.expect("release");
     }
+
+    // A holder configured with no clock drift at all still uses the
+    // cluster's bound (1%, sent with the grant): its belief ends no later
+    // than the holder rule at 1% allows.
+    let mut fs0 = FileSystem::new(client.clone(), FsOptions::default());
+    let opts = LeaseOptions {
+        drift_ppm: 0,
+        ..LeaseOptions::default()
+    };
+    let sent = Instant::now();
+    let l = fs0
+        .open_region_with("/f", r(5000, 5100), Mode::Write, &opts)
+        .await
+        .expect("a write lease");
+    let g = l.grant();
+    assert_eq!(g.drift_ppm, 10_000, "the granter's bound is used");
+    let at_one_percent = Drift::from_ppm(10_000).holder_span(g.granted.duration);
+    assert!(
+        g.deadline <= sent + Duration::from_micros(at_one_percent) + Duration::from_millis(5),
+        "the holder's deadline follows the cluster's drift bound"
+    );
+    l.release().await.expect("release");
 
     // Overlapping writers: the second waits until the first releases.
     let mut fs1 = FileSystem::new(client.clone(), FsOptions::default());

@@ -435,6 +435,7 @@ impl ShardLeases {
                     granted,
                     term,
                     node,
+                    drift_ppm: s.config.drift.ppm(),
                 },
                 Err(e) => LeaseReply::Refused(e.into()),
             },
@@ -518,6 +519,7 @@ impl ShardLeases {
                                         granted,
                                         term,
                                         node: self.id,
+                                        drift_ppm: s.config.drift.ppm(),
                                     },
                                 )),
                                 // Nobody waits for it: give it back at once.

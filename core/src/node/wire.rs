@@ -258,11 +258,15 @@ pub enum LeaseReply {
     /// Granted by shard `node` (a minister at `term` for a write lease, a
     /// clerk at `term` for a read lease). The holder believes it until its
     /// clock reads `send time + Drift::holder_span(granted.duration)`,
-    /// counting from when it sent the request.
+    /// counting from when it sent the request. `drift_ppm` is the
+    /// granter's clock-rate bound (`[leases] drift_ppm`): a holder uses the
+    /// larger of it and its own, so a client never trusts a lease longer
+    /// than the cluster allows, whatever it was configured with.
     Granted {
         granted: lease::Granted,
         term: Term,
         node: NodeId,
+        drift_ppm: u32,
     },
     /// A refresh: the lease runs `duration` more from the refresh's send time.
     Refreshed {
