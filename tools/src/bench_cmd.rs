@@ -9,6 +9,8 @@
 //!   connections), each keeping `--pipeline` writes outstanding through as
 //!   many sessions.
 //! * `meta`: namespace operation rates (`bench_meta.rs`).
+//! * `chunks`: the chunk store against the raw disk (`bench_chunks.rs`).
+//! * `locks`: ranged write leases, the thesis's table (`bench_locks.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,8 @@ pub enum BenchCmd {
     Meta(crate::bench_meta::MetaArgs),
     /// The chunk store against the raw disk under it (io_uring, O_DIRECT).
     Chunks(crate::bench_chunks::ChunksArgs),
+    /// Ranged write leases: the thesis's section 5.2 table, lease latency and rate.
+    Locks(crate::bench_locks::LocksArgs),
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +67,7 @@ pub async fn run(cmd: BenchCmd) -> i32 {
         BenchCmd::Commit(a) => commit(&a).await,
         BenchCmd::Meta(a) => crate::bench_meta::run(&a).await,
         BenchCmd::Chunks(a) => crate::bench_chunks::run(&a),
+        BenchCmd::Locks(a) => crate::bench_locks::run(&a).await,
     };
     match result {
         Ok(()) => 0,

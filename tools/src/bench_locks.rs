@@ -1,0 +1,581 @@
+//! `govfs bench locks`: the ranged-locking experiments of the thesis
+//! (section 5.2) and the lease targets of issue 5, on a local cluster
+//! (3 node processes, the namespace app, one ministry of 3).
+//!
+//! * **uncontended**: one holder acquires and releases a whole-file write
+//!   lease, over and over: on one file (`hot`: its clerk lock lingers, so
+//!   the grant skips the lock round trip) and on a new file each time
+//!   (`cold`: the minister locks the range on every clerk first).
+//! * **table**: a file of 10 rows; W writers at once. *One row*: each
+//!   writer writes one row (writer i row i mod 10, so up to 10 writers the
+//!   rows are disjoint), holding a write lease on that row (`by row`) or on
+//!   the whole file (`whole file`). *All rows*: each writer writes all 10
+//!   rows, by row in its own random order with one lease per row, or
+//!   under one whole-file lease. A writer's time runs from the common start
+//!   to its last release; the table shows the mean over writers and runs,
+//!   as the thesis did. Swept over row sizes (at `--row-writers` writers)
+//!   and writer counts (at `--writers-row-mb`).
+//! * **ops**: `--ops-clients` holders, each on its own file, acquire and
+//!   release write leases (from the minister), then read leases (from the
+//!   clerks), as fast as they can: lease operations per second.
+//!
+//! IO: the data plane is not yet wired to leases, so no data is written.
+//! `--io none` measures the leases alone; `--io simulated` sleeps while a
+//! lease is held for the time writing the row would take at `--io-mbps`
+//! (the thesis's own method: it had no data plane and slept at 200 MB/s).
+//! A writer checks its lease before every 1 MiB slice of simulated IO, as a
+//! real writer checks it before every write; a lease revoked for a waiting
+//! writer (after `revoke_after` = H) is re-acquired and the rest written
+//! under the new one. Revocations are counted in the output.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use govfs_client::{
+    Client, ClientOptions, FileSystem, FsOptions, LeaseOptions, RegionLease, Session,
+};
+use govfs_core::lease::{Mode, Region};
+use govfs_core::meta::Ino;
+use govfs_core::raft::GroupId;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::bench_cmd::{percentile, Running};
+use crate::cluster_cmd::{self, UpArgs};
+use crate::config::AppKind;
+
+const ROWS: u64 = 10;
+const MB: f64 = 1_000_000.0;
+/// Simulated IO is done (and the lease checked) in slices of this many bytes.
+const SLICE: u64 = 1 << 20;
+const DIR: &str = "/bench-locks";
+
+#[derive(Args, Debug)]
+pub struct LocksArgs {
+    /// Row sizes in MB (10^6 bytes) for the row-size sweep.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.1f64, 1.0, 10.0, 20.0, 40.0, 80.0])]
+    row_mb: Vec<f64>,
+    /// Writers during the row-size sweep (the thesis used 6).
+    #[arg(long, default_value_t = 6)]
+    row_writers: usize,
+    /// Writer counts for the writers sweep.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2, 4, 8, 16, 32])]
+    writers: Vec<usize>,
+    /// Row size in MB during the writers sweep (the thesis used 10).
+    #[arg(long, default_value_t = 10.0)]
+    writers_row_mb: f64,
+    /// Runs of every table cell (the thesis made 5).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    #[arg(long, value_enum, default_value_t = Io::None)]
+    io: Io,
+    /// Simulated write speed in MB/s (the thesis used 200).
+    #[arg(long, default_value_t = 200.0)]
+    io_mbps: f64,
+    /// Acquire-release cycles for the uncontended latency.
+    #[arg(long, default_value_t = 2000)]
+    uncontended: usize,
+    /// Holders in the operations-per-second phase.
+    #[arg(long, default_value_t = 64)]
+    ops_clients: usize,
+    /// Seconds each mode of the operations phase runs.
+    #[arg(long, default_value_t = 3.0)]
+    ops_seconds: f64,
+    /// Skip parts: any of uncontended, table, ops.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Also write every measurement to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Io {
+    /// No IO: the leases alone.
+    None,
+    /// Sleep while holding the lease, at `--io-mbps` (as the thesis did).
+    Simulated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lock {
+    ByRow,
+    Whole,
+}
+
+impl Lock {
+    fn name(self) -> &'static str {
+        match self {
+            Lock::ByRow => "by row",
+            Lock::Whole => "whole file",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Experiment {
+    OneRow,
+    AllRows,
+}
+
+impl Experiment {
+    fn name(self) -> &'static str {
+        match self {
+            Experiment::OneRow => "one row",
+            Experiment::AllRows => "all rows",
+        }
+    }
+}
+
+/// What every task needs to take leases.
+#[derive(Clone)]
+struct Ctx {
+    client: Client,
+    ministry: GroupId,
+    /// The index at which the bench files exist.
+    seen: u64,
+    opts: LeaseOptions,
+    io: Io,
+    io_mbps: f64,
+}
+
+impl Ctx {
+    fn session(&self) -> Session {
+        let mut s = self.client.session();
+        s.saw_index(self.ministry, self.seen);
+        s
+    }
+
+    async fn lease(
+        &self,
+        session: &mut Session,
+        file: Ino,
+        region: Region,
+    ) -> Result<RegionLease, String> {
+        let grant = session
+            .acquire_lease(self.ministry, file, region, Mode::Write, &self.opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(RegionLease::start(session, grant, &self.opts))
+    }
+
+    /// Writes `bytes` under a lease on `region`, re-acquiring it when it is
+    /// lost; returns the revocations (or expiries) met.
+    async fn write(
+        &self,
+        session: &mut Session,
+        file: Ino,
+        region: Region,
+        bytes: u64,
+    ) -> Result<u64, String> {
+        let mut lease = self.lease(session, file, region).await?;
+        let mut lost = 0;
+        let mut left = bytes;
+        while self.io == Io::Simulated && left > 0 {
+            if lease.check().is_err() {
+                lost += 1;
+                lease = self.lease(session, file, region).await?;
+            }
+            let n = left.min(SLICE);
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / (self.io_mbps * MB))).await;
+            left -= n;
+        }
+        lease.release().await.map_err(|e| e.to_string())?;
+        Ok(lost)
+    }
+}
+
+pub async fn run(a: &LocksArgs) -> Result<(), String> {
+    if a.io == Io::Simulated && a.io_mbps <= 0.0 {
+        return Err("--io-mbps must be positive".into());
+    }
+    let mut up = UpArgs::local(3);
+    up.app = AppKind::Meta;
+    eprintln!("bench locks: starting 3 nodes, one ministry of 3 (namespace app)");
+    let cluster = Running(cluster_cmd::up(&up).await?);
+    let clients = a
+        .ops_clients
+        .max(a.writers.iter().copied().max().unwrap_or(1))
+        .max(a.row_writers);
+    let options = ClientOptions::with_timeout(Duration::from_secs(2)).max_in_flight(clients * 4);
+    let client = cluster.0.client_with(options).await?;
+    let mut fs = FileSystem::new(client.clone(), FsOptions::default());
+    fs.mkdir(DIR, 0o755).await.map_err(|e| e.to_string())?;
+    let (ministry, _) = fs.locate(DIR, true).await.map_err(|e| e.to_string())?;
+    let mut ctx = Ctx {
+        client,
+        ministry,
+        seen: 0,
+        opts: LeaseOptions::default(),
+        io: a.io,
+        io_mbps: a.io_mbps,
+    };
+    // The first lease waits out the new minister's quiet period.
+    let warm = new_file(&mut fs, &mut ctx, "warm").await?;
+    let mut s = ctx.session();
+    ctx.write(&mut s, warm, Region::WHOLE, 0).await?;
+
+    let mut csv = String::from("part,experiment,lock,row_mb,writers,run,writer,ms,lost\n");
+    let skip = |p: &str| a.skip.iter().any(|s| s == p);
+    if !skip("uncontended") {
+        uncontended(a, &mut fs, &mut ctx, &mut csv).await?;
+    }
+    if !skip("table") {
+        table(a, &mut fs, &mut ctx, &mut csv).await?;
+    }
+    if !skip("ops") {
+        ops(a, &mut fs, &mut ctx, &mut csv).await?;
+    }
+    if let Some(path) = &a.csv {
+        std::fs::write(path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("bench locks: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+async fn new_file(fs: &mut FileSystem, ctx: &mut Ctx, name: &str) -> Result<Ino, String> {
+    let attr = fs
+        .create(&format!("{DIR}/{name}"), 0o644, true)
+        .await
+        .map_err(|e| format!("create {name}: {e}"))?;
+    ctx.seen = ctx.seen.max(fs.session().seen(ctx.ministry));
+    Ok(attr.0.ino)
+}
+
+fn summary(ms: &mut [f64]) -> (f64, f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+    (mean, percentile(ms, 0.5), percentile(ms, 0.99))
+}
+
+async fn uncontended(
+    a: &LocksArgs,
+    fs: &mut FileSystem,
+    ctx: &mut Ctx,
+    csv: &mut String,
+) -> Result<(), String> {
+    let n = a.uncontended.max(1);
+    let hot = new_file(fs, ctx, "hot").await?;
+    let mut cold = Vec::with_capacity(n);
+    for i in 0..n {
+        cold.push(new_file(fs, ctx, &format!("cold-{i}")).await?);
+    }
+    let mut session = ctx.session();
+    println!("\nUncontended whole-file write lease, acquire + release ({n} cycles, one holder):");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10}",
+        "file", "mean µs", "p50 µs", "p99 µs"
+    );
+    for (name, files) in [("hot", vec![hot; n]), ("cold", cold)] {
+        let mut us = Vec::with_capacity(n);
+        for (i, file) in files.into_iter().enumerate() {
+            let t = Instant::now();
+            let grant = session
+                .acquire_lease(ctx.ministry, file, Region::WHOLE, Mode::Write, &ctx.opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            session
+                .release_lease(&grant)
+                .await
+                .map_err(|e| e.to_string())?;
+            let took = t.elapsed().as_secs_f64() * 1e6;
+            us.push(took);
+            let _ = writeln!(
+                csv,
+                "uncontended,{name},whole file,0,1,0,{i},{},0",
+                took / 1e3
+            );
+        }
+        let (mean, p50, p99) = summary(&mut us);
+        println!("{name:>8} {mean:>10.0} {p50:>10.0} {p99:>10.0}");
+    }
+    Ok(())
+}
+
+/// One cell's runs: every writer's time in ms, and the leases lost.
+async fn cell(
+    ctx: &Ctx,
+    fs: &mut FileSystem,
+    exp: Experiment,
+    lock: Lock,
+    row_mb: f64,
+    writers: usize,
+    run: usize,
+) -> Result<(Vec<f64>, u64), String> {
+    let row = (row_mb * MB).round().max(1.0) as u64;
+    let name = format!(
+        "{}-{}-{row}-{writers}-{run}",
+        match exp {
+            Experiment::OneRow => "one",
+            Experiment::AllRows => "all",
+        },
+        match lock {
+            Lock::ByRow => "row",
+            Lock::Whole => "whole",
+        }
+    );
+    let mut ctx = ctx.clone();
+    let file = new_file(fs, &mut ctx, &name).await?;
+    let ctx = Arc::new(ctx);
+    let barrier = Arc::new(Barrier::new(writers));
+    let mut set = JoinSet::new();
+    for w in 0..writers {
+        let (ctx, barrier) = (Arc::clone(&ctx), Arc::clone(&barrier));
+        // Each writer's own row order, from a small per-writer generator.
+        let mut order: Vec<u64> = (0..ROWS).collect();
+        let mut x = (run as u64 * 1_000_003 + w as u64 * 7919) | 1;
+        for i in (1..order.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        set.spawn(async move {
+            let mut session = ctx.session();
+            barrier.wait().await;
+            let start = Instant::now();
+            let rows = |r: u64, n: u64| Region::new(r * row, (r + n) * row).expect("rows");
+            let lost = match (exp, lock) {
+                (Experiment::OneRow, Lock::ByRow) => {
+                    let r = w as u64 % ROWS;
+                    ctx.write(&mut session, file, rows(r, 1), row).await?
+                }
+                (Experiment::OneRow, Lock::Whole) => {
+                    ctx.write(&mut session, file, Region::WHOLE, row).await?
+                }
+                (Experiment::AllRows, Lock::ByRow) => {
+                    let mut lost = 0;
+                    for r in order {
+                        lost += ctx.write(&mut session, file, rows(r, 1), row).await?;
+                    }
+                    lost
+                }
+                (Experiment::AllRows, Lock::Whole) => {
+                    ctx.write(&mut session, file, Region::WHOLE, ROWS * row)
+                        .await?
+                }
+            };
+            Ok::<_, String>((start.elapsed().as_secs_f64() * 1e3, lost))
+        });
+    }
+    let mut ms = Vec::with_capacity(writers);
+    let mut lost = 0;
+    while let Some(r) = set.join_next().await {
+        let (t, l) = r.map_err(|e| e.to_string())??;
+        ms.push(t);
+        lost += l;
+    }
+    Ok((ms, lost))
+}
+
+struct Cell {
+    mean_ms: f64,
+    lost: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sweep_cell(
+    a: &LocksArgs,
+    ctx: &Ctx,
+    fs: &mut FileSystem,
+    exp: Experiment,
+    lock: Lock,
+    row_mb: f64,
+    writers: usize,
+    csv: &mut String,
+) -> Result<Cell, String> {
+    let mut all = Vec::new();
+    let mut lost = 0;
+    for run in 0..a.repeats.max(1) {
+        let (ms, l) = cell(ctx, fs, exp, lock, row_mb, writers, run).await?;
+        for (w, t) in ms.iter().enumerate() {
+            let _ = writeln!(
+                csv,
+                "table,{},{},{row_mb},{writers},{run},{w},{t},{}",
+                exp.name(),
+                lock.name(),
+                if w == 0 { l } else { 0 }
+            );
+        }
+        all.extend(ms);
+        lost += l;
+    }
+    let (mean_ms, _, _) = summary(&mut all);
+    Ok(Cell { mean_ms, lost })
+}
+
+async fn table(
+    a: &LocksArgs,
+    fs: &mut FileSystem,
+    ctx: &mut Ctx,
+    csv: &mut String,
+) -> Result<(), String> {
+    let io = match a.io {
+        Io::None => "IO not included (no data is written; the leases alone)".to_string(),
+        Io::Simulated => format!(
+            "IO simulated by sleeping at {} MB/s while holding the lease, as the thesis did",
+            a.io_mbps
+        ),
+    };
+    println!(
+        "\nThesis section 5.2, mean time per writer in ms ({io}; {} runs a cell)",
+        a.repeats
+    );
+    let sweeps: [(&str, Vec<(f64, usize)>); 2] = [
+        (
+            "row size (MB)",
+            a.row_mb.iter().map(|&mb| (mb, a.row_writers)).collect(),
+        ),
+        (
+            "writers",
+            a.writers.iter().map(|&w| (a.writers_row_mb, w)).collect(),
+        ),
+    ];
+    let mut targets = Vec::new();
+    for (label, points) in sweeps {
+        if points.is_empty() {
+            continue;
+        }
+        let fixed = if label == "writers" {
+            format!("rows of {} MB", a.writers_row_mb)
+        } else {
+            format!("{} writers", a.row_writers)
+        };
+        println!("\n{label:<24} ({fixed})");
+        let mut head = format!("{:<24}", "");
+        for (mb, w) in &points {
+            let v = if label == "writers" {
+                w.to_string()
+            } else {
+                mb.to_string()
+            };
+            let _ = write!(head, "{v:>10}");
+        }
+        println!("{head}");
+        for exp in [Experiment::OneRow, Experiment::AllRows] {
+            let mut by = Vec::new();
+            for lock in [Lock::ByRow, Lock::Whole] {
+                let mut line = format!("{:<24}", format!("{}, {}", exp.name(), lock.name()));
+                let mut lost_line = String::new();
+                let mut row = Vec::new();
+                for &(mb, w) in &points {
+                    let c = sweep_cell(a, ctx, fs, exp, lock, mb, w, csv).await?;
+                    let _ = write!(line, "{:>10.2}", c.mean_ms);
+                    if c.lost > 0 {
+                        let _ = write!(
+                            lost_line,
+                            " {}:{}",
+                            if label == "writers" { w as f64 } else { mb },
+                            c.lost
+                        );
+                    }
+                    row.push((mb, w, c.mean_ms));
+                }
+                println!("{line}");
+                if !lost_line.is_empty() {
+                    println!(
+                        "{:<24}leases lost and re-acquired (point:count):{lost_line}",
+                        ""
+                    );
+                }
+                by.push(row);
+            }
+            if label == "writers" && exp == Experiment::OneRow {
+                for ((_, w, row_ms), (_, _, whole_ms)) in by[0].iter().zip(&by[1]) {
+                    targets.push((*w, *row_ms, *whole_ms));
+                }
+            }
+        }
+    }
+    for (w, row_ms, whole_ms) in targets {
+        if w == 1 {
+            println!(
+                "\ntarget: one writer, by row / whole file = {:.3} (goal within 10%: {})",
+                row_ms / whole_ms,
+                if (row_ms / whole_ms - 1.0).abs() <= 0.10 {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            );
+        }
+        if w == 8 {
+            println!(
+                "target: 8 writers on disjoint rows, whole file / by row = {:.2}x (goal at least 4x: {})",
+                whole_ms / row_ms,
+                if whole_ms / row_ms >= 4.0 { "met" } else { "NOT met" }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn ops(
+    a: &LocksArgs,
+    fs: &mut FileSystem,
+    ctx: &mut Ctx,
+    csv: &mut String,
+) -> Result<(), String> {
+    let n = a.ops_clients.max(1);
+    let mut files = Vec::with_capacity(n);
+    for i in 0..n {
+        files.push(new_file(fs, ctx, &format!("ops-{i}")).await?);
+    }
+    println!(
+        "\nLease operations per second, {n} holders on a file each ({:.1} s a mode):",
+        a.ops_seconds
+    );
+    println!(
+        "{:>6} {:>12} {:>10} {:>10} {:>10}",
+        "mode", "ops/s", "p50 µs", "p99 µs", "errors"
+    );
+    for mode in [Mode::Write, Mode::Read] {
+        let until = Instant::now() + Duration::from_secs_f64(a.ops_seconds.max(0.1));
+        let started = Instant::now();
+        let mut set = JoinSet::new();
+        for &file in &files {
+            let ctx = ctx.clone();
+            set.spawn(async move {
+                let mut session = ctx.session();
+                let (mut us, mut errors) = (Vec::new(), 0u64);
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    let r = match session
+                        .acquire_lease(ctx.ministry, file, Region::WHOLE, mode, &ctx.opts)
+                        .await
+                    {
+                        Ok(g) => session.release_lease(&g).await,
+                        Err(e) => Err(e),
+                    };
+                    match r {
+                        Ok(()) => us.push(t.elapsed().as_secs_f64() * 1e6),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (us, errors)
+            });
+        }
+        let (mut us, mut errors) = (Vec::new(), 0);
+        while let Some(r) = set.join_next().await {
+            let (u, e) = r.map_err(|e| e.to_string())?;
+            us.extend(u);
+            errors += e;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        // An acquire and a release are two lease operations.
+        let rate = 2.0 * us.len() as f64 / secs;
+        let (_, p50, p99) = summary(&mut us);
+        let name = match mode {
+            Mode::Write => "write",
+            Mode::Read => "read",
+        };
+        let _ = writeln!(csv, "ops,{name},whole file,0,{n},0,0,{rate},{errors}");
+        println!("{name:>6} {rate:>12.0} {p50:>10.0} {p99:>10.0} {errors:>10}");
+    }
+    println!("(an operation is an acquire or a release; latency is one acquire + release)");
+    Ok(())
+}
