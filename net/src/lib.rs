@@ -61,6 +61,9 @@ pub mod backoff;
 pub mod batch;
 pub mod conn;
 pub mod frame;
+#[cfg(feature = "rdma")]
+pub mod rdma;
+pub mod rdma_choice;
 pub mod reactor;
 pub mod tcp;
 
