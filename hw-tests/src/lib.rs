@@ -1,6 +1,6 @@
-//! Helpers for tests that need real hardware. So far only RDMA device
-//! discovery through sysfs; the RDMA transport these tests will exercise
-//! (DESIGN.md section 6) is not built yet.
+//! Helpers for tests that need real hardware: RDMA device discovery through
+//! sysfs, and the skip rule every hardware test follows. The RDMA transport
+//! they exercise is `govfs_net::rdma` (feature `rdma`).
 
 use std::path::Path;
 
@@ -24,6 +24,20 @@ pub fn rdma_devices_in(dir: &Path) -> Vec<String> {
         .collect();
     names.sort_unstable();
     names
+}
+
+/// The line a test prints (to stderr) when it skips for want of a device.
+pub const SKIP_NO_RDMA: &str = "SKIPPED: no RDMA device (see hw-tests/setup-soft-roce.sh)";
+
+/// The first RDMA device, or `None` after printing [`SKIP_NO_RDMA`] and
+/// the test's name to stderr: a hardware test calls this first and
+/// returns when it gets `None`.
+pub fn rdma_device_or_skip(test: &str) -> Option<String> {
+    let device = rdma_devices().into_iter().next();
+    if device.is_none() {
+        eprintln!("{SKIP_NO_RDMA}: {test}");
+    }
+    device
 }
 
 #[cfg(test)]
