@@ -116,7 +116,8 @@ impl Connection {
     /// Opens the device, registers the buffers, brings a queue pair up to
     /// INIT with every receive posted, exchanges endpoints with the peer over
     /// `stream` (already connected; the peer calls this too), moves to
-    /// RTR and RTS, and waits until the peer is there as well.
+    /// RTR and RTS, and waits until the peer is there as well. The waits on
+    /// the stream are bounded only by its read timeout: set one.
     pub fn establish(
         stream: &mut TcpStream,
         config: &ConnectionConfig,
