@@ -93,6 +93,7 @@ struct Inner {
     leaders: Mutex<HashMap<GroupId, SocketAddr>>,
     /// Members' addresses per ministry, for reads (spread over them).
     members: Mutex<HashMap<GroupId, Vec<SocketAddr>>>,
+    lamport: crate::chunks::Lamport,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -147,6 +148,7 @@ impl Client {
                 nodes: Mutex::new(BTreeMap::new()),
                 leaders: Mutex::new(HashMap::new()),
                 members: Mutex::new(HashMap::new()),
+                lamport: Default::default(),
             }),
         };
         let mut last = None;
@@ -162,6 +164,10 @@ impl Client {
             return Err(ClientError::NoNode { last });
         }
         Ok(client)
+    }
+
+    pub(crate) fn lamport_clock(&self) -> &crate::chunks::Lamport {
+        &self.inner.lamport
     }
 
     /// The addresses given to [`connect`](Self::connect).

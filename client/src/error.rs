@@ -56,6 +56,15 @@ pub enum ClientError {
     /// The node answered with an error message.
     #[error("{addr}: {message}")]
     Refused { addr: SocketAddr, message: String },
+    /// A storage node refused a chunk request; nothing was written.
+    #[error("storage node {node}: {refusal}")]
+    Chunk {
+        node: govfs_core::raft::NodeId,
+        refusal: govfs_core::data::ChunkRefusal,
+    },
+    /// The storage node is not known to this client (not in any status it saw).
+    #[error("storage node {0} is unknown to this client")]
+    UnknownNode(govfs_core::raft::NodeId),
     /// No node answered at all; `last` is the last failure seen.
     #[error("no node of the cluster answered{}", last_suffix(.last))]
     NoNode { last: Option<Box<ClientError>> },

@@ -122,6 +122,7 @@
 //! request: it may still apply, but at most once. Nothing received from the
 //! network can make the client panic.
 
+mod chunks;
 mod client;
 mod conn;
 mod error;
@@ -129,6 +130,7 @@ mod fs;
 mod lease;
 mod session;
 
+pub use chunks::ReplicaAck;
 pub use client::{Client, ClientOptions};
 pub use error::{ClientError, NetError};
 pub use fs::{FileSystem, FsError, FsOptions, ReadConsistency, MAX_REDIRECTS, PATH_MAX};

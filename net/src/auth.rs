@@ -169,6 +169,12 @@ impl ClusterKey {
         text
     }
 
+    /// The key material, for deriving keys for other purposes (write
+    /// grants) with a label of their own. Never send or log it.
+    pub fn secret(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Bytes of key material.
     pub fn len(&self) -> usize {
         self.bytes.len()

@@ -204,6 +204,7 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
             app: a.app,
             timing: TimingFile::default(),
             leases: Default::default(),
+            storage: Default::default(),
         };
         let text = toml::to_string_pretty(&file).map_err(|e| e.to_string())?;
         fs::write(node_dir.join("node.toml"), text).map_err(|e| e.to_string())?;

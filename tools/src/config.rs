@@ -29,6 +29,12 @@
 //! max_read_ms = 500                             # at most serve_timeout_ms
 //! max_write_ms = 1000
 //! drift_ppm = 10000
+//!
+//! [storage]                                     # optional: the chunk store (issue 6)
+//! dir = "/var/lib/govfs/chunks"                 # default: data_dir/chunks
+//! shards = 1                                    # storage threads (default: cores)
+//! max_chunk_mb = 64                             # largest chunk a layout may use here
+//! max_skew_ms = 2000                            # clock skew a grant's expiry allows
 //! ```
 
 use std::collections::BTreeMap;
@@ -36,11 +42,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use govfs_core::data::GrantKey;
 use govfs_core::lease::Drift;
+use govfs_core::meta::types::Layout;
 use govfs_core::node::{LeaseSettings, NodeConfig, NodeTiming};
 use govfs_core::president::DriverConfig;
 use govfs_core::raft::{InjectedFaults, NodeId};
 use govfs_engine::node::NodeSettings;
+use govfs_engine::node::StorageSettings;
 use govfs_net::ClusterKey;
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +99,48 @@ pub struct NodeFile {
     pub timing: TimingFile,
     #[serde(default)]
     pub leases: LeaseFile,
+    #[serde(default)]
+    pub storage: StorageFile,
+}
+
+/// `[storage]` (issue 6), all optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageFile {
+    /// Store no chunks on this node.
+    pub disabled: bool,
+    pub dir: Option<PathBuf>,
+    pub shards: Option<u32>,
+    pub max_chunk_mb: Option<u32>,
+    pub max_skew_ms: Option<u64>,
+}
+
+impl StorageFile {
+    fn settings(
+        &self,
+        data_dir: &Path,
+        cores: u32,
+        key: &ClusterKey,
+    ) -> Result<Option<StorageSettings>, String> {
+        if self.disabled {
+            return Ok(None);
+        }
+        let grant_key = GrantKey::derive(key.secret()).map_err(|e| format!("storage: {e}"))?;
+        let dir = self.dir.clone().unwrap_or_else(|| data_dir.join("chunks"));
+        let mut s = StorageSettings::new(dir, grant_key);
+        s.shards = self.shards.unwrap_or(cores).max(1);
+        if let Some(mb) = self.max_chunk_mb {
+            let bytes = u64::from(mb) << 20;
+            if mb == 0 || !bytes.is_power_of_two() || bytes > u64::from(Layout::MAX_CHUNK) {
+                return Err("storage: max_chunk_mb must be a power of two up to 1024".into());
+            }
+            s.chunk_size = bytes as usize;
+        }
+        if let Some(ms) = self.max_skew_ms {
+            s.max_skew_us = ms.saturating_mul(1000);
+        }
+        Ok(Some(s))
+    }
 }
 
 /// `[leases]` (issue 5), all optional; durations in milliseconds, each
@@ -295,7 +346,12 @@ impl NodeFile {
             core: 0,
             share_map: false,
         };
+        let storage = self
+            .storage
+            .settings(&self.data_dir, self.cores, &key)
+            .map_err(invalid)?;
         Ok(NodeSettings {
+            storage,
             config,
             listen: self.listen,
             data_dir: self.data_dir.clone(),

@@ -25,6 +25,7 @@
 pub mod chunk;
 pub mod grant;
 pub mod lamport;
+pub mod messages;
 pub mod placement;
 
 pub use chunk::{pieces, ChunkError, ChunkId, ChunkRef, Piece, Pieces};
@@ -32,4 +33,5 @@ pub use grant::{verify, GrantError, GrantKey, ShortSecret, SignedGrant, WriteGra
 pub use lamport::{
     Ack, LamportClock, LamportError, NodeTimes, Pending, Stamp, Watermark, WatermarkError, WriteId,
 };
+pub use messages::{ChunkRefusal, ChunkReply, ChunkRequest};
 pub use placement::{place, PlacementError, StorageNode, Want};

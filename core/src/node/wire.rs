@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::{ChunkReply, ChunkRequest};
 use crate::lease::{self, LeaseId, Mode, NotServing, Region, SessionId};
 use crate::meta::types::Ino;
 use crate::president::{ClusterMap, MemberReport, Step, TransferRequest};
@@ -143,6 +144,8 @@ pub enum ClientMsg {
     Transfer(TransferRequest),
     /// Leases on byte regions of files (issue 5).
     Lease(LeaseRequest),
+    /// Chunk data, for this node's storage service (issue 6).
+    Chunk(ChunkRequest),
 }
 
 /// A lease request to a member of `ministry`. Write leases come from the
@@ -306,6 +309,7 @@ pub enum ServerMsg {
     Transfer(TransferReply),
     Error(String),
     Lease(LeaseReply),
+    Chunk(ChunkReply),
 }
 
 /// Where a node stands: its president-group member and its shards.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use govfs_core::codec::decode_exact;
+use govfs_core::data::{ChunkRefusal, ChunkReply};
 use govfs_core::ids::{index_of, node_of};
 use govfs_core::node::{
     App, ClientMsg, ClientReply, ClientRequest, Disk, LeaseMsg, LeaseRequest, LogOp, NodeCore,
@@ -28,6 +29,7 @@ use govfs_core::raft::{NodeId, Status, PRESIDENT_GROUP};
 use govfs_net::{Backoff, ConnId, FrameKind, NetEvent, Reactor, Role, Waker};
 use tracing::{debug, info, warn};
 
+use super::chunks::ChunkInbox;
 use super::routing::{
     core_of_message, core_of_ministry, core_of_shard, CoreMsg, ReplyTo, SharedPresidentView,
     PRESIDENT_CORE,
@@ -53,6 +55,8 @@ pub struct Shared {
     pub board: Mutex<BTreeMap<u32, CoreStatus>>,
     pub started: Instant,
     pub stop: Arc<AtomicBool>,
+    /// The storage service's shards, when this node stores chunks.
+    pub chunks: Option<ChunkInbox>,
 }
 
 impl Shared {
@@ -60,7 +64,7 @@ impl Shared {
         self.started.elapsed().as_micros() as u64
     }
 
-    fn hand_over(&self, core: u32, msg: CoreMsg) {
+    pub(super) fn hand_over(&self, core: u32, msg: CoreMsg) {
         let (tx, waker) = &self.inboxes[core as usize];
         // Inboxes are bounded: a full one means that core is far behind, and
         // Raft and clients (who resend) recover from a drop.
@@ -401,6 +405,17 @@ impl<A: App> CoreLoop<A> {
                 } else {
                     self.shared
                         .hand_over(core, CoreMsg::LeaseRequest { req, reply });
+                }
+            }
+            ClientMsg::Chunk(req) => {
+                let refused = match &self.shared.chunks {
+                    Some(inbox) => inbox.submit(req, reply).err(),
+                    None => Some(ChunkRefusal::Busy(
+                        "this node runs no storage service".into(),
+                    )),
+                };
+                if let Some(r) = refused {
+                    self.answer(reply, ServerMsg::Chunk(ChunkReply::Refused(r)));
                 }
             }
             ClientMsg::Request(req) => {

@@ -18,6 +18,7 @@ use govfs_core::raft::NodeId;
 use govfs_net::{ClusterKey, Identity, Reactor, ReactorConfig, Role};
 use tracing::{error, info};
 
+use super::chunks::{self, StorageSettings};
 use super::core_loop::{CoreLoop, Shared};
 use super::listener::bind_shared;
 use super::routing::{shards_of_core, SharedPresidentView, PRESIDENT_CORE};
@@ -41,6 +42,8 @@ pub struct NodeSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// Leases (issue 5); `incarnation_base` is set here from the wall clock.
     pub leases: Option<LeaseSettings>,
+    /// The storage service (issue 6); `None`: this node stores no chunks.
+    pub storage: Option<StorageSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,8 @@ pub enum NodeError {
     Metrics(String),
     #[error("starting a core thread: {0}")]
     Spawn(std::io::Error),
+    #[error("storage service: {0}")]
+    ChunkStore(String),
     #[error("core {core} failed: {message}")]
     Core { core: u32, message: String },
 }
@@ -139,6 +144,13 @@ pub fn run<A: App + Send + 'static>(
         let (tx, rx) = bounded(INBOX_CAPACITY);
         parts.push((core, node, storage, reactor, tx, rx));
     }
+    let (chunks, storage_shards) = match &settings.storage {
+        Some(s) => {
+            let (inbox, shards) = chunks::open(s).map_err(NodeError::ChunkStore)?;
+            (Some(inbox), shards)
+        }
+        None => (None, Vec::new()),
+    };
     let shared = Arc::new(Shared {
         id,
         cores,
@@ -150,7 +162,10 @@ pub fn run<A: App + Send + 'static>(
         board: Mutex::new(BTreeMap::new()),
         started,
         stop: Arc::clone(&stop),
+        chunks,
     });
+    let storage_threads =
+        chunks::spawn(storage_shards, Arc::clone(&shared)).map_err(NodeError::Spawn)?;
     let mut threads = Vec::new();
     for (core, node, storage, reactor, _tx, rx) in parts {
         let lp = CoreLoop::new(
@@ -193,6 +208,13 @@ pub fn run<A: App + Send + 'static>(
         });
         if let Err(e) = result {
             first_error.get_or_insert(e);
+        }
+    }
+    // The storage threads see the stop flag within their poll interval.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in storage_threads {
+        if t.join().is_err() {
+            first_error.get_or_insert(NodeError::ChunkStore("a storage thread panicked".into()));
         }
     }
     info!(id, "stopped");

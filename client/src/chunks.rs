@@ -1,0 +1,188 @@
+//! Chunk data on the storage nodes (issue 6), at the level of one chunk:
+//! a write goes to every replica its grant names at once and completes when
+//! all of them made it durable; a read asks one replica and gets verified
+//! bytes. Every request carries this client's Lamport time and every answer
+//! advances it (seed 000).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::Poll;
+
+use govfs_core::data::{
+    Ack, ChunkId, ChunkReply, ChunkRequest, LamportClock, SignedGrant, Stamp, WriteId,
+};
+use govfs_core::node::{ClientMsg, ServerMsg};
+use govfs_core::raft::NodeId;
+
+use crate::client::Client;
+use crate::error::ClientError;
+
+/// This client's Lamport clock.
+#[derive(Debug, Default)]
+pub(crate) struct Lamport(Mutex<LamportClock>);
+
+impl Lamport {
+    fn send(&self) -> Stamp {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).tick()
+    }
+
+    fn receive(&self, remote: Stamp) {
+        // A time too far ahead is the sender's problem; ours stays sane.
+        let _ = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(remote);
+    }
+}
+
+/// One replica's acknowledgement of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaAck {
+    pub node: NodeId,
+    pub ack: Ack,
+}
+
+impl Client {
+    /// This client's Lamport time.
+    pub fn lamport(&self) -> Stamp {
+        self.lamport_clock()
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .now()
+    }
+
+    /// Writes `data` at `offset` of the grant's chunk on every replica the
+    /// grant names, all at once; `Ok` once every one of them acknowledged
+    /// it durable. On an error some replicas may hold the data and others
+    /// not: the caller keeps the data and writes again (to the same
+    /// replicas, or to new ones under a new grant).
+    pub async fn write_chunk(
+        &self,
+        grant: &SignedGrant,
+        offset: u64,
+        data: &[u8],
+        write: WriteId,
+    ) -> Result<Vec<ReplicaAck>, ClientError> {
+        let msg = ClientMsg::Chunk(ChunkRequest::Write {
+            grant: grant.clone(),
+            offset,
+            data: data.to_vec(),
+            write,
+            lamport: self.lamport_clock().send(),
+        });
+        let calls = grant
+            .grant
+            .replicas
+            .iter()
+            .map(|&node| self.chunk_call(node, &msg));
+        let mut acks = Vec::with_capacity(grant.grant.replicas.len());
+        let mut first_error = None;
+        for (node, answer) in grant.grant.replicas.iter().zip(join_all(calls).await) {
+            match answer {
+                Ok(ChunkReply::Written {
+                    write,
+                    stamp,
+                    earliest_uncommitted,
+                }) => acks.push(ReplicaAck {
+                    node: *node,
+                    ack: Ack {
+                        write,
+                        stamp,
+                        earliest_uncommitted,
+                    },
+                }),
+                Ok(other) => {
+                    first_error.get_or_insert(unexpected_chunk(*node, other));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(acks),
+        }
+    }
+
+    /// Reads up to `len` bytes at `offset` of `chunk` (at least at
+    /// `version`) from replica `node`, verified there against the block
+    /// checksums. Fewer bytes past the chunk's end.
+    pub async fn read_chunk(
+        &self,
+        node: NodeId,
+        chunk: ChunkId,
+        version: u64,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, ClientError> {
+        let msg = ClientMsg::Chunk(ChunkRequest::Read {
+            chunk,
+            version,
+            offset,
+            len,
+            lamport: self.lamport_clock().send(),
+        });
+        match self.chunk_call(node, &msg).await? {
+            ChunkReply::Data { data, .. } => Ok(data),
+            other => Err(unexpected_chunk(node, other)),
+        }
+    }
+
+    async fn chunk_call(&self, node: NodeId, msg: &ClientMsg) -> Result<ChunkReply, ClientError> {
+        let addr = self.node_addr(node).ok_or(ClientError::UnknownNode(node))?;
+        match self.call(addr, msg).await? {
+            ServerMsg::Chunk(ChunkReply::Refused(refusal)) => {
+                Err(ClientError::Chunk { node, refusal })
+            }
+            ServerMsg::Chunk(reply) => {
+                match &reply {
+                    ChunkReply::Written { stamp, .. } => self.lamport_clock().receive(*stamp),
+                    ChunkReply::Data { lamport, .. } => self.lamport_clock().receive(*lamport),
+                    ChunkReply::Refused(_) => {}
+                }
+                Ok(reply)
+            }
+            other => Err(crate::client::unexpected(addr, other)),
+        }
+    }
+}
+
+fn unexpected_chunk(node: NodeId, reply: ChunkReply) -> ClientError {
+    match reply {
+        ChunkReply::Refused(refusal) => ClientError::Chunk { node, refusal },
+        other => ClientError::Chunk {
+            node,
+            refusal: govfs_core::data::ChunkRefusal::BadRequest(format!(
+                "unexpected answer {other:?}"
+            )),
+        },
+    }
+}
+
+/// Runs `futs` concurrently on this task; their outputs in order.
+async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *o = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

@@ -1,0 +1,359 @@
+//! The storage service: this node's chunks, written and read for clients
+//! that present a write grant (issue 6).
+//!
+//! Chunks are spread over storage shards by chunk id; each shard is a thread
+//! that owns its [`ChunkStore`] (its own directory and io_uring) and serves
+//! its requests in order. Core loops hand requests over through a bounded
+//! queue and get the answer back through their own inbox
+//! ([`CoreMsg::Reply`]), so a disk write never stalls Raft or the network.
+//!
+//! A write is checked against its grant ([`verify`]: tag, expiry with the
+//! allowed clock skew, this node a replica, the byte range, the version),
+//! written durably, and only then acknowledged, with the shard's Lamport
+//! time of the write and of its earliest write still pending. The Lamport
+//! clock never goes back across restarts: a floor ahead of it is kept on
+//! disk (`lamport` in the shard's directory).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use govfs_core::data::{
+    verify, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock, Pending,
+};
+use govfs_core::node::ServerMsg;
+use govfs_core::raft::NodeId;
+use tracing::{info, warn};
+
+use super::core_loop::Shared;
+use super::routing::{CoreMsg, ReplyTo};
+use crate::chunk::{ChunkError, ChunkOptions, ChunkStore};
+
+/// Requests queued per storage shard before new ones are refused as busy.
+const QUEUE: usize = 1024;
+/// The Lamport floor on disk runs this far ahead of the clock.
+const FLOOR_STEP: u64 = 1 << 20;
+/// Largest read answered at once (a frame must hold it).
+pub const MAX_READ: u32 = 8 << 20;
+
+pub struct StorageSettings {
+    /// The shards' directories are `dir/shard-N`.
+    pub dir: PathBuf,
+    pub shards: u32,
+    /// The largest chunk a file layout may use on this node.
+    pub chunk_size: usize,
+    pub key: Arc<GrantKey>,
+    /// Clock skew between a minister and this node that a grant's expiry allows.
+    pub max_skew_us: u64,
+}
+
+impl StorageSettings {
+    pub fn new(dir: PathBuf, key: GrantKey) -> StorageSettings {
+        StorageSettings {
+            dir,
+            shards: 1,
+            chunk_size: 64 << 20,
+            key: Arc::new(key),
+            max_skew_us: 2_000_000,
+        }
+    }
+}
+
+struct Job {
+    req: ChunkRequest,
+    reply: ReplyTo,
+}
+
+/// Where core loops hand chunk requests.
+#[derive(Clone)]
+pub struct ChunkInbox {
+    shards: Vec<Sender<Job>>,
+}
+
+impl ChunkInbox {
+    /// Queues `req` on its shard, or says why not (the caller answers).
+    pub fn submit(&self, req: ChunkRequest, reply: ReplyTo) -> Result<(), ChunkRefusal> {
+        let shard = (req.chunk().0 % self.shards.len() as u64) as usize;
+        match self.shards[shard].try_send(Job { req, reply }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("govfs_chunk_busy_total").increment(1);
+                Err(ChunkRefusal::Busy(format!(
+                    "storage shard {shard} queue full"
+                )))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Err(ChunkRefusal::Busy("storage service stopped".into()))
+            }
+        }
+    }
+}
+
+/// Opens every shard's store (failing the node start if one cannot be
+/// opened) and returns the inbox and the receivers for [`spawn`].
+pub fn open(s: &StorageSettings) -> Result<(ChunkInbox, Vec<Shard>), String> {
+    let mut senders = Vec::new();
+    let mut shards = Vec::new();
+    for i in 0..s.shards.max(1) {
+        let dir = s.dir.join(format!("shard-{i}"));
+        let opts = ChunkOptions {
+            chunk_size: s.chunk_size,
+            ..ChunkOptions::default()
+        };
+        let store = ChunkStore::open(&dir, opts).map_err(|e| e.to_string())?;
+        let floor = Floor::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let clock = LamportClock::starting_at(floor.at).map_err(|e| e.to_string())?;
+        info!(shard = i, dir = %dir.display(), backend = ?store.chosen(), lamport = floor.at, "storage shard open");
+        let (tx, rx) = bounded(QUEUE);
+        senders.push(tx);
+        shards.push(Shard {
+            index: i,
+            store,
+            pending: Pending::new(clock),
+            floor,
+            rx,
+            key: Arc::clone(&s.key),
+            max_skew_us: s.max_skew_us,
+        });
+    }
+    Ok((ChunkInbox { shards: senders }, shards))
+}
+
+/// Starts one thread per shard; they end when every inbox sender is gone.
+pub fn spawn(shards: Vec<Shard>, shared: Arc<Shared>) -> std::io::Result<Vec<JoinHandle<()>>> {
+    shards
+        .into_iter()
+        .map(|mut shard| {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("govfs-storage-{}", shard.index))
+                .spawn(move || shard.run(&shared))
+        })
+        .collect()
+}
+
+/// The on-disk Lamport floor: the clock starts at it after a restart.
+struct Floor {
+    path: PathBuf,
+    at: u64,
+    /// What is on disk: the clock may run up to this before it is raised.
+    bound: u64,
+}
+
+impl Floor {
+    fn open(dir: &Path) -> std::io::Result<Floor> {
+        let path = dir.join("lamport");
+        let at = match std::fs::read(&path) {
+            Ok(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "lamport floor file is not 8 bytes",
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        let mut f = Floor {
+            path,
+            at,
+            bound: at,
+        };
+        f.raise(at)?;
+        Ok(f)
+    }
+
+    /// Makes sure the floor on disk is above `now` before a stamp past the
+    /// old floor is handed out.
+    fn raise(&mut self, now: u64) -> std::io::Result<()> {
+        if now < self.bound {
+            return Ok(());
+        }
+        let next = now.saturating_add(FLOOR_STEP);
+        let tmp = self.path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&next.to_le_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        self.bound = next;
+        Ok(())
+    }
+}
+
+pub struct Shard {
+    index: u32,
+    store: ChunkStore,
+    pending: Pending,
+    floor: Floor,
+    rx: Receiver<Job>,
+    key: Arc<GrantKey>,
+    max_skew_us: u64,
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn refusal(chunk: ChunkId, e: ChunkError) -> ChunkRefusal {
+    match e {
+        ChunkError::Corrupt { block, .. } => ChunkRefusal::Corrupt {
+            chunk,
+            block: block as u64,
+        },
+        ChunkError::NoSuchChunk { .. } => ChunkRefusal::NoSuchChunk(chunk),
+        ChunkError::StaleVersion { have, got, .. } => ChunkRefusal::Version {
+            chunk,
+            have,
+            want: got,
+        },
+        ChunkError::OutOfRange { .. } => ChunkRefusal::BadRequest(e.to_string()),
+        other => ChunkRefusal::Disk(other.to_string()),
+    }
+}
+
+impl Shard {
+    fn run(&mut self, shared: &Shared) {
+        use crossbeam_channel::RecvTimeoutError;
+        loop {
+            let Job { req, reply } =
+                match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout)
+                        if !shared.stop.load(std::sync::atomic::Ordering::Relaxed) =>
+                    {
+                        continue
+                    }
+                    Err(_) => break,
+                };
+            let answer = self.serve(shared.id, req);
+            shared.hand_over(
+                reply.core,
+                CoreMsg::Reply {
+                    reply,
+                    msg: ServerMsg::Chunk(answer),
+                },
+            );
+        }
+        self.store.close_all();
+    }
+
+    fn serve(&mut self, node: NodeId, req: ChunkRequest) -> ChunkReply {
+        let lamport = match &req {
+            ChunkRequest::Write { lamport, .. } | ChunkRequest::Read { lamport, .. } => *lamport,
+        };
+        if let Err(e) = self.pending.observe(lamport) {
+            return ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string()));
+        }
+        match req {
+            ChunkRequest::Write {
+                grant,
+                offset,
+                data,
+                write,
+                ..
+            } => {
+                let chunk = grant.grant.chunk_id;
+                let Some(end) = offset.checked_add(data.len() as u64) else {
+                    return ChunkReply::Refused(ChunkRefusal::BadRequest("range overflows".into()));
+                };
+                let known = match self.store.stat(chunk.0) {
+                    Ok(s) => s.map(|(_, version)| version),
+                    Err(e) => return ChunkReply::Refused(refusal(chunk, e)),
+                };
+                if let Err(e) = verify(
+                    &self.key,
+                    &grant,
+                    unix_us(),
+                    self.max_skew_us,
+                    node,
+                    (offset, end),
+                    known,
+                ) {
+                    metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
+                    return ChunkReply::Refused(ChunkRefusal::Grant(e.to_string()));
+                }
+                let stamp = self.pending.accept(write);
+                if let Err(e) = self.floor.raise(self.pending.clock().now()) {
+                    // Without the floor a restart could reuse stamps: refuse.
+                    let _ = self.pending.failed(stamp);
+                    return ChunkReply::Refused(ChunkRefusal::Disk(format!("lamport floor: {e}")));
+                }
+                match self
+                    .store
+                    .write(chunk.0, grant.grant.version, offset, &data)
+                {
+                    Ok(()) => {
+                        metrics::counter!("govfs_chunk_write_bytes_total")
+                            .increment(data.len() as u64);
+                        match self.pending.durable(stamp) {
+                            Ok(ack) => ChunkReply::Written {
+                                write: ack.write,
+                                stamp: ack.stamp,
+                                earliest_uncommitted: ack.earliest_uncommitted,
+                            },
+                            Err(e) => ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())),
+                        }
+                    }
+                    Err(e) => {
+                        let _ = self.pending.failed(stamp);
+                        warn!(shard = self.index, ?chunk, "chunk write failed: {e}");
+                        ChunkReply::Refused(refusal(chunk, e))
+                    }
+                }
+            }
+            ChunkRequest::Read {
+                chunk,
+                version,
+                offset,
+                len,
+                ..
+            } => {
+                if len > MAX_READ {
+                    return ChunkReply::Refused(ChunkRefusal::BadRequest(format!(
+                        "read of {len} bytes; at most {MAX_READ} at once"
+                    )));
+                }
+                let have = match self.store.stat(chunk.0) {
+                    Ok(Some((_, v))) => v,
+                    Ok(None) => return ChunkReply::Refused(ChunkRefusal::NoSuchChunk(chunk)),
+                    Err(e) => return ChunkReply::Refused(refusal(chunk, e)),
+                };
+                if have < version {
+                    return ChunkReply::Refused(ChunkRefusal::Version {
+                        chunk,
+                        have,
+                        want: version,
+                    });
+                }
+                match self.store.read(chunk.0, offset, len as usize) {
+                    Ok(data) => {
+                        metrics::counter!("govfs_chunk_read_bytes_total")
+                            .increment(data.len() as u64);
+                        ChunkReply::Data {
+                            data,
+                            version: have,
+                            lamport: self.pending.clock().now(),
+                        }
+                    }
+                    Err(e) => {
+                        if matches!(e, ChunkError::Corrupt { .. }) {
+                            metrics::counter!("govfs_chunk_corrupt_total").increment(1);
+                            warn!(shard = self.index, ?chunk, "corrupt block: {e}");
+                        }
+                        ChunkReply::Refused(refusal(chunk, e))
+                    }
+                }
+            }
+        }
+    }
+}
