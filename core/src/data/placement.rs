@@ -21,7 +21,7 @@ use super::chunk::ChunkId;
 use crate::raft::NodeId;
 
 /// A storage node as the placement sees it (from the cluster map).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StorageNode {
     pub node: NodeId,
     /// Failure domain (rack, power feed): nodes in one may fail together.

@@ -309,6 +309,21 @@ impl Minister {
         )
     }
 
+    /// The valid write lease `lease` of `session`, for signing write grants.
+    pub fn held_write(
+        &self,
+        now: Micros,
+        session: SessionId,
+        lease: LeaseId,
+    ) -> Result<super::table::Lease, LeaseError> {
+        self.serving(now).map_err(LeaseError::NotServing)?;
+        match self.writes.get(lease) {
+            Some(l) if l.session == session && l.is_valid(now) && !l.revoked => Ok(l.clone()),
+            Some(l) if l.session == session => Err(LeaseError::Expired(lease)),
+            _ => Err(LeaseError::UnknownLease(lease)),
+        }
+    }
+
     pub fn release_write(
         &mut self,
         now: Micros,

@@ -2,15 +2,20 @@
 //! [`MetaRequest`] per log command, a postcard `Result<MetaReply, Errno>`
 //! per answer, and snapshots of the whole state.
 
+use super::chunks::ChunkPlace;
 use super::image::SubtreeImage;
 use super::namespace::{Ctx, Namespace};
 use super::ops::{MetaOp, MetaReply, MetaRequest};
 use super::snapshot::{self, RestoreError};
-use super::types::{Credentials, Errno, Ino, MetaResult};
+use super::types::{Credentials, Errno, FileType, Ino, MetaResult};
 use crate::codec::{decode_exact, encode_into, DecodeError};
 use crate::node::App;
-use crate::president::{Step, Transfer, TransferKind};
-use crate::raft::{GroupId, Index};
+use std::collections::BTreeSet;
+
+use crate::data::StorageNode;
+use crate::ids::node_of;
+use crate::president::{ClusterMap, Step, Transfer, TransferKind};
+use crate::raft::{GroupId, Index, NodeId};
 
 impl Namespace {
     /// Applies one request at log index `index`. A failed operation changes
@@ -78,6 +83,13 @@ impl Namespace {
                 how,
             } => self.setxattr(&ctx, *ino, name, value, *how),
             MetaOp::RemoveXattr { ino, name } => self.removexattr(&ctx, *ino, name),
+            MetaOp::PlaceChunks {
+                ino,
+                first,
+                count,
+                candidates,
+            } => self.place_chunks(&ctx, *ino, *first, *count, candidates),
+            MetaOp::Written { ino, end } => self.written(&ctx, *ino, *end),
             _ => {
                 return self
                     .read(index, request)
@@ -127,6 +139,9 @@ impl Namespace {
                 self.getxattr(creds, *ino, name).map(MetaReply::Value)
             }
             MetaOp::ListXattr { ino } => self.listxattr(creds, *ino).map(MetaReply::Names),
+            MetaOp::Chunks { ino, first, count } => self
+                .chunks_of(creds, *ino, *first, *count)
+                .map(MetaReply::Chunks),
             MetaOp::Changes { dir, since, limit } => self
                 .changes(creds, *dir, *since, index, *limit)
                 .map(MetaReply::Changes),
@@ -230,6 +245,46 @@ impl App for Namespace {
                 DecodeError::Malformed(postcard::Error::SerdeDeCustom)
             }
         })
+    }
+
+    /// Chunk placement needs the storage nodes, which only the cluster map
+    /// knows: a `PlaceChunks` gets every node of the map as candidates,
+    /// each its own failure domain (whatever a client put there is
+    /// replaced: placement is the ministry's). Free space is not in the map yet,
+    /// so they weigh the same.
+    fn prepare(&self, command: &[u8], map: &ClusterMap) -> Option<Vec<u8>> {
+        let mut request = decode_exact::<MetaRequest>(command).ok()?;
+        let MetaOp::PlaceChunks { candidates, .. } = &mut request.op else {
+            return None;
+        };
+        let nodes: BTreeSet<NodeId> = map.shards.iter().map(|s| node_of(*s)).collect();
+        *candidates = nodes
+            .into_iter()
+            .map(|node| StorageNode {
+                node,
+                domain: node as u32,
+                free_bytes: 1 << 40,
+                up: true,
+            })
+            .collect();
+        Some(encode_request(&request))
+    }
+
+    fn placements(&self, file: Ino, indexes: &[u64]) -> Result<(u32, Vec<ChunkPlace>), String> {
+        let inode = self.inode(file).map_err(|e| format!("{file:?}: {e}"))?;
+        if inode.kind != FileType::File {
+            return Err(format!("{file:?} is not a regular file"));
+        }
+        let list = self.chunks.get(&file).map(Vec::as_slice).unwrap_or(&[]);
+        let places = indexes
+            .iter()
+            .map(|&index| {
+                list.binary_search_by_key(&index, |c| c.index)
+                    .map(|i| list[i].clone())
+                    .map_err(|_| format!("chunk {index} of {file:?} is not placed yet"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((inode.chunk_size, places))
     }
 
     /// A new minister claims the inode ranges the president handed its

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeFeed;
+use super::chunks::ChunkPlace;
 use super::invariants::Corrupt;
 use super::namespace::{entry_key, Mount, Namespace, Xattr};
 use super::table::Inode;
@@ -36,6 +37,8 @@ pub struct SubtreeImage {
     pub(crate) extra_links: Vec<((Ino, Ino), u32)>,
     pub(crate) symlinks: Vec<(Ino, Box<[u8]>)>,
     pub(crate) xattrs: Vec<(Ino, Vec<Xattr>)>,
+    /// Placed chunks of the files in it.
+    pub(crate) chunks: Vec<(Ino, Vec<ChunkPlace>)>,
     /// Foreign roots hanging below the root.
     pub(crate) foreign: Vec<(Ino, Mount)>,
 }
@@ -107,6 +110,7 @@ impl SubtreeImage {
             || !self.extra_links.windows(2).all(|w| w[0].0 < w[1].0)
             || !self.symlinks.windows(2).all(|w| w[0].0 < w[1].0)
             || !self.xattrs.windows(2).all(|w| w[0].0 < w[1].0)
+            || !self.chunks.windows(2).all(|w| w[0].0 < w[1].0)
             || !self.foreign.windows(2).all(|w| w[0].0 < w[1].0)
         {
             return bad("tables out of order");
@@ -146,6 +150,7 @@ impl SubtreeImage {
         ns.extra_links = self.extra_links.iter().copied().collect();
         ns.symlinks = self.symlinks.iter().cloned().collect();
         ns.xattrs = self.xattrs.iter().cloned().collect();
+        ns.chunks = self.chunks.iter().cloned().collect();
         ns.foreign = self.foreign.iter().copied().collect();
         ns.check_invariants()
             .map_err(|e| Corrupt(format!("subtree image: {}", e.0)))
@@ -215,6 +220,10 @@ impl Namespace {
             .keys()
             .filter_map(|ino| Some((*ino, self.xattrs.get(ino)?.clone())))
             .collect();
+        let chunks = inodes
+            .keys()
+            .filter_map(|ino| Some((*ino, self.chunks.get(ino)?.clone())))
+            .collect();
         Ok(SubtreeImage {
             root,
             inodes: inodes.into_iter().collect(),
@@ -222,6 +231,7 @@ impl Namespace {
             extra_links,
             symlinks,
             xattrs,
+            chunks,
             foreign,
         })
     }
@@ -254,6 +264,7 @@ impl Namespace {
             self.total_bytes -= u128::from(inode.size);
             self.symlinks.remove(&ino);
             self.xattrs.remove(&ino);
+            self.chunks.remove(&ino);
         }
     }
 
@@ -274,6 +285,7 @@ impl Namespace {
         self.extra_links.extend(image.extra_links.iter().copied());
         self.symlinks.extend(image.symlinks.iter().cloned());
         self.xattrs.extend(image.xattrs.iter().cloned());
+        self.chunks.extend(image.chunks.iter().cloned());
         for &(ino, mount) in &image.foreign {
             assert!(self.foreign.insert(ino, mount).is_none());
         }

@@ -144,6 +144,7 @@ impl Namespace {
         self.check_tree()?;
         self.check_transfers()?;
         self.check_xattrs()?;
+        self.check_chunks()?;
         self.check_free()?;
         self.feed.validate().map_err(|e| Corrupt(e.to_string()))
     }
@@ -222,6 +223,23 @@ impl Namespace {
             let names_ok = list.iter().all(|(n, _)| name::check_xattr_name(n).is_ok());
             if !sorted || !names_ok || total > XATTR_TOTAL_MAX {
                 return fail(format!("invalid xattrs on {ino:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_chunks(&self) -> Result<(), Corrupt> {
+        for (ino, list) in &self.chunks {
+            let file = self
+                .inodes
+                .get(*ino)
+                .is_some_and(|i| i.kind == super::types::FileType::File);
+            if !file || list.is_empty() {
+                return fail(format!("chunks of {ino:?}, which is not a file"));
+            }
+            let sorted = list.windows(2).all(|w| w[0].index < w[1].index);
+            if !sorted || list.iter().any(|c| c.replicas.is_empty()) {
+                return fail(format!("invalid chunk list of {ino:?}"));
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeFeed;
+use super::chunks::ChunkPlace;
 use super::name::NAME_MAX;
 use super::table::{Inode, InodeTable};
 use super::transfer::{Export, Finished};
@@ -48,6 +49,8 @@ pub struct Namespace {
     pub(crate) symlinks: BTreeMap<Ino, Box<[u8]>>,
     /// Per inode, (name, value) sorted by name.
     pub(crate) xattrs: BTreeMap<Ino, Vec<Xattr>>,
+    /// Per file, its placed chunks in index order (`chunks.rs`).
+    pub(crate) chunks: BTreeMap<Ino, Vec<ChunkPlace>>,
     /// Roots of subtrees other ministries own, hanging in this namespace.
     pub(crate) foreign: BTreeMap<Ino, Mount>,
     /// Top-level roots besides `root`: subtrees attached from another
@@ -130,6 +133,7 @@ impl Namespace {
             extra_links: BTreeMap::new(),
             symlinks: BTreeMap::new(),
             xattrs: BTreeMap::new(),
+            chunks: BTreeMap::new(),
             foreign: BTreeMap::new(),
             roots: BTreeSet::new(),
             exports: BTreeMap::new(),
@@ -363,6 +367,8 @@ impl Namespace {
         self.total_bytes -= u128::from(inode.size);
         self.symlinks.remove(&ino);
         self.xattrs.remove(&ino);
+        // The chunks' data stays on the storage nodes until they collect it.
+        self.chunks.remove(&ino);
         debug_assert!(self
             .extra_links
             .range((ino, Ino(0))..=(ino, Ino(u64::MAX)))

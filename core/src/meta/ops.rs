@@ -10,8 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangePage;
+use super::chunks::ChunkPlace;
 use super::image::SubtreeImage;
 use super::types::{Attr, Credentials, FileType, ForeignRoot, Ino, Layout, MinistryId, Nanos};
+use crate::data::StorageNode;
 use crate::raft::Index;
 
 /// One command of a ministry's log. The minister stamps `now` before it
@@ -147,6 +149,22 @@ pub enum MetaOp {
         ino: Ino,
         name: Vec<u8>,
     },
+    /// Places chunks `first..first + count` (at most
+    /// [`super::chunks::PLACE_MAX`]) of a file that have no place yet, over
+    /// `candidates` (the minister sets them from the cluster map before
+    /// proposing; a client sends them empty). W_OK on the file.
+    PlaceChunks {
+        ino: Ino,
+        first: u64,
+        count: u64,
+        candidates: Vec<StorageNode>,
+    },
+    /// Data was written up to byte `end`: the size grows to it (never
+    /// shrinks), mtime moves. W_OK on the file.
+    Written {
+        ino: Ino,
+        end: u64,
+    },
 
     // Reads.
     Lookup {
@@ -191,6 +209,12 @@ pub enum MetaOp {
     },
     ListXattr {
         ino: Ino,
+    },
+    /// The placed chunks among `first..first + count` of a file. R_OK.
+    Chunks {
+        ino: Ino,
+        first: u64,
+        count: u64,
     },
     /// Changes under `dir` (itself or any descendant at change time) with a
     /// log index above `since`, at most about `limit` (1 to
@@ -264,6 +288,8 @@ pub enum MetaReply {
     Changes(ChangePage),
     /// Detach: the image of what left (also answered to a resent detach).
     Detached(SubtreeImage),
+    /// PlaceChunks and Chunks, in index order.
+    Chunks(Vec<ChunkPlace>),
 }
 
 /// What a lookup found.

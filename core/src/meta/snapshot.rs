@@ -12,13 +12,15 @@
 //! `free: [(start, end)]`, `granted_to: u64`, `feed: ChangeFeed`.
 //!
 //! Version 2 added the foreign root's kind, `roots`, `exports` and
-//! `finished` (moving subtrees between ministries).
+//! `finished` (moving subtrees between ministries); version 3 `chunks`:
+//! `{Ino -> [ChunkPlace]}` after `xattrs`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeFeed;
+use super::chunks::ChunkPlace;
 use super::invariants::Corrupt;
 use super::namespace::{Mount, Namespace, Xattr};
 use super::table::InodeTable;
@@ -27,7 +29,7 @@ use super::types::Ino;
 use crate::codec::{decode_exact, encode_into, DecodeError};
 
 /// First field of every snapshot: bumped when the encoding changes.
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// Why a snapshot was refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,7 @@ struct Borrowed<'a> {
     extra_links: &'a BTreeMap<(Ino, Ino), u32>,
     symlinks: &'a BTreeMap<Ino, Box<[u8]>>,
     xattrs: &'a BTreeMap<Ino, Vec<Xattr>>,
+    chunks: &'a BTreeMap<Ino, Vec<ChunkPlace>>,
     foreign: &'a BTreeMap<Ino, Mount>,
     roots: &'a BTreeSet<Ino>,
     exports: &'a BTreeMap<u64, Export>,
@@ -67,6 +70,7 @@ struct Owned {
     extra_links: BTreeMap<(Ino, Ino), u32>,
     symlinks: BTreeMap<Ino, Box<[u8]>>,
     xattrs: BTreeMap<Ino, Vec<Xattr>>,
+    chunks: BTreeMap<Ino, Vec<ChunkPlace>>,
     foreign: BTreeMap<Ino, Mount>,
     roots: BTreeSet<Ino>,
     exports: BTreeMap<u64, Export>,
@@ -86,6 +90,7 @@ pub(crate) fn encode(ns: &Namespace) -> Vec<u8> {
         extra_links: &ns.extra_links,
         symlinks: &ns.symlinks,
         xattrs: &ns.xattrs,
+        chunks: &ns.chunks,
         foreign: &ns.foreign,
         roots: &ns.roots,
         exports: &ns.exports,
@@ -118,6 +123,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Namespace, RestoreError> {
         extra_links: s.extra_links,
         symlinks: s.symlinks,
         xattrs: s.xattrs,
+        chunks: s.chunks,
         foreign: s.foreign,
         roots: s.roots,
         exports: s.exports,

@@ -2,7 +2,9 @@
 //! a key-value store in the simulator).
 
 use crate::codec::DecodeError;
-use crate::president::{Step, Transfer};
+use crate::meta::types::Ino;
+use crate::meta::ChunkPlace;
+use crate::president::{ClusterMap, Step, Transfer};
 use crate::raft::{GroupId, Index};
 
 pub trait App: Default {
@@ -41,6 +43,22 @@ pub trait App: Default {
     /// detach's image), or `Err` with why the step failed.
     fn transfer_outcome(_step: Step, _output: &[u8]) -> Result<Vec<u8>, String> {
         Err("this application cannot move state between ministries".into())
+    }
+
+    /// A minister may complete a client's command before proposing it,
+    /// with what it knows and the replicated state does not (the cluster
+    /// map: which storage nodes exist, to place chunks on). `None`: propose
+    /// it as it came. Whatever it returns is applied on every member, so
+    /// the application stays deterministic.
+    fn prepare(&self, _command: &[u8], _map: &ClusterMap) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// For write grants (issue 6): the chunk size of file `file` and the
+    /// placement of its chunks `indexes`, in that order; `Err` says why not
+    /// (not a file, a chunk not placed yet).
+    fn placements(&self, _file: Ino, _indexes: &[u64]) -> Result<(u32, Vec<ChunkPlace>), String> {
+        Err("this application stores no file data".into())
     }
 
     /// `applied` is the index of the state it reads.

@@ -7,7 +7,10 @@
 //! others as [`MapUpdate`]s, together with who leads the president group and
 //! when it was last heard from ([`PresidentView`]).
 
+mod grants;
+
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::app::App;
 use super::leases::{LeaseOut, LeaseSettings, RaftView, ShardLeases};
@@ -20,6 +23,7 @@ use super::wire::{
 };
 use super::{Observation, Output};
 use crate::codec::{decode_exact, DecodeError};
+use crate::data::GrantKey;
 use crate::ids::{node_of, shard_id, ShardIndex};
 use crate::president::{
     transfer_client, Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver,
@@ -144,6 +148,10 @@ pub struct NodeCore<A: App> {
     defer_turns: bool,
     /// A call left Raft work for [`NodeCore::finish_turn`].
     turn_pending: bool,
+    /// Signs write grants (issue 6), when the engine gave it the key.
+    grant_key: Option<Arc<GrantKey>>,
+    /// The wall clock (µs since the epoch) at `now` = 0, for grant expiry.
+    unix_at_zero: Option<u64>,
 }
 
 impl<A: App> NodeCore<A> {
@@ -237,6 +245,8 @@ impl<A: App> NodeCore<A> {
             leases: None,
             defer_turns: false,
             turn_pending: false,
+            grant_key: None,
+            unix_at_zero: None,
         })
     }
 
@@ -628,10 +638,11 @@ impl<A: App> NodeCore<A> {
                 Dedup::New | Dedup::Stale | Dedup::Unknown
                     if slot.waiting.contains(&(client, seq)) => {}
                 Dedup::New | Dedup::Stale | Dedup::Unknown => {
+                    let command = m.app.prepare(&req.command, &self.map);
                     let p = Proposal {
                         client,
                         seq,
-                        command: req.command,
+                        command: command.unwrap_or(req.command),
                     };
                     if m.raft
                         .propose(postcard::to_stdvec(&p).expect("proposals encode"))
@@ -705,6 +716,10 @@ impl<A: App> NodeCore<A> {
                 .push((token, LeaseReply::Elsewhere { hint, members }));
             return;
         };
+        if matches!(req, LeaseRequest::Grants { .. }) {
+            self.write_grants(now, index, req, token, out);
+            return;
+        }
         let (hint, members) = match self.elsewhere(ministry, Some(index)) {
             ReadReply::Elsewhere { hint, members } => (hint, members),
             _ => (None, Vec::new()),

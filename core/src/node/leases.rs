@@ -238,6 +238,20 @@ impl ShardLeases {
     }
 
     /// One tick: the role's own tick with the shard's freshness, then its actions.
+    /// On the minister: the valid write lease `lease` of `session` (for
+    /// write grants). `None` when this shard is not the minister.
+    pub fn held_write(
+        &self,
+        now: Micros,
+        session: SessionId,
+        lease: LeaseId,
+    ) -> Option<Result<crate::lease::table::Lease, crate::lease::LeaseError>> {
+        match &self.role {
+            Role::Minister { minister, .. } => Some(minister.held_write(now, session, lease)),
+            _ => None,
+        }
+    }
+
     pub fn tick(&mut self, s: &LeaseSettings, now: Micros, serving: bool, out: &mut LeaseOut) {
         self.serving = serving;
         match &mut self.role {
@@ -311,6 +325,10 @@ impl ShardLeases {
         };
         let answer = match (&mut self.role, req) {
             (Role::Idle, _) => elsewhere(hint),
+            // NodeCore answers these itself (they need the namespace).
+            (_, LeaseRequest::Grants { .. }) => LeaseReply::Refused(LeaseRefusal::BadRequest(
+                "grants are answered by the node".into(),
+            )),
             (_, LeaseRequest::Watch { session, .. }) => {
                 let taken: Vec<LeaseId> = self
                     .revoked

@@ -28,6 +28,7 @@ pub use session::{Dedup, Sessions};
 pub use wire::{
     ClientMsg, ClientReply, ClientRequest, LeaseMsg, LeaseRefusal, LeaseReply, LeaseRequest,
     NodeMsg, NodeStatus, Proposal, ReadReply, ReadRequest, ServerMsg, ShardStatus, TransferReply,
+    MAX_GRANTS,
 };
 
 use crate::raft::{Entry, GroupId, Index, NodeId, Term};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ChunkReply, ChunkRequest};
+use crate::data::{ChunkReply, ChunkRequest, SignedGrant};
 use crate::lease::{self, LeaseId, Mode, NotServing, Region, SessionId};
 use crate::meta::types::Ino;
 use crate::president::{ClusterMap, MemberReport, Step, TransferRequest};
@@ -185,7 +185,21 @@ pub enum LeaseRequest {
         ministry: GroupId,
         session: SessionId,
     },
+    /// Write grants (issue 6) for chunks `indexes` of the file of write
+    /// lease `lease`, from the minister that granted it: one signed grant
+    /// per chunk, for the part of the chunk the lease's region covers,
+    /// valid while the lease is. The chunks must be placed
+    /// (`MetaOp::PlaceChunks`) first.
+    Grants {
+        ministry: GroupId,
+        session: SessionId,
+        lease: LeaseId,
+        indexes: Vec<u64>,
+    },
 }
+
+/// Chunks one grants request may name.
+pub const MAX_GRANTS: usize = 256;
 
 impl LeaseRequest {
     pub fn ministry(&self) -> GroupId {
@@ -193,7 +207,8 @@ impl LeaseRequest {
             LeaseRequest::Acquire { ministry, .. }
             | LeaseRequest::Refresh { ministry, .. }
             | LeaseRequest::Release { ministry, .. }
-            | LeaseRequest::Watch { ministry, .. } => *ministry,
+            | LeaseRequest::Watch { ministry, .. }
+            | LeaseRequest::Grants { ministry, .. } => *ministry,
         }
     }
 }
@@ -287,6 +302,8 @@ pub enum LeaseReply {
     Revoked(Vec<LeaseId>),
     /// A release, or a watch that saw no revocation in its wait.
     Done,
+    /// Write grants, in the order the chunks were asked for.
+    Grants(Vec<SignedGrant>),
 }
 
 /// The president's answer to [`ClientMsg::Transfer`]. The transfer's

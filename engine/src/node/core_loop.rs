@@ -243,7 +243,12 @@ impl<A: App> CoreLoop<A> {
                 handled += 1;
             }
             if Instant::now() >= self.next_tick {
-                self.core.tick(self.shared.now(), &mut out);
+                let now = self.shared.now();
+                let unix_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64);
+                self.core.set_unix_time(now, unix_us);
+                self.core.tick(now, &mut out);
                 self.next_tick = Instant::now() + self.tick;
                 self.on_tick();
             }

@@ -13,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
+use govfs_core::data::GrantKey;
 use govfs_core::node::{App, Disk, LeaseSettings, NodeConfig, NodeCore};
 use govfs_core::raft::NodeId;
 use govfs_net::{ClusterKey, Identity, Reactor, ReactorConfig, Role};
@@ -93,6 +94,11 @@ pub fn run<A: App + Send + 'static>(
     let wall_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    // Ministers sign write grants with it (issue 6).
+    let grant_key = Arc::new(
+        GrantKey::derive(settings.key.secret())
+            .map_err(|e| NodeError::ChunkStore(format!("grant key: {e}")))?,
+    );
     let local = Identity {
         node_id: id,
         role: Role::Node,
@@ -122,6 +128,7 @@ pub fn run<A: App + Send + 'static>(
         );
         let now = started.elapsed().as_micros() as u64;
         let mut node: NodeCore<A> = NodeCore::recover(config, rec.president, rec.shards, now)?;
+        node.enable_grants(Arc::clone(&grant_key));
         if let Some(leases) = &settings.leases {
             let mut leases = leases.clone();
             leases.incarnation_base = wall_ms;

@@ -368,6 +368,7 @@ fn attach_later(transfer: u64, at: Option<(Ino, &str)>) -> MetaOp {
         extra_links: Vec::new(),
         symlinks: Vec::new(),
         xattrs: Vec::new(),
+        chunks: Vec::new(),
         foreign: Vec::new(),
     };
     attach_op(transfer, at, &placeholder)

@@ -1,0 +1,296 @@
+//! Where a file's chunks live (issue 6): the ministry places a chunk when
+//! it is first written and records the placement in its log, so every
+//! member answers the same and readers find the replicas without asking
+//! the minister.
+//!
+//! `PlaceChunks` carries the candidate storage nodes; the minister fills
+//! them in from the cluster map before proposing ([`super::app`]), and
+//! applying runs [`crate::data::place`] over them, so the choice is
+//! deterministic on every member. A chunk's version is the log index that
+//! placed it: it only grows, so a storage node can tell a newer replica set
+//! from an older one.
+//!
+//! A chunk is placed on up to `layout.replicas` nodes: fewer when the
+//! cluster has fewer eligible nodes (the file is then under-replicated, as
+//! HDFS allows, until repair adds copies). None at all is ENOSPC.
+
+use serde::{Deserialize, Serialize};
+
+use super::changes::ChangeKind;
+use super::namespace::{Ctx, Namespace};
+use super::ops::MetaReply;
+use super::perm::{self, R_OK, W_OK};
+use super::setattr::MAX_FILE_SIZE;
+use super::types::{Credentials, Errno, FileType, Ino, MetaResult};
+use crate::data::{place, ChunkRef, StorageNode, Want};
+use crate::raft::NodeId;
+
+/// Chunks one request may place or list.
+pub const PLACE_MAX: u64 = 1024;
+
+/// One chunk of a file: its index in the file, version and replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkPlace {
+    pub index: u64,
+    pub version: u64,
+    pub replicas: Vec<NodeId>,
+}
+
+impl Namespace {
+    /// Places chunks `first..first + count` of file `ino` that have no
+    /// place yet; answers every one of them, placed before or now.
+    pub(crate) fn place_chunks(
+        &mut self,
+        ctx: &Ctx,
+        ino: Ino,
+        first: u64,
+        count: u64,
+        candidates: &[StorageNode],
+    ) -> MetaResult<MetaReply> {
+        let inode = *self.file(ctx.creds, ino, W_OK)?;
+        let layout = inode.layout();
+        range_ok(first, count, layout.chunk_size)?;
+        let mut placed = Vec::with_capacity(count as usize);
+        let list = self.chunks.get(&ino).map(Vec::as_slice).unwrap_or(&[]);
+        for index in first..first + count {
+            if let Ok(i) = list.binary_search_by_key(&index, |c| c.index) {
+                placed.push(list[i].clone());
+                continue;
+            }
+            let chunk = ChunkRef { file: ino, index }
+                .id()
+                .map_err(|_| Errno::EFBIG)?;
+            let eligible = candidates
+                .iter()
+                .filter(|n| n.up && n.free_bytes > 0)
+                .count();
+            let want = Want {
+                chunk,
+                replicas: usize::from(layout.replicas).min(eligible),
+                keep: &[],
+                exclude: &[],
+            };
+            if want.replicas == 0 {
+                return Err(Errno::ENOSPC);
+            }
+            let replicas = place(candidates, &want).map_err(|_| Errno::ENOSPC)?;
+            placed.push(ChunkPlace {
+                index,
+                version: ctx.index,
+                replicas,
+            });
+        }
+        let list = self.chunks.entry(ino).or_default();
+        for c in &placed {
+            if let Err(i) = list.binary_search_by_key(&c.index, |x| x.index) {
+                list.insert(i, c.clone());
+            }
+        }
+        Ok(MetaReply::Chunks(placed))
+    }
+
+    /// The placed chunks among `first..first + count` of file `ino`.
+    pub fn chunks_of(
+        &self,
+        creds: &Credentials,
+        ino: Ino,
+        first: u64,
+        count: u64,
+    ) -> MetaResult<Vec<ChunkPlace>> {
+        let inode = self.file(creds, ino, R_OK)?;
+        range_ok(first, count, inode.chunk_size)?;
+        let list = self.chunks.get(&ino).map(Vec::as_slice).unwrap_or(&[]);
+        let start = list.partition_point(|c| c.index < first);
+        Ok(list[start..]
+            .iter()
+            .take_while(|c| c.index < first + count)
+            .cloned()
+            .collect())
+    }
+
+    /// Data was written up to `end`: the size grows to it (never shrinks:
+    /// writers report in any order), mtime and data_seq move.
+    pub(crate) fn written(&mut self, ctx: &Ctx, ino: Ino, end: u64) -> MetaResult<MetaReply> {
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let inode = *self.file(ctx.creds, ino, W_OK)?;
+        let mut next = inode;
+        if end > inode.size {
+            self.total_bytes += u128::from(end - inode.size);
+            next.size = end;
+        }
+        next.mtime = ctx.now;
+        next.ctime = ctx.now;
+        next.meta_seq = ctx.index;
+        next.data_seq = ctx.index;
+        *self.inode_mut(ino) = next;
+        self.record_inode(ctx, ino, ChangeKind::Truncate);
+        Ok(MetaReply::Attr(self.attr(ino, &next)))
+    }
+
+    /// A regular file the caller may access with `mask`.
+    fn file(&self, creds: &Credentials, ino: Ino, mask: u32) -> MetaResult<&super::table::Inode> {
+        let inode = self.inode(ino)?;
+        match inode.kind {
+            FileType::File => {}
+            FileType::Dir => return Err(Errno::EISDIR),
+            FileType::Symlink => return Err(Errno::EINVAL),
+        }
+        perm::check(creds, inode, mask)?;
+        Ok(inode)
+    }
+}
+
+fn range_ok(first: u64, count: u64, chunk_size: u32) -> MetaResult<()> {
+    if count == 0 || count > PLACE_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let end = first.checked_add(count).ok_or(Errno::EFBIG)?;
+    if end.saturating_mul(u64::from(chunk_size))
+        > MAX_FILE_SIZE.saturating_add(u64::from(chunk_size))
+    {
+        return Err(Errno::EFBIG);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::ops::{MetaOp, MetaRequest};
+    use crate::meta::ROOT;
+
+    fn nodes(n: u64) -> Vec<StorageNode> {
+        (1..=n)
+            .map(|node| StorageNode {
+                node,
+                domain: node as u32,
+                free_bytes: 1 << 40,
+                up: true,
+            })
+            .collect()
+    }
+
+    fn run(ns: &mut Namespace, index: u64, op: MetaOp) -> MetaResult<MetaReply> {
+        ns.execute(
+            index,
+            &MetaRequest {
+                op,
+                creds: Credentials::root(),
+                now: index as i64,
+            },
+        )
+    }
+
+    fn file(ns: &mut Namespace) -> Ino {
+        run(
+            ns,
+            2,
+            MetaOp::GrantInodes {
+                start: ROOT.0 + 1,
+                count: 100,
+            },
+        )
+        .expect("grant");
+        match run(
+            ns,
+            3,
+            MetaOp::Create {
+                parent: ROOT,
+                name: b"f".to_vec(),
+                mode: 0o644,
+                exclusive: true,
+                layout: None,
+            },
+        ) {
+            Ok(MetaReply::Created { attr, .. }) => attr.ino,
+            other => panic!("create: {other:?}"),
+        }
+    }
+
+    fn place_op(ino: Ino, first: u64, count: u64, candidates: Vec<StorageNode>) -> MetaOp {
+        MetaOp::PlaceChunks {
+            ino,
+            first,
+            count,
+            candidates,
+        }
+    }
+
+    #[test]
+    fn chunks_are_placed_once_on_distinct_nodes() {
+        let mut ns = Namespace::new(ROOT, crate::meta::changes::ChangeFeed::new(64));
+        let f = file(&mut ns);
+        let Ok(MetaReply::Chunks(a)) = run(&mut ns, 10, place_op(f, 0, 4, nodes(5))) else {
+            panic!("placed");
+        };
+        assert_eq!(a.len(), 4);
+        for c in &a {
+            assert_eq!(c.version, 10);
+            let mut r = c.replicas.clone();
+            r.sort_unstable();
+            r.dedup();
+            assert_eq!(r.len(), 3, "three distinct replicas");
+        }
+        // Placing again (other candidates, later index) keeps the first answer.
+        let Ok(MetaReply::Chunks(b)) = run(&mut ns, 11, place_op(f, 2, 4, nodes(3))) else {
+            panic!("placed");
+        };
+        assert_eq!(b[..2], a[2..]);
+        assert_eq!(b[2].version, 11);
+        let listed = ns
+            .chunks_of(&Credentials::root(), f, 0, 100)
+            .expect("listed");
+        assert_eq!(listed.len(), 6);
+        assert!(listed.windows(2).all(|w| w[0].index < w[1].index));
+        // The snapshot keeps them.
+        let back =
+            Namespace::restore_checked(&crate::meta::snapshot::encode(&ns)).expect("restore");
+        assert_eq!(back.chunks_of(&Credentials::root(), f, 0, 100), Ok(listed));
+    }
+
+    #[test]
+    fn fewer_nodes_than_replicas_and_none_at_all() {
+        let mut ns = Namespace::new(ROOT, crate::meta::changes::ChangeFeed::new(64));
+        let f = file(&mut ns);
+        let Ok(MetaReply::Chunks(a)) = run(&mut ns, 10, place_op(f, 0, 1, nodes(1))) else {
+            panic!("placed");
+        };
+        assert_eq!(a[0].replicas, vec![1], "under-replicated, not refused");
+        assert_eq!(
+            run(&mut ns, 11, place_op(f, 1, 1, Vec::new())),
+            Err(Errno::ENOSPC)
+        );
+        assert_eq!(
+            run(&mut ns, 12, place_op(f, 0, 0, nodes(3))),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            run(&mut ns, 13, place_op(ROOT, 0, 1, nodes(3))),
+            Err(Errno::EISDIR)
+        );
+    }
+
+    #[test]
+    fn written_grows_the_size_and_never_shrinks_it() {
+        let mut ns = Namespace::new(ROOT, crate::meta::changes::ChangeFeed::new(64));
+        let f = file(&mut ns);
+        let size = |r: MetaResult<MetaReply>| match r {
+            Ok(MetaReply::Attr(a)) => a.size,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            size(run(&mut ns, 10, MetaOp::Written { ino: f, end: 5000 })),
+            5000
+        );
+        assert_eq!(
+            size(run(&mut ns, 11, MetaOp::Written { ino: f, end: 100 })),
+            5000
+        );
+        assert_eq!(
+            run(&mut ns, 12, MetaOp::Written { ino: ROOT, end: 1 }),
+            Err(Errno::EISDIR)
+        );
+    }
+}
