@@ -164,7 +164,7 @@ fn unexpected_chunk(node: NodeId, reply: ChunkReply) -> ClientError {
 }
 
 /// Runs `futs` concurrently on this task; their outputs in order.
-async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

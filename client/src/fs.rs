@@ -26,7 +26,7 @@ use govfs_core::raft::GroupId;
 
 use crate::client::Client;
 use crate::error::ClientError;
-use crate::lease::{LeaseOptions, RegionLease};
+use crate::lease::{LeaseLost, LeaseOptions, RegionLease};
 use crate::session::Session;
 
 /// Ministries one path may cross before we call it a loop.
@@ -102,6 +102,17 @@ pub enum FsError {
     /// The ministry answered something this call does not expect.
     #[error("ministry {ministry}: unexpected answer: {what}")]
     Unexpected { ministry: GroupId, what: String },
+    /// File data could not be read or written (no replica answered, a
+    /// bad layout); nothing acknowledged was lost.
+    #[error("{path}: {why}")]
+    Data { path: String, why: String },
+    /// The file's lease is not held any more: nothing more is written
+    /// under it.
+    #[error("{path}: {lost}")]
+    LeaseLost { path: String, lost: LeaseLost },
+    /// A write on a file opened for reading.
+    #[error("{path}: not open for writing")]
+    NotOpenForWriting { path: String },
 }
 
 impl FsError {
@@ -111,6 +122,7 @@ impl FsError {
     pub fn errno(&self) -> i32 {
         const EIO: i32 = 5;
         const ETIMEDOUT: i32 = 110;
+        const EBADF: i32 = 9;
         match self {
             FsError::Errno { errno, .. } => errno.errno(),
             FsError::BadPath { why, .. } if *why == TOO_LONG => Errno::ENAMETOOLONG.errno(),
@@ -120,6 +132,7 @@ impl FsError {
             FsError::Client(ClientError::Timeout { .. } | ClientError::ReadTimeout { .. }) => {
                 ETIMEDOUT
             }
+            FsError::NotOpenForWriting { .. } => EBADF,
             _ => EIO,
         }
     }
@@ -211,6 +224,7 @@ fn is_read(op: &MetaOp) -> bool {
             | MetaOp::GetXattr { .. }
             | MetaOp::ListXattr { .. }
             | MetaOp::Changes { .. }
+            | MetaOp::Chunks { .. }
     )
 }
 
@@ -230,6 +244,12 @@ impl FileSystem {
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// This handle's reads wait for `index` of `ministry` (what another
+    /// handle saw).
+    pub(crate) fn saw(&mut self, ministry: GroupId, index: u64) {
+        self.session.saw_index(ministry, index);
     }
 
     /// A lease on `region` of the file at `path` ([`Region::WHOLE`] for the

@@ -1,5 +1,6 @@
 //! File-system commands over a cluster whose ministries run the namespace
-//! (`govfs cluster up --app meta`): mkdir, touch, ls, stat, rm, mv, tree.
+//! (`govfs cluster up --app meta`): mkdir, touch, ls, stat, rm, mv, tree,
+//! and put, get and cat for file data (`data_cmd.rs`).
 //!
 //! Each command is a call of the client's [`FileSystem`], which routes the
 //! path to the ministry that holds it. The CLI reads through the log
@@ -73,6 +74,31 @@ pub enum FsCmd {
         since: u64,
         path: String,
     },
+    /// Copy a local file into the cluster (created or overwritten).
+    Put {
+        #[command(flatten)]
+        at: At,
+        local: std::path::PathBuf,
+        path: String,
+        /// No progress bar.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Copy a file out of the cluster.
+    Get {
+        #[command(flatten)]
+        at: At,
+        path: String,
+        local: std::path::PathBuf,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a file's contents to standard output.
+    Cat {
+        #[command(flatten)]
+        at: At,
+        path: String,
+    },
     /// Ministries and the parts of the namespace they hold.
     #[command(subcommand)]
     Ministry(MinistryCmd),
@@ -127,6 +153,9 @@ pub async fn run(cmd: FsCmd) -> i32 {
         | FsCmd::Mv { at, .. }
         | FsCmd::Tree { at, .. }
         | FsCmd::Changes { at, .. }
+        | FsCmd::Put { at, .. }
+        | FsCmd::Get { at, .. }
+        | FsCmd::Cat { at, .. }
         | FsCmd::Ministry(MinistryCmd::Split { at, .. }) => at.clone(),
     };
     let client = match at.target.client().await {
@@ -200,8 +229,25 @@ pub async fn run(cmd: FsCmd) -> i32 {
             let mut out = format!("{path}\n");
             fs.tree(&path, 1, &mut out).await.map(|()| print!("{out}"))
         }
+        FsCmd::Put {
+            local, path, quiet, ..
+        } => return report(crate::data_cmd::put(&mut fs, &local, &path, quiet).await),
+        FsCmd::Get {
+            path, local, quiet, ..
+        } => return report(crate::data_cmd::get(&mut fs, &path, &local, quiet).await),
+        FsCmd::Cat { path, .. } => return report(crate::data_cmd::cat(&mut fs, &path).await),
     };
     match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("govfs: {e}");
+            1
+        }
+    }
+}
+
+fn report(r: Result<(), String>) -> i32 {
+    match r {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("govfs: {e}");

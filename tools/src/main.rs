@@ -6,6 +6,7 @@ mod bench_locks;
 mod bench_meta;
 mod cluster_cmd;
 mod config;
+mod data_cmd;
 mod demo_cmd;
 mod fs_cmd;
 mod node_cmd;

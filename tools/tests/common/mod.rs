@@ -110,6 +110,24 @@ impl TestCluster {
         );
     }
 
+    /// Runs a client command (`govfs put`, `ls`, ...) against the cluster;
+    /// it must succeed. Returns its standard output.
+    pub fn cli(&self, args: &[&str]) -> Vec<u8> {
+        let addrs: Vec<String> = self.addrs.iter().map(|a| a.to_string()).collect();
+        let out = Command::new(GOVFS)
+            .args(args)
+            .env("GOVFS_CLUSTER", addrs.join(","))
+            .env("GOVFS_KEY_FILE", self.path().join("cluster.key"))
+            .output()
+            .expect("run govfs");
+        assert!(
+            out.status.success(),
+            "govfs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     pub fn kill(&self, node: NodeId) {
         self.govfs(&[
             "cluster",

@@ -1,0 +1,439 @@
+//! Files with data (issue 6): [`FileSystem::open_file`] gives a [`File`]
+//! whose writes go straight to the storage nodes.
+//!
+//! A write under the file's write lease: the chunks it touches are placed
+//! by the ministry if they are new (`MetaOp::PlaceChunks`, through the log,
+//! once), the minister signs a write grant per chunk (`LeaseRequest::Grants`,
+//! kept until the lease changes or the grant nears its end), and the data
+//! goes to every replica of every chunk at once: one round trip. The write
+//! returns when every replica made it durable; on a failure the caller
+//! still holds its data and may write again. The size and mtime reach the
+//! ministry in one `MetaOp::Written` on [`File::flush`] or
+//! [`File::close`], not per write.
+//!
+//! A read asks the ministry (any member) where the chunks are and reads each
+//! from a replica, trying the next one when a replica fails (a block that
+//! fails its checksum, a node that is down); unwritten parts read as zeros.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use govfs_core::data::{pieces, ChunkRefusal, Piece, SignedGrant};
+use govfs_core::lease::{Mode, Region};
+use govfs_core::meta::{Attr, ChunkPlace, Ino, Layout, MetaOp, MetaReply, PLACE_MAX};
+use govfs_core::node::{ClientMsg, LeaseReply, LeaseRequest, ServerMsg, MAX_GRANTS};
+use govfs_core::raft::GroupId;
+use tokio::time::Instant;
+
+use crate::chunks::join_all;
+use crate::error::ClientError;
+use crate::fs::{FileSystem, FsError};
+use crate::lease::{LeaseOptions, RegionLease};
+
+/// A grant this close to its end is renewed before use.
+const GRANT_MARGIN: Duration = Duration::from_millis(100);
+/// Bytes read from one replica at once.
+const READ_PIECE: u64 = 4 << 20;
+
+/// How to open a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    Read,
+    /// Writes under a write lease on the whole file.
+    Write,
+}
+
+/// An open file. Calls on one handle are sequential (`&mut self`).
+pub struct File {
+    fs: FileSystem,
+    path: String,
+    ministry: GroupId,
+    ino: Ino,
+    layout: Layout,
+    /// The size as last seen from the ministry.
+    size: u64,
+    lease: Option<RegionLease>,
+    places: BTreeMap<u64, ChunkPlace>,
+    /// Grants of the current lease, by chunk index, with when the holder
+    /// stops trusting them.
+    grants: BTreeMap<u64, (SignedGrant, Instant)>,
+    next_write: u64,
+    /// Past the end of the furthest write not yet reported to the ministry.
+    written_end: u64,
+}
+
+impl FileSystem {
+    /// Opens the regular file at `path` (following symlinks); `Write` takes
+    /// a write lease on the whole file (renewed in the background until
+    /// [`File::close`]).
+    pub async fn open_file(&mut self, path: &str, mode: OpenMode) -> Result<File, FsError> {
+        match mode {
+            OpenMode::Read => {
+                let (ministry, attr) = self.locate(path, true).await?;
+                let fs = self.handle(ministry);
+                File::new(fs, path, ministry, attr, None)
+            }
+            OpenMode::Write => self.open_file_region(path, Region::WHOLE).await,
+        }
+    }
+
+    /// Opens the regular file at `path` for writing bytes `region` only,
+    /// under a write lease on that region: writers of disjoint regions
+    /// write at once. A write outside the region is refused.
+    pub async fn open_file_region(&mut self, path: &str, region: Region) -> Result<File, FsError> {
+        let lease = self
+            .open_region_with(path, region, Mode::Write, &LeaseOptions::default())
+            .await?;
+        let (ministry, attr) = self.locate(path, true).await?;
+        let fs = self.handle(ministry);
+        File::new(fs, path, ministry, attr, Some(lease))
+    }
+
+    /// A handle of its own for a file, that has seen what this one saw.
+    fn handle(&self, ministry: GroupId) -> FileSystem {
+        let mut fs = FileSystem::new(self.session().client().clone(), self.options().clone());
+        fs.saw(ministry, self.session().seen(ministry));
+        fs
+    }
+}
+
+impl File {
+    fn new(
+        fs: FileSystem,
+        path: &str,
+        ministry: GroupId,
+        attr: Attr,
+        lease: Option<RegionLease>,
+    ) -> Result<File, FsError> {
+        if attr.kind != govfs_core::meta::FileType::File {
+            return Err(FsError::Errno {
+                path: path.to_string(),
+                errno: if attr.kind == govfs_core::meta::FileType::Dir {
+                    govfs_core::meta::Errno::EISDIR
+                } else {
+                    govfs_core::meta::Errno::EINVAL
+                },
+            });
+        }
+        Ok(File {
+            fs,
+            path: path.to_string(),
+            ministry,
+            ino: attr.ino,
+            layout: attr.layout,
+            size: attr.size,
+            lease,
+            places: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            next_write: 1,
+            written_end: 0,
+        })
+    }
+
+    pub fn ino(&self) -> Ino {
+        self.ino
+    }
+
+    /// The size: the ministry's as last seen, or past this handle's writes.
+    pub fn size(&self) -> u64 {
+        self.size.max(self.written_end)
+    }
+
+    fn io_error(&self, what: impl std::fmt::Display) -> FsError {
+        FsError::Data {
+            path: self.path.clone(),
+            why: what.to_string(),
+        }
+    }
+
+    /// Writes `data` at `offset`: durable on every replica when it returns.
+    pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), FsError> {
+        let Some(lease) = &self.lease else {
+            return Err(FsError::NotOpenForWriting {
+                path: self.path.clone(),
+            });
+        };
+        lease.check().map_err(|e| FsError::LeaseLost {
+            path: self.path.clone(),
+            lost: e,
+        })?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, data.len() as u64)
+            .map_err(|e| self.io_error(e))?
+            .collect();
+        let indexes: Vec<u64> = dedup(parts.iter().map(|p| p.chunk.index));
+        self.place(&indexes).await?;
+        // A grant refused as expired (a clock step, a slow write) is
+        // fetched again once.
+        for attempt in 0..2 {
+            self.fetch_grants(&indexes, attempt > 0).await?;
+            let id = self.next_write;
+            self.next_write += parts.len() as u64;
+            let client = self.fs.session().client().clone();
+            let writes = parts.iter().enumerate().map(|(k, p)| {
+                let (grant, _) = &self.grants[&p.chunk.index];
+                let at = p.offset_in_buf as usize;
+                let bytes = &data[at..at + p.len as usize];
+                client.write_chunk(grant, p.offset_in_chunk, bytes, id + k as u64)
+            });
+            let mut retry = false;
+            for r in join_all(writes).await {
+                match r {
+                    Ok(_) => {}
+                    Err(ClientError::Chunk {
+                        refusal: ChunkRefusal::Grant(why),
+                        ..
+                    }) if attempt == 0 && why.contains("expired") => retry = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !retry {
+                self.written_end = self.written_end.max(offset + data.len() as u64);
+                return Ok(());
+            }
+        }
+        Err(self.io_error("write grants kept expiring"))
+    }
+
+    /// Reads up to `len` bytes at `offset` (fewer past the end of the file).
+    pub async fn read_at(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, FsError> {
+        if self.lease.is_none() {
+            self.refresh_size().await?;
+        }
+        let end = offset.saturating_add(len).min(self.size());
+        if end <= offset {
+            return Ok(Vec::new());
+        }
+        let mut out = vec![0u8; (end - offset) as usize];
+        let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, end - offset)
+            .map_err(|e| self.io_error(e))?
+            .collect();
+        let indexes = dedup(parts.iter().map(|p| p.chunk.index));
+        self.locate_chunks(&indexes).await?;
+        for p in parts {
+            let Some(place) = self.places.get(&p.chunk.index).cloned() else {
+                continue; // a hole: zeros
+            };
+            let chunk = p.chunk.id().map_err(|e| self.io_error(e))?;
+            let mut done = 0;
+            while done < p.len {
+                let n = (p.len - done).min(READ_PIECE);
+                let at = (p.offset_in_buf + done) as usize;
+                let got = self
+                    .read_replicas(&place, chunk, p.offset_in_chunk + done, n)
+                    .await?;
+                out[at..at + got.len()].copy_from_slice(&got);
+                done += n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reports the size and mtime of what this handle wrote to the ministry.
+    pub async fn flush(&mut self) -> Result<(), FsError> {
+        if self.written_end == 0 {
+            return Ok(());
+        }
+        let op = MetaOp::Written {
+            ino: self.ino,
+            end: self.written_end,
+        };
+        let path = self.path.clone();
+        if let MetaReply::Attr(a) = self.fs.call(self.ministry, op, &path).await? {
+            self.size = a.size;
+        }
+        self.written_end = 0;
+        Ok(())
+    }
+
+    /// Flushes and releases the write lease.
+    pub async fn close(mut self) -> Result<(), FsError> {
+        let flushed = self.flush().await;
+        if let Some(lease) = self.lease.take() {
+            lease.release().await?;
+        }
+        flushed
+    }
+
+    async fn refresh_size(&mut self) -> Result<(), FsError> {
+        let path = self.path.clone();
+        match self
+            .fs
+            .call(self.ministry, MetaOp::Stat { ino: self.ino }, &path)
+            .await?
+        {
+            MetaReply::Attr(a) => {
+                self.size = a.size;
+                Ok(())
+            }
+            other => Err(self.io_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Reads from the first replica that answers with verified bytes.
+    async fn read_replicas(
+        &self,
+        place: &ChunkPlace,
+        chunk: govfs_core::data::ChunkId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, FsError> {
+        let client = self.fs.session().client();
+        let mut last = None;
+        for &node in &place.replicas {
+            match client
+                .read_chunk(node, chunk, place.version, offset, len as u32)
+                .await
+            {
+                Ok(data) => return Ok(data),
+                // Placed but never written here: zeros.
+                Err(ClientError::Chunk {
+                    refusal: ChunkRefusal::NoSuchChunk(_),
+                    ..
+                }) => return Ok(Vec::new()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => self.io_error(format!("no replica could serve chunk {chunk:?}: {e}")),
+            None => self.io_error("chunk without replicas"),
+        })
+    }
+
+    /// Places the chunks `indexes` not known to be placed.
+    async fn place(&mut self, indexes: &[u64]) -> Result<(), FsError> {
+        let missing: Vec<u64> = indexes
+            .iter()
+            .copied()
+            .filter(|i| !self.places.contains_key(i))
+            .collect();
+        for (first, count) in runs(&missing) {
+            let op = MetaOp::PlaceChunks {
+                ino: self.ino,
+                first,
+                count,
+                candidates: Vec::new(),
+            };
+            let path = self.path.clone();
+            match self.fs.call(self.ministry, op, &path).await? {
+                MetaReply::Chunks(list) => {
+                    for c in list {
+                        self.places.insert(c.index, c);
+                    }
+                }
+                other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Learns where the chunks `indexes` are (unplaced ones stay unknown).
+    async fn locate_chunks(&mut self, indexes: &[u64]) -> Result<(), FsError> {
+        let missing: Vec<u64> = indexes
+            .iter()
+            .copied()
+            .filter(|i| !self.places.contains_key(i))
+            .collect();
+        for (first, count) in runs(&missing) {
+            let op = MetaOp::Chunks {
+                ino: self.ino,
+                first,
+                count,
+            };
+            let path = self.path.clone();
+            match self.fs.call(self.ministry, op, &path).await? {
+                MetaReply::Chunks(list) => {
+                    for c in list {
+                        self.places.insert(c.index, c);
+                    }
+                }
+                other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure a fresh grant is held for each of `indexes` (all of them
+    /// anew when `renew`).
+    async fn fetch_grants(&mut self, indexes: &[u64], renew: bool) -> Result<(), FsError> {
+        let lease = self.lease.as_ref().expect("checked by the caller");
+        let held = lease.grant();
+        let now = Instant::now();
+        let needed: Vec<u64> = indexes
+            .iter()
+            .copied()
+            .filter(|i| {
+                renew
+                    || self.grants.get(i).is_none_or(|(g, until)| {
+                        g.grant.lease != held.lease() || *until < now + GRANT_MARGIN
+                    })
+            })
+            .collect();
+        let client = self.fs.session().client().clone();
+        for batch in needed.chunks(MAX_GRANTS) {
+            let msg = ClientMsg::Lease(LeaseRequest::Grants {
+                ministry: self.ministry,
+                session: lease.session(),
+                lease: held.lease(),
+                indexes: batch.to_vec(),
+            });
+            let sent = Instant::now();
+            match client.call(held.addr, &msg).await? {
+                ServerMsg::Lease(LeaseReply::Grants(grants)) if grants.len() == batch.len() => {
+                    // Trusted no longer than the lease itself, by the holder's clock.
+                    let until = lease.deadline().max(sent);
+                    for (i, g) in batch.iter().zip(grants) {
+                        self.grants.insert(*i, (g, until));
+                    }
+                }
+                ServerMsg::Lease(LeaseReply::Refused(refusal)) => {
+                    return Err(ClientError::Lease {
+                        ministry: self.ministry,
+                        refusal,
+                    }
+                    .into())
+                }
+                other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sorted distinct values.
+fn dedup(it: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut v: Vec<u64> = it.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Sorted distinct indexes as (first, count) runs of at most `PLACE_MAX`.
+fn runs(sorted: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &i in sorted {
+        match out.last_mut() {
+            Some((first, count)) if *first + *count == i && *count < PLACE_MAX => *count += 1,
+            _ => out.push((i, 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_split_at_gaps_and_at_the_cap() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[3, 4, 5, 9, 10]), vec![(3, 3), (9, 2)]);
+        let long: Vec<u64> = (0..super::PLACE_MAX + 2).collect();
+        assert_eq!(
+            runs(&long),
+            vec![(0, super::PLACE_MAX), (super::PLACE_MAX, 2)]
+        );
+    }
+}

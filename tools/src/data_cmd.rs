@@ -1,0 +1,111 @@
+//! `govfs put`, `get` and `cat`: file data through the native client
+//! (`File`), with a progress bar for large files on a terminal.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use govfs_client::{FileSystem, FsError, OpenMode};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Bytes moved per call.
+const BLOCK: usize = 4 << 20;
+/// Files at least this large get a progress bar.
+const BAR_FROM: u64 = 64 << 20;
+
+fn bar(len: u64, quiet: bool) -> ProgressBar {
+    if quiet || len < BAR_FROM {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template(
+            "{bytes}/{total_bytes} [{bar:40}] {bytes_per_sec}, {eta} left",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b
+}
+
+/// Copies the local file `local` to `path` (created or overwritten).
+pub async fn put(fs: &mut FileSystem, local: &Path, path: &str, quiet: bool) -> Result<(), String> {
+    let mut src = std::fs::File::open(local).map_err(|e| format!("{}: {e}", local.display()))?;
+    let len = src
+        .metadata()
+        .map_err(|e| format!("{}: {e}", local.display()))?
+        .len();
+    fs.create(path, 0o644, false).await.map_err(fs_err)?;
+    fs.truncate(path, 0).await.map_err(fs_err)?;
+    let mut file = fs.open_file(path, OpenMode::Write).await.map_err(fs_err)?;
+    let progress = bar(len, quiet);
+    let mut buf = vec![0u8; BLOCK];
+    let mut at = 0u64;
+    loop {
+        let n = read_full(&mut src, &mut buf).map_err(|e| format!("{}: {e}", local.display()))?;
+        if n == 0 {
+            break;
+        }
+        file.write_at(at, &buf[..n]).await.map_err(fs_err)?;
+        at += n as u64;
+        progress.set_position(at);
+    }
+    file.close().await.map_err(fs_err)?;
+    progress.finish_and_clear();
+    Ok(())
+}
+
+/// Copies `path` to the local file `local`.
+pub async fn get(fs: &mut FileSystem, path: &str, local: &Path, quiet: bool) -> Result<(), String> {
+    let mut dst = std::fs::File::create(local).map_err(|e| format!("{}: {e}", local.display()))?;
+    copy_out(fs, path, &mut dst, quiet).await?;
+    dst.sync_all()
+        .map_err(|e| format!("{}: {e}", local.display()))
+}
+
+/// Writes `path` to standard output.
+pub async fn cat(fs: &mut FileSystem, path: &str) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    copy_out(fs, path, &mut out, true).await?;
+    out.flush().map_err(|e| format!("stdout: {e}"))
+}
+
+async fn copy_out(
+    fs: &mut FileSystem,
+    path: &str,
+    out: &mut dyn Write,
+    quiet: bool,
+) -> Result<(), String> {
+    let mut file = fs.open_file(path, OpenMode::Read).await.map_err(fs_err)?;
+    let len = file.size();
+    let progress = bar(len, quiet);
+    let mut at = 0u64;
+    loop {
+        let data = file.read_at(at, BLOCK as u64).await.map_err(fs_err)?;
+        if data.is_empty() {
+            break;
+        }
+        out.write_all(&data).map_err(|e| format!("write: {e}"))?;
+        at += data.len() as u64;
+        progress.set_position(at);
+    }
+    progress.finish_and_clear();
+    Ok(())
+}
+
+fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn fs_err(e: FsError) -> String {
+    e.to_string()
+}
