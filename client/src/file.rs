@@ -134,6 +134,26 @@ impl File {
         self.ino
     }
 
+    /// The write lease writes go under (none: read only).
+    pub fn lease(&self) -> Option<&RegionLease> {
+        self.lease.as_ref()
+    }
+
+    /// Puts writes under `lease` from now on (a write lease on this file,
+    /// from [`FileSystem::open_region`], for example one a POSIX byte-range
+    /// lock maps to) and hands back the one held before, still held: the
+    /// caller releases it. `None` makes the handle read only. A lease on
+    /// another file is refused (and handed back in the error).
+    pub fn replace_lease(
+        &mut self,
+        lease: Option<RegionLease>,
+    ) -> Result<Option<RegionLease>, RegionLease> {
+        match lease {
+            Some(l) if l.grant().granted.file != self.ino => Err(l),
+            l => Ok(std::mem::replace(&mut self.lease, l)),
+        }
+    }
+
     /// The size: the ministry's as last seen, or past this handle's writes.
     pub fn size(&self) -> u64 {
         self.size.max(self.written_end)
