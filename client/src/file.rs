@@ -18,11 +18,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use govfs_core::data::{pieces, ChunkRefusal, Piece, SignedGrant};
+use govfs_core::data::{pieces, ChunkRefusal, Piece, SignedGrant, Stamp, Watermark};
 use govfs_core::lease::{Mode, Region};
 use govfs_core::meta::{Attr, ChunkPlace, Ino, Layout, MetaOp, MetaReply, PLACE_MAX};
 use govfs_core::node::{ClientMsg, LeaseReply, LeaseRequest, ServerMsg, MAX_GRANTS};
 use govfs_core::raft::GroupId;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::chunks::join_all;
@@ -60,6 +61,31 @@ pub struct File {
     next_write: u64,
     /// Past the end of the furthest write not yet reported to the ministry.
     written_end: u64,
+    /// Async writes (`write_async`): in flight by id with their byte range,
+    /// their outcomes, and the low watermark.
+    inflight: BTreeMap<u64, (u64, u64)>,
+    done: Vec<Completion>,
+    done_tx: mpsc::UnboundedSender<Completion>,
+    done_rx: mpsc::UnboundedReceiver<Completion>,
+    watermark: Watermark,
+}
+
+/// How an async write ended.
+#[derive(Debug)]
+pub struct Completion {
+    /// The caller's id.
+    pub id: u64,
+    pub result: Result<AsyncAck, FsError>,
+}
+
+/// An async write durable on every replica of every chunk it touched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsyncAck {
+    /// The largest storage-node Lamport time among its acknowledgements.
+    pub stamp: Stamp,
+    /// The smallest "earliest uncommitted" time among them: every write
+    /// those nodes stamped below it is durable there.
+    pub earliest_uncommitted: Stamp,
 }
 
 impl FileSystem {
@@ -115,6 +141,7 @@ impl File {
                 },
             });
         }
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
         Ok(File {
             fs,
             path: path.to_string(),
@@ -127,6 +154,11 @@ impl File {
             grants: BTreeMap::new(),
             next_write: 1,
             written_end: 0,
+            inflight: BTreeMap::new(),
+            done: Vec::new(),
+            done_tx,
+            done_rx,
+            watermark: Watermark::new(),
         })
     }
 
@@ -180,6 +212,8 @@ impl File {
         if data.is_empty() {
             return Ok(());
         }
+        self.wait_overlapping(offset, offset.saturating_add(data.len() as u64))
+            .await;
         let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, data.len() as u64)
             .map_err(|e| self.io_error(e))?
             .collect();
@@ -217,6 +251,120 @@ impl File {
         Err(self.io_error("write grants kept expiring"))
     }
 
+    /// Starts writing `data` at `offset` as write `id` (the caller's; ids
+    /// must grow from one call to the next) and returns once it is sent:
+    /// the handle keeps the data until every replica acknowledged it, and
+    /// resends it after a failure (network errors, a grant that expired)
+    /// until the lease's deadline. A write overlapping one still in flight
+    /// waits for it first, so the later one wins and neither is lost.
+    /// Outcomes come from [`File::completions`] or
+    /// [`File::next_completion`]; [`File::low_watermark`] says up to which
+    /// id every write is durable.
+    pub async fn write_async(
+        &mut self,
+        id: u64,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<(), FsError> {
+        let Some(lease) = &self.lease else {
+            return Err(FsError::NotOpenForWriting {
+                path: self.path.clone(),
+            });
+        };
+        lease.check().map_err(|e| FsError::LeaseLost {
+            path: self.path.clone(),
+            lost: e,
+        })?;
+        let end = offset.saturating_add(data.len() as u64);
+        // Overlapping writes in flight finish first (seed 002: never lose
+        // either of two writes to one place).
+        self.wait_overlapping(offset, end).await;
+        self.watermark
+            .issue(id, 1)
+            .map_err(|e| self.io_error(format!("async write {id}: {e}")))?;
+        let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, data.len() as u64)
+            .map_err(|e| self.io_error(e))?
+            .collect();
+        let indexes: Vec<u64> = dedup(parts.iter().map(|p| p.chunk.index));
+        self.place(&indexes).await?;
+        self.fetch_grants(&indexes, false).await?;
+        let grants: Vec<SignedGrant> = parts
+            .iter()
+            .map(|p| self.grants[&p.chunk.index].0.clone())
+            .collect();
+        let deadline = self
+            .lease
+            .as_ref()
+            .map_or_else(Instant::now, |l| l.deadline());
+        let client = self.fs.session().client().clone();
+        let tx = self.done_tx.clone();
+        let path = self.path.clone();
+        self.inflight.insert(id, (offset, end));
+        self.written_end = self.written_end.max(end);
+        tokio::spawn(async move {
+            let result = send_async(&client, id, &parts, &grants, &data, deadline)
+                .await
+                .map_err(|why| FsError::Data { path, why });
+            let _ = tx.send(Completion { id, result });
+        });
+        Ok(())
+    }
+
+    /// Waits until no async write in flight overlaps `[offset, end)`.
+    async fn wait_overlapping(&mut self, offset: u64, end: u64) {
+        while self.inflight.values().any(|&(s, e)| s < end && offset < e) {
+            match self.done_rx.recv().await {
+                Some(c) => self.complete(c),
+                None => break,
+            }
+        }
+    }
+
+    fn complete(&mut self, c: Completion) {
+        self.inflight.remove(&c.id);
+        if let Ok(ack) = &c.result {
+            let _ = self
+                .watermark
+                .ack(c.id, 0, ack.stamp, ack.earliest_uncommitted);
+        }
+        self.done.push(c);
+    }
+
+    /// Outcomes of async writes that finished since the last call.
+    pub fn completions(&mut self) -> Vec<Completion> {
+        while let Ok(c) = self.done_rx.try_recv() {
+            self.complete(c);
+        }
+        std::mem::take(&mut self.done)
+    }
+
+    /// Waits for the next async write to finish; `None` when none is in flight.
+    pub async fn next_completion(&mut self) -> Option<Completion> {
+        if self.done.is_empty() {
+            if self.inflight.is_empty() {
+                return None;
+            }
+            let c = self.done_rx.recv().await?;
+            self.complete(c);
+        }
+        Some(self.done.remove(0))
+    }
+
+    /// The largest async write id up to which every write is durable on
+    /// all its replicas (`None` until the first is). A failed write keeps
+    /// it below that write: it is not durable.
+    pub fn low_watermark(&mut self) -> Option<u64> {
+        while let Ok(c) = self.done_rx.try_recv() {
+            self.complete(c);
+        }
+        self.watermark.low_watermark()
+    }
+
+    /// Async writes issued and not yet durable.
+    pub fn async_in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
     /// Reads up to `len` bytes at `offset` (fewer past the end of the file).
     pub async fn read_at(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, FsError> {
         if self.lease.is_none() {
@@ -251,8 +399,15 @@ impl File {
         Ok(out)
     }
 
-    /// Reports the size and mtime of what this handle wrote to the ministry.
+    /// Waits for the async writes in flight, then reports the size and
+    /// mtime of what this handle wrote to the ministry.
     pub async fn flush(&mut self) -> Result<(), FsError> {
+        while !self.inflight.is_empty() {
+            match self.done_rx.recv().await {
+                Some(c) => self.complete(c),
+                None => break,
+            }
+        }
         if self.written_end == 0 {
             return Ok(());
         }
@@ -420,6 +575,47 @@ impl File {
         }
         Ok(())
     }
+}
+
+/// Writes every piece to all its replicas, again after a failure, until
+/// `deadline`: the data stays here until every replica has it.
+async fn send_async(
+    client: &crate::Client,
+    id: u64,
+    parts: &[Piece],
+    grants: &[SignedGrant],
+    data: &[u8],
+    deadline: Instant,
+) -> Result<AsyncAck, String> {
+    let mut ack = AsyncAck {
+        stamp: 0,
+        earliest_uncommitted: u64::MAX,
+    };
+    for (p, g) in parts.iter().zip(grants) {
+        let at = p.offset_in_buf as usize;
+        let bytes = &data[at..at + p.len as usize];
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match client.write_chunk(g, p.offset_in_chunk, bytes, id).await {
+                Ok(acks) => {
+                    for a in acks {
+                        ack.stamp = ack.stamp.max(a.ack.stamp);
+                        ack.earliest_uncommitted =
+                            ack.earliest_uncommitted.min(a.ack.earliest_uncommitted);
+                    }
+                    break;
+                }
+                // A refusal will not change by resending.
+                Err(e @ ClientError::Chunk { .. }) => return Err(e.to_string()),
+                Err(e) if Instant::now() + pause >= deadline => return Err(e.to_string()),
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+    Ok(ack)
 }
 
 /// Sorted distinct values.

@@ -134,7 +134,7 @@ mod session;
 pub use chunks::ReplicaAck;
 pub use client::{Client, ClientOptions};
 pub use error::{ClientError, NetError};
-pub use file::{File, OpenMode};
+pub use file::{AsyncAck, Completion, File, OpenMode};
 pub use fs::{FileSystem, FsError, FsOptions, ReadConsistency, MAX_REDIRECTS, PATH_MAX};
 pub use lease::{LeaseGrant, LeaseLost, LeaseOptions, RegionLease};
 pub use session::Session;

@@ -200,3 +200,62 @@ async fn put_get_and_cat_through_the_cli() {
     let text = cluster.cli(&["cat", "/in.bin"]);
     assert_eq!(text, b"hello, govfs\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_complete_with_lamport_acks_and_a_low_watermark() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let mut a = fs(&cluster).await;
+    a.create("/log", 0o644, true).await.expect("create");
+    let mut f = a.open_file("/log", OpenMode::Write).await.expect("open");
+    const BLOCK: usize = 64 << 10;
+    // 40 writes over 8 slots: each slot is written five times; a write to
+    // a slot whose earlier write is in flight waits for it, so the last
+    // write of each slot wins.
+    let mut seen_below = 0;
+    for id in 1..=40u64 {
+        let slot = (id - 1) % 8;
+        let data = pattern(BLOCK, id);
+        f.write_async(id * 10, slot * BLOCK as u64, data)
+            .await
+            .expect("sent");
+        if let Some(low) = f.low_watermark() {
+            assert!(low <= id * 10, "the watermark never passes what was issued");
+            assert!(low >= seen_below, "the watermark never goes back");
+            seen_below = low;
+        }
+    }
+    // Ids must grow.
+    assert!(f.write_async(5, 0, vec![1]).await.is_err());
+    let mut stamps = Vec::new();
+    let mut done = 0;
+    for c in f.completions() {
+        stamps.push(c.result.expect("durable").stamp);
+        done += 1;
+    }
+    while let Some(c) = f.next_completion().await {
+        let ack = c.result.expect("durable");
+        assert!(ack.earliest_uncommitted > 0);
+        stamps.push(ack.stamp);
+        done += 1;
+    }
+    assert_eq!(done, 40, "every write completed once");
+    assert!(stamps.iter().all(|s| *s > 0));
+    assert_eq!(f.low_watermark(), Some(400), "all durable");
+    assert_eq!(f.async_in_flight(), 0);
+    f.close().await.expect("close");
+
+    let mut r = fs(&cluster).await;
+    let mut rf = r.open_file("/log", OpenMode::Read).await.expect("open");
+    assert_eq!(rf.size(), 8 * BLOCK as u64);
+    for slot in 0..8u64 {
+        let got = rf
+            .read_at(slot * BLOCK as u64, BLOCK as u64)
+            .await
+            .expect("read");
+        assert!(
+            got == pattern(BLOCK, 32 + slot + 1),
+            "slot {slot} holds its last write"
+        );
+    }
+}
