@@ -34,6 +34,27 @@
 #define GOVFS_SYMLINK 3
 
 /**
+ * `govfs_open` flags. Exactly one of `GOVFS_O_RDONLY` (0), `GOVFS_O_WRONLY`
+ * and `GOVFS_O_RDWR`, plus optionally `GOVFS_O_CREAT` (and with it
+ * `GOVFS_O_EXCL`). Writing takes a write lease on the whole file.
+ */
+#define GOVFS_O_RDONLY 0
+
+#define GOVFS_O_WRONLY 1
+
+#define GOVFS_O_RDWR 2
+
+/**
+ * Create the file (mode 0644) if it does not exist.
+ */
+#define GOVFS_O_CREAT 64
+
+/**
+ * With `GOVFS_O_CREAT`: fail with `-EEXIST` if the file exists.
+ */
+#define GOVFS_O_EXCL 128
+
+/**
  * Status codes the calls return: `0` for success, otherwise a negated
  * Linux errno, so a C caller can hand `-status` to `strerror`. The
  * namespace's own errors (EEXIST, ENOTEMPTY, ...) come as their errno too.
@@ -60,6 +81,10 @@ typedef enum {
    */
   GOVFS_STATUS_BAD_HANDLE = -9,
   /**
+   * No async write in flight to wait for (`-ECHILD`, as wait(2) says).
+   */
+  GOVFS_STATUS_NO_CHILD = -10,
+  /**
    * Out of memory (`-ENOMEM`).
    */
   GOVFS_STATUS_NO_MEM = -12,
@@ -79,6 +104,10 @@ typedef enum {
    * A buffer is too small for the answer (`-ERANGE`).
    */
   GOVFS_STATUS_RANGE = -34,
+  /**
+   * Nothing to report yet: no async write is durable (`-ENODATA`).
+   */
+  GOVFS_STATUS_NO_DATA = -61,
   /**
    * The cluster did not answer in time (`-ETIMEDOUT`).
    */
@@ -121,6 +150,32 @@ typedef struct {
  * non-zero return stops the listing.
  */
 typedef int32_t (*govfs_dirent_fn)(void *ctx, const char *name, uint64_t ino, uint32_t kind);
+
+/**
+ * How an async write ended, as `govfs_poll_completions` and
+ * `govfs_wait_completion` report it.
+ */
+typedef struct {
+  /**
+   * The id the caller gave `govfs_write_async`.
+   */
+  uint64_t id;
+  /**
+   * 0: durable on every replica; otherwise a negated errno (the write
+   * is not durable and keeps the low watermark below it).
+   */
+  int32_t status;
+  /**
+   * The largest storage-node Lamport time among its acknowledgements
+   * (0 if it failed).
+   */
+  uint64_t lamport;
+  /**
+   * The smallest "earliest uncommitted" Lamport time among them: every
+   * write those nodes stamped below it is durable there (0 if it failed).
+   */
+  uint64_t earliest_uncommitted;
+} govfs_completion_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -277,6 +332,135 @@ int64_t govfs_readdir(uint64_t h, const char *path, govfs_dirent_fn cb, void *ct
  * free it.
  */
 const char *govfs_last_error(void);
+
+/**
+ * Opens the regular file at `path` on connection `h` and sets `*out` to
+ * the new file handle. `flags`: `GOVFS_O_RDONLY`, `GOVFS_O_WRONLY` or
+ * `GOVFS_O_RDWR`, or-ed with `GOVFS_O_CREAT` (mode 0644) and
+ * `GOVFS_O_EXCL`; other bits are `-EINVAL`. Opening for writing takes a
+ * write lease on the whole file, held (renewed in the background) until
+ * `govfs_close`: another writer waits or is refused. The file keeps its
+ * connection open until it is closed.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or points to
+ * writable memory for one `uint64_t`.
+ */
+int32_t govfs_open(uint64_t h, const char *path, uint32_t flags, uint64_t *out);
+
+/**
+ * Opens the existing regular file at `path` for reading it and writing
+ * bytes `[offset, offset + len)` only, under a write lease on that region:
+ * writers of disjoint regions of one file write at the same time (an MPI
+ * rank its own rows, say). A write outside the region is refused. `len`
+ * 0 or a region past 2^64 is `-EINVAL`.
+ *
+ * # Safety
+ * As for [`govfs_open`].
+ */
+int32_t govfs_open_region(uint64_t h,
+                          const char *path,
+                          uint64_t offset,
+                          uint64_t len,
+                          uint64_t *out);
+
+/**
+ * pread(2): reads up to `len` bytes at `offset` into `buf`; returns how
+ * many (fewer past the end of the file, 0 at or past it) or a negated
+ * errno (`-EBADF` on a file opened `GOVFS_O_WRONLY`). A writer reads its
+ * own writes.
+ *
+ * # Safety
+ * `buf` is NULL or `len` writable bytes.
+ */
+int64_t govfs_pread(uint64_t f, void *buf, size_t len, uint64_t offset);
+
+/**
+ * pwrite(2): writes `len` bytes of `buf` at `offset`, durable on every
+ * replica when it returns; returns `len` or a negated errno (`-EBADF` on
+ * a file opened read only, `-EIO` for a write outside the lease's region
+ * or when the lease is lost). Nothing is written partly on success.
+ *
+ * # Safety
+ * `buf` is NULL or `len` readable bytes.
+ */
+int64_t govfs_pwrite(uint64_t f, const void *buf, size_t len, uint64_t offset);
+
+/**
+ * fsync(2): waits for the async writes in flight (their completions stay
+ * to be polled) and reports the size and mtime of what this handle wrote
+ * to the ministry, so other clients see them.
+ */
+int32_t govfs_fsync(uint64_t f);
+
+/**
+ * The file's size: for a writer, past its own writes too; for a reader,
+ * as the ministry has it now.
+ *
+ * # Safety
+ * `out` is NULL or points to writable memory for one `uint64_t`.
+ */
+int32_t govfs_file_size(uint64_t f, uint64_t *out);
+
+/**
+ * close(2): flushes (as `govfs_fsync`) and releases the write lease. The
+ * handle is closed even when this fails; later calls with it get
+ * `-EBADF`. Completions not yet polled are dropped.
+ */
+int32_t govfs_close(uint64_t f);
+
+/**
+ * Starts writing `len` bytes of `buf` at `offset` as async write `id` and
+ * returns once it is sent; `buf` is copied, so the caller may reuse it at
+ * once. Ids are the caller's and must grow from one call to the next on
+ * a file (`-EINVAL` otherwise); `len` 0 is `-EINVAL`. The write is
+ * resent after failures until the lease's deadline; a write overlapping
+ * one in flight waits for it first (so the later one wins). Its outcome
+ * comes from `govfs_poll_completions` or `govfs_wait_completion`.
+ *
+ * # Safety
+ * `buf` is NULL or `len` readable bytes.
+ */
+int32_t govfs_write_async(uint64_t f, uint64_t id, const void *buf, size_t len, uint64_t offset);
+
+/**
+ * Copies up to `max` completions of async writes that finished since the
+ * last poll into `out` and sets `*n` to how many; returns at once (`*n`
+ * 0 when none finished). Those that do not fit stay for the next call.
+ *
+ * # Safety
+ * `out` is NULL or `max` writable `govfs_completion_t`; `n` is NULL or
+ * points to writable memory for one `size_t`.
+ */
+int32_t govfs_poll_completions(uint64_t f, govfs_completion_t *out, size_t max, size_t *n);
+
+/**
+ * Waits for the next async write of file `f` to finish (or takes one that
+ * finished and was not polled yet) and fills `*out`. Returns `-ECHILD`
+ * at once when none is in flight and none is waiting to be polled (as
+ * wait(2) does without children). Other calls on the same file wait
+ * until this one returns.
+ *
+ * # Safety
+ * `out` is NULL or points to one writable `govfs_completion_t`.
+ */
+int32_t govfs_wait_completion(uint64_t f, govfs_completion_t *out);
+
+/**
+ * The low watermark of file `f`'s async writes: the largest id up to which
+ * every write is durable on all its replicas. `-ENODATA` until the first
+ * is (and for as long as the first write failed).
+ *
+ * # Safety
+ * `out` is NULL or points to writable memory for one `uint64_t`.
+ */
+int32_t govfs_low_watermark(uint64_t f, uint64_t *out);
+
+/**
+ * How many async writes of file `f` are issued and not yet finished.
+ * Returns the count or a negated errno.
+ */
+int64_t govfs_async_in_flight(uint64_t f);
 
 #ifdef __cplusplus
 }  // extern "C"

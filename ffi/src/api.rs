@@ -82,11 +82,11 @@ impl From<&Attr> for GovfsStat {
     }
 }
 
-fn inval(message: impl Into<String>) -> Failure {
+pub(crate) fn inval(message: impl Into<String>) -> Failure {
     Failure::new(GovfsStatus::Inval, message)
 }
 
-fn fs_failure(e: FsError) -> Failure {
+pub(crate) fn fs_failure(e: FsError) -> Failure {
     Failure {
         code: -e.errno(),
         message: e.to_string(),
@@ -97,7 +97,7 @@ fn fs_failure(e: FsError) -> Failure {
 ///
 /// # Safety
 /// `p` is null or points to a NUL-terminated string.
-unsafe fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
+pub(crate) unsafe fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if p.is_null() {
         return Err(inval(format!("{what} is NULL")));
     }

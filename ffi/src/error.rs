@@ -20,6 +20,8 @@ pub enum GovfsStatus {
     Io = -5,
     /// The handle is closed or was never opened (`-EBADF`).
     BadHandle = -9,
+    /// No async write in flight to wait for (`-ECHILD`, as wait(2) says).
+    NoChild = -10,
     /// Out of memory (`-ENOMEM`).
     NoMem = -12,
     /// Permission denied (`-EACCES`).
@@ -30,6 +32,8 @@ pub enum GovfsStatus {
     Inval = -22,
     /// A buffer is too small for the answer (`-ERANGE`).
     Range = -34,
+    /// Nothing to report yet: no async write is durable (`-ENODATA`).
+    NoData = -61,
     /// The cluster did not answer in time (`-ETIMEDOUT`).
     TimedOut = -110,
 }
