@@ -9,6 +9,11 @@ mod config;
 mod data_cmd;
 mod demo_cmd;
 mod fs_cmd;
+mod mount_cmd;
+mod mount_data;
+mod mount_fs;
+mod mount_inodes;
+mod mount_locks;
 mod node_cmd;
 mod sim_cmd;
 mod status_cmd;
@@ -45,6 +50,8 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// Run the deterministic cluster simulator and check safety after every step.
     Sim(sim_cmd::SimArgs),
+    /// Mount the cluster's file system with FUSE (foreground; SIGINT, SIGTERM or `fusermount3 -u` unmounts).
+    Mount(mount_cmd::MountArgs),
     /// Benchmarks against a real local cluster.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCmd),
@@ -79,6 +86,7 @@ fn main() {
         Command::Cluster(cmd) => block_on(cluster_cmd::run(cmd)),
         Command::Status(args) => block_on(status_cmd::run(args)),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Mount(args) => mount_cmd::run(args),
         Command::Bench(cmd) => block_on(bench_cmd::run(cmd)),
     };
     std::process::exit(code);
