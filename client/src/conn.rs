@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use crate::error::NetError;
 
 /// Bytes read from a socket at a time.
-const READ_BUF_LEN: usize = 64 * 1024;
+const READ_BUF_LEN: usize = 256 * 1024;
 /// A writer stops gathering queued requests into one write at this size.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 

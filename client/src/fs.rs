@@ -19,7 +19,7 @@ use govfs_core::lease::{Mode, Region};
 use govfs_core::meta::ops::READDIR_MAX;
 use govfs_core::meta::{
     decode_reply, encode_request, Attr, Change, ChangePage, Credentials, DirEntry, Errno, FileType,
-    Found, Ino, MetaOp, MetaReply, MetaRequest, SetAttr, Statfs, TimeSet, XattrHow, ROOT,
+    Found, Ino, Layout, MetaOp, MetaReply, MetaRequest, SetAttr, Statfs, TimeSet, XattrHow, ROOT,
 };
 use govfs_core::president::{ClusterMap, TransferKind, TransferRequest};
 use govfs_core::raft::GroupId;
@@ -479,13 +479,25 @@ impl FileSystem {
         mode: u32,
         exclusive: bool,
     ) -> Result<(Attr, bool), FsError> {
+        self.create_with_layout(path, mode, exclusive, None).await
+    }
+
+    /// [`create`](Self::create) with the file's data layout (chunk size,
+    /// stripes, replicas); `None` takes the directory's.
+    pub async fn create_with_layout(
+        &mut self,
+        path: &str,
+        mode: u32,
+        exclusive: bool,
+        layout: Option<Layout>,
+    ) -> Result<(Attr, bool), FsError> {
         let (ministry, parent, name) = self.place(path).await?;
         let op = MetaOp::Create {
             parent,
             name,
             mode,
             exclusive,
-            layout: None,
+            layout,
         };
         match self.call(ministry, op, path).await? {
             MetaReply::Created { attr, created } => Ok((attr, created)),

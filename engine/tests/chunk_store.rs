@@ -247,6 +247,34 @@ fn more_chunks_than_open_files_stay_readable() {
     assert_eq!(s.stat(3).unwrap(), None);
 }
 
+#[test]
+fn a_group_of_unsynced_writes_stays_open_until_synced_and_reads_back() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        // More dirty chunks than open files: none may be closed unsynced.
+        let mut s = store(dir.path(), backend);
+        for c in 0..8u64 {
+            s.write_unsynced(c, 1, 0, &pattern(c as u8, 3 * BLOCK)).unwrap();
+        }
+        for c in 0..8u64 {
+            assert!(s.is_dirty(c), "chunk {c} stays open and dirty until its sync");
+            assert_eq!(s.read(c, 0, 3 * BLOCK).unwrap(), pattern(c as u8, 3 * BLOCK));
+        }
+        for c in 0..8u64 {
+            s.sync(c).unwrap();
+            assert!(!s.is_dirty(c));
+        }
+        // A sync of a chunk with nothing unsynced (or never written) is a no-op.
+        s.sync(3).unwrap();
+        s.sync(99).unwrap();
+        drop(s);
+        let mut s = store(dir.path(), backend);
+        for c in 0..8u64 {
+            assert_eq!(s.read(c, 0, 3 * BLOCK).unwrap(), pattern(c as u8, 3 * BLOCK));
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]

@@ -36,10 +36,10 @@ pub struct ChunksArgs {
     dir: Option<std::path::PathBuf>,
 }
 
-struct Rates {
-    write_mib_s: f64,
-    read_mib_s: f64,
-    random_iops: f64,
+pub(crate) struct Rates {
+    pub write_mib_s: f64,
+    pub read_mib_s: f64,
+    pub random_iops: f64,
 }
 
 /// A tiny deterministic generator for random offsets.
@@ -55,6 +55,24 @@ fn mib_s(bytes: usize, secs: f64) -> f64 {
 }
 
 fn raw(dir: &Path, a: &ChunksArgs) -> Result<Rates, String> {
+    raw_disk(dir, a.bytes, a.block, a.random_reads)
+}
+
+/// The raw disk under `dir`: `bytes` written in durable `block`s with
+/// io_uring and O_DIRECT, read back, then `random_reads` random 4 KiB reads.
+pub(crate) fn raw_disk(
+    dir: &Path,
+    bytes: usize,
+    block: usize,
+    random_reads: usize,
+) -> Result<Rates, String> {
+    let a = ChunksArgs {
+        bytes,
+        block,
+        random_reads,
+        dir: None,
+    };
+    let a = &a;
     let (mut io, chosen) = open_backend(BackendChoice::Auto, dir).map_err(|e| e.to_string())?;
     eprintln!("bench chunks: raw disk io: {chosen}");
     let file = io

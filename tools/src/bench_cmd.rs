@@ -11,6 +11,7 @@
 //! * `meta`: namespace operation rates (`bench_meta.rs`).
 //! * `chunks`: the chunk store against the raw disk (`bench_chunks.rs`).
 //! * `locks`: ranged write leases, the thesis's table (`bench_locks.rs`).
+//! * `data`: the data plane against the raw disk (`bench_data.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,8 @@ pub enum BenchCmd {
     Meta(crate::bench_meta::MetaArgs),
     /// The chunk store against the raw disk under it (io_uring, O_DIRECT).
     Chunks(crate::bench_chunks::ChunksArgs),
+    /// The data plane against the raw disk: bandwidth, IOPS, write latency, async acks.
+    Data(crate::bench_data::DataArgs),
     /// Ranged write leases: the thesis's section 5.2 table, lease latency and rate.
     Locks(crate::bench_locks::LocksArgs),
 }
@@ -68,6 +71,7 @@ pub async fn run(cmd: BenchCmd) -> i32 {
         BenchCmd::Meta(a) => crate::bench_meta::run(&a).await,
         BenchCmd::Chunks(a) => crate::bench_chunks::run(&a),
         BenchCmd::Locks(a) => crate::bench_locks::run(&a).await,
+        BenchCmd::Data(a) => crate::bench_data::run(&a).await,
     };
     match result {
         Ok(()) => 0,

@@ -2,6 +2,7 @@
 
 mod bench_chunks;
 mod bench_cmd;
+mod bench_data;
 mod bench_locks;
 mod bench_meta;
 mod cluster_cmd;

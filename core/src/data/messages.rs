@@ -18,6 +18,7 @@ pub enum ChunkRequest {
     Write {
         grant: SignedGrant,
         offset: u64,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         /// The client's id for this write (increasing, for its watermark).
         write: WriteId,
@@ -56,6 +57,7 @@ pub enum ChunkReply {
     },
     /// Verified bytes (fewer than asked past the chunk's end).
     Data {
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         version: u64,
         lamport: Stamp,

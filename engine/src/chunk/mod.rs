@@ -91,6 +91,8 @@ struct Open {
     size: u64,
     table: Vec<u32>,
     last_use: u64,
+    /// Written since the last sync (`write_unsynced`): not evicted until synced.
+    dirty: bool,
 }
 
 pub struct ChunkStore {
@@ -186,9 +188,12 @@ impl ChunkStore {
         if !self.open.contains_key(&chunk) {
             let opened = self.load(chunk, create)?;
             if self.open.len() >= self.opts.max_open {
+                // A dirty chunk stays open until its sync: closing it would
+                // lose track of what must still be made durable.
                 let oldest = self
                     .open
                     .iter()
+                    .filter(|(_, o)| !o.dirty)
                     .min_by_key(|(_, o)| o.last_use)
                     .map(|(id, _)| *id);
                 if let Some(id) = oldest {
@@ -211,6 +216,14 @@ impl ChunkStore {
                 return Err(ChunkError::NoSuchChunk { chunk });
             }
             let file = self.io.open(&path, OpenMode::CreateNew)?;
+            // The new name must survive a crash as the data will: sync the
+            // directory now (once per chunk).
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| ChunkError::Dir {
+                    dir: self.dir.clone(),
+                    source,
+                })?;
             // Nothing is on disk until the first write's header: a crash
             // before it leaves an empty file, which opens as an empty chunk.
             return Ok(Open {
@@ -219,6 +232,7 @@ impl ChunkStore {
                 size: 0,
                 table: vec![0; blocks],
                 last_use: 0,
+                dirty: false,
             });
         }
         let file = self.io.open(&path, OpenMode::Existing)?;
@@ -233,6 +247,7 @@ impl ChunkStore {
                 size: 0,
                 table: vec![0; blocks],
                 last_use: 0,
+                dirty: false,
             })
         } else if bytes.len() < meta_len {
             Err(ChunkError::BadHeader {
@@ -261,6 +276,7 @@ impl ChunkStore {
                         size: h.size.get(),
                         table,
                         last_use: 0,
+                        dirty: false,
                     })
                 }
             }
@@ -313,6 +329,47 @@ impl ChunkStore {
     /// `version`, durably: on `Ok` it survives a crash. A version older than
     /// the chunk's is refused; a newer one is adopted.
     pub fn write(
+        &mut self,
+        chunk: ChunkId,
+        version: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), ChunkError> {
+        self.write_unsynced(chunk, version, offset, data)?;
+        self.sync(chunk)
+    }
+
+    /// Makes every write to `chunk` since its last sync durable (one sync
+    /// for a group of writes). Nothing to do for a chunk not written.
+    pub fn sync(&mut self, chunk: ChunkId) -> Result<(), ChunkError> {
+        let Some(o) = self.open.get_mut(&chunk) else {
+            return Ok(());
+        };
+        if !o.dirty {
+            return Ok(());
+        }
+        match self.io.sync(&o.file) {
+            Ok(()) => {
+                o.dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                // What is on disk is unknown: reload it next time.
+                self.open.remove(&chunk);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether `chunk` has writes not yet made durable by [`Self::sync`].
+    pub fn is_dirty(&self, chunk: ChunkId) -> bool {
+        self.open.get(&chunk).is_some_and(|o| o.dirty)
+    }
+
+    /// [`Self::write`] without the sync: durable only after [`Self::sync`]
+    /// of the chunk (storage shards write a batch, then sync each chunk
+    /// once). Reads see it at once.
+    pub fn write_unsynced(
         &mut self,
         chunk: ChunkId,
         version: u64,
@@ -374,7 +431,8 @@ impl ChunkStore {
             let header = Header::new(chunk, o.version, o.size, cs as u32);
             buf.fill_from(header.as_bytes());
             buf.pad_to_block();
-            self.io.write_at_and_sync(&o.file, 0, &buf)?;
+            self.io.write_at(&o.file, 0, &buf)?;
+            o.dirty = true;
             Ok(())
         })();
         if result.is_err() {

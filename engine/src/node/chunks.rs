@@ -14,6 +14,7 @@
 //! clock never goes back across restarts: a floor ahead of it is kept on
 //! disk (`lamport` in the shard's directory).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -21,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use govfs_core::data::{
-    verify, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock, Pending,
+    verify, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock, Pending, Stamp,
 };
 use govfs_core::node::ServerMsg;
 use govfs_core::raft::NodeId;
@@ -35,6 +36,8 @@ use crate::chunk::{ChunkError, ChunkOptions, ChunkStore};
 const QUEUE: usize = 1024;
 /// The Lamport floor on disk runs this far ahead of the clock.
 const FLOOR_STEP: u64 = 1 << 20;
+/// Requests served between two group syncs at most.
+const MAX_BATCH: usize = 256;
 /// Largest read answered at once (a frame must hold it).
 pub const MAX_READ: u32 = 8 << 20;
 
@@ -59,6 +62,12 @@ impl StorageSettings {
             max_skew_us: 2_000_000,
         }
     }
+}
+
+/// A request's answer now, or (a write) once its chunk is synced.
+enum Served {
+    Now(ChunkReply),
+    AfterSync(ChunkId, Stamp),
 }
 
 struct Job {
@@ -222,37 +231,104 @@ fn refusal(chunk: ChunkId, e: ChunkError) -> ChunkRefusal {
 }
 
 impl Shard {
+    /// Serves requests in batches: what queued up while the last batch ran
+    /// is written together and each chunk it touched is synced once, then
+    /// its writes are acknowledged (group commit). Reads of a chunk with
+    /// writes not yet synced wait for the sync, so no reader sees data a
+    /// crash could take back.
     fn run(&mut self, shared: &Shared) {
         use crossbeam_channel::RecvTimeoutError;
-        loop {
-            let Job { req, reply } =
-                match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
-                    Ok(job) => job,
-                    Err(RecvTimeoutError::Timeout)
-                        if !shared.stop.load(std::sync::atomic::Ordering::Relaxed) =>
-                    {
-                        continue
-                    }
-                    Err(_) => break,
-                };
-            let answer = self.serve(shared.id, req);
+        let answer = |reply: ReplyTo, a: ChunkReply| {
             shared.hand_over(
                 reply.core,
                 CoreMsg::Reply {
                     reply,
-                    msg: ServerMsg::Chunk(answer),
+                    msg: ServerMsg::Chunk(a),
                 },
-            );
+            )
+        };
+        loop {
+            let first = match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout)
+                    if !shared.stop.load(std::sync::atomic::Ordering::Relaxed) =>
+                {
+                    continue
+                }
+                Err(_) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut synced: Vec<(ReplyTo, ChunkId, Stamp)> = Vec::new();
+            let mut reads = Vec::new();
+            for Job { req, reply } in batch {
+                if let ChunkRequest::Read { chunk, .. } = &req {
+                    if self.store.is_dirty(chunk.0) {
+                        reads.push(Job { req, reply });
+                        continue;
+                    }
+                }
+                match self.serve(shared.id, req) {
+                    Served::Now(a) => answer(reply, a),
+                    Served::AfterSync(chunk, stamp) => synced.push((reply, chunk, stamp)),
+                }
+            }
+            let mut failed: BTreeMap<ChunkId, String> = BTreeMap::new();
+            for (_, chunk, _) in &synced {
+                if failed.contains_key(chunk) {
+                    continue;
+                }
+                if let Err(e) = self.store.sync(chunk.0) {
+                    warn!(shard = self.index, ?chunk, "chunk sync failed: {e}");
+                    failed.insert(*chunk, e.to_string());
+                }
+            }
+            metrics::histogram!("govfs_chunk_batch_writes").record(synced.len() as f64);
+            for (reply, chunk, stamp) in synced {
+                let a = match failed.get(&chunk) {
+                    Some(why) => {
+                        let _ = self.pending.failed(stamp);
+                        ChunkReply::Refused(ChunkRefusal::Disk(why.clone()))
+                    }
+                    None => match self.pending.durable(stamp) {
+                        Ok(ack) => ChunkReply::Written {
+                            write: ack.write,
+                            stamp: ack.stamp,
+                            earliest_uncommitted: ack.earliest_uncommitted,
+                        },
+                        Err(e) => ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())),
+                    },
+                };
+                answer(reply, a);
+            }
+            for Job { req, reply } in reads {
+                match self.serve(shared.id, req) {
+                    Served::Now(a) => answer(reply, a),
+                    Served::AfterSync(..) => unreachable!("reads answer at once"),
+                }
+            }
         }
         self.store.close_all();
     }
 
-    fn serve(&mut self, node: NodeId, req: ChunkRequest) -> ChunkReply {
+    fn serve(&mut self, node: NodeId, req: ChunkRequest) -> Served {
+        match self.serve_one(node, req) {
+            Ok(s) => s,
+            Err(a) => Served::Now(a),
+        }
+    }
+
+    fn serve_one(&mut self, node: NodeId, req: ChunkRequest) -> Result<Served, ChunkReply> {
         let lamport = match &req {
             ChunkRequest::Write { lamport, .. } | ChunkRequest::Read { lamport, .. } => *lamport,
         };
         if let Err(e) = self.pending.observe(lamport) {
-            return ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string()));
+            return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())));
         }
         match req {
             ChunkRequest::Write {
@@ -264,11 +340,13 @@ impl Shard {
             } => {
                 let chunk = grant.grant.chunk_id;
                 let Some(end) = offset.checked_add(data.len() as u64) else {
-                    return ChunkReply::Refused(ChunkRefusal::BadRequest("range overflows".into()));
+                    return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(
+                        "range overflows".into(),
+                    )));
                 };
                 let known = match self.store.stat(chunk.0) {
                     Ok(s) => s.map(|(_, version)| version),
-                    Err(e) => return ChunkReply::Refused(refusal(chunk, e)),
+                    Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
                 };
                 if let Err(e) = verify(
                     &self.key,
@@ -280,34 +358,29 @@ impl Shard {
                     known,
                 ) {
                     metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
-                    return ChunkReply::Refused(ChunkRefusal::Grant(e.to_string()));
+                    return Err(ChunkReply::Refused(ChunkRefusal::Grant(e.to_string())));
                 }
                 let stamp = self.pending.accept(write);
                 if let Err(e) = self.floor.raise(self.pending.clock().now()) {
                     // Without the floor a restart could reuse stamps: refuse.
                     let _ = self.pending.failed(stamp);
-                    return ChunkReply::Refused(ChunkRefusal::Disk(format!("lamport floor: {e}")));
+                    return Err(ChunkReply::Refused(ChunkRefusal::Disk(format!(
+                        "lamport floor: {e}"
+                    ))));
                 }
                 match self
                     .store
-                    .write(chunk.0, grant.grant.version, offset, &data)
+                    .write_unsynced(chunk.0, grant.grant.version, offset, &data)
                 {
                     Ok(()) => {
                         metrics::counter!("govfs_chunk_write_bytes_total")
                             .increment(data.len() as u64);
-                        match self.pending.durable(stamp) {
-                            Ok(ack) => ChunkReply::Written {
-                                write: ack.write,
-                                stamp: ack.stamp,
-                                earliest_uncommitted: ack.earliest_uncommitted,
-                            },
-                            Err(e) => ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())),
-                        }
+                        Ok(Served::AfterSync(chunk, stamp))
                     }
                     Err(e) => {
                         let _ = self.pending.failed(stamp);
                         warn!(shard = self.index, ?chunk, "chunk write failed: {e}");
-                        ChunkReply::Refused(refusal(chunk, e))
+                        Err(ChunkReply::Refused(refusal(chunk, e)))
                     }
                 }
             }
@@ -319,38 +392,38 @@ impl Shard {
                 ..
             } => {
                 if len > MAX_READ {
-                    return ChunkReply::Refused(ChunkRefusal::BadRequest(format!(
+                    return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(format!(
                         "read of {len} bytes; at most {MAX_READ} at once"
-                    )));
+                    ))));
                 }
                 let have = match self.store.stat(chunk.0) {
                     Ok(Some((_, v))) => v,
-                    Ok(None) => return ChunkReply::Refused(ChunkRefusal::NoSuchChunk(chunk)),
-                    Err(e) => return ChunkReply::Refused(refusal(chunk, e)),
+                    Ok(None) => return Err(ChunkReply::Refused(ChunkRefusal::NoSuchChunk(chunk))),
+                    Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
                 };
                 if have < version {
-                    return ChunkReply::Refused(ChunkRefusal::Version {
+                    return Err(ChunkReply::Refused(ChunkRefusal::Version {
                         chunk,
                         have,
                         want: version,
-                    });
+                    }));
                 }
                 match self.store.read(chunk.0, offset, len as usize) {
                     Ok(data) => {
                         metrics::counter!("govfs_chunk_read_bytes_total")
                             .increment(data.len() as u64);
-                        ChunkReply::Data {
+                        Ok(Served::Now(ChunkReply::Data {
                             data,
                             version: have,
                             lamport: self.pending.clock().now(),
-                        }
+                        }))
                     }
                     Err(e) => {
                         if matches!(e, ChunkError::Corrupt { .. }) {
                             metrics::counter!("govfs_chunk_corrupt_total").increment(1);
                             warn!(shard = self.index, ?chunk, "corrupt block: {e}");
                         }
-                        ChunkReply::Refused(refusal(chunk, e))
+                        Err(ChunkReply::Refused(refusal(chunk, e)))
                     }
                 }
             }

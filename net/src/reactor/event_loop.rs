@@ -9,6 +9,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+/// Most bytes handed to the backend in one send.
+const MAX_SEND: usize = 256 << 10;
+
 use tracing::{debug, warn};
 
 use super::backend::{Completion, NetBackend};
@@ -324,7 +327,11 @@ impl Reactor {
             {
                 continue;
             }
-            let bytes = slot.conn.transmit();
+            // The backend copies what it sends, and the kernel may take only
+            // part: bounding each send keeps a large frame from being
+            // copied again and again (quadratic in its size).
+            let pending = slot.conn.transmit();
+            let bytes = &pending[..pending.len().min(MAX_SEND)];
             match self.backend.send(*id, bytes) {
                 Ok(()) => slot.sending = bytes.len(),
                 Err(err) => self.state.die(*id, format!("send failed: {err}")),

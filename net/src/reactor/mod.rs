@@ -157,7 +157,7 @@ impl Default for ReactorConfig {
             handshake_timeout: Duration::from_secs(5),
             max_connections: 1024,
             limits: ConnLimits::default(),
-            recv_buf_len: 64 * 1024,
+            recv_buf_len: 256 * 1024,
             ring_entries: 256,
         }
     }

@@ -1,0 +1,266 @@
+//! `govfs bench data`: the data plane on a local cluster (3 node processes,
+//! one ministry of 3, every node a storage node), against the raw disk it
+//! sits on, measured in the same run (io_uring, O_DIRECT, the same block
+//! size, the same file system: the nodes' data directories and the raw
+//! file are both under the system's temporary directory).
+//!
+//! * sequential write and read, `--block` (1 MiB) at a time, R=1 and R=3
+//!   (every write durable on every replica before the next);
+//! * random 4 KiB reads, one at a time, R=1;
+//! * 4 KiB replicated writes (R=3), one at a time: p50 and p99 latency;
+//! * async 4 KiB writes (R=3) with `--window` in flight: acknowledgements
+//!   per second, and how long each write waits until the low watermark
+//!   passes it (the lag a consumer committing offsets would see).
+//!
+//! With three nodes on one machine, R=3 writes the same disk three times.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use govfs_client::{ClientOptions, File, FileSystem, FsOptions, OpenMode};
+use govfs_core::meta::Layout;
+
+use crate::bench_chunks::raw_disk;
+use crate::bench_cmd::{percentile, Running};
+use crate::cluster_cmd::{self, UpArgs};
+use crate::config::AppKind;
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Bytes written and read sequentially per file.
+    #[arg(long, default_value_t = 256 << 20)]
+    bytes: u64,
+    /// Bytes per sequential write or read.
+    #[arg(long, default_value_t = 1 << 20)]
+    block: u64,
+    /// Random 4 KiB reads.
+    #[arg(long, default_value_t = 5000)]
+    random_reads: usize,
+    /// Replicated 4 KiB writes for the latency.
+    #[arg(long, default_value_t = 2000)]
+    small_writes: usize,
+    /// Async 4 KiB writes.
+    #[arg(long, default_value_t = 20_000)]
+    async_writes: u64,
+    /// Async writes kept in flight.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+}
+
+const K4: u64 = 4096;
+
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn mib_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / f64::from(1 << 20) / secs
+}
+
+fn e(x: impl std::fmt::Display) -> String {
+    x.to_string()
+}
+
+async fn file(fs: &mut FileSystem, path: &str, replicas: u8) -> Result<File, String> {
+    let layout = Layout {
+        replicas,
+        ..Layout::default()
+    };
+    fs.create_with_layout(path, 0o644, true, Some(layout))
+        .await
+        .map_err(e)?;
+    fs.open_file(path, OpenMode::Write).await.map_err(e)
+}
+
+/// Sequential write then read of `a.bytes`; MiB/s each.
+async fn sequential(
+    fs: &mut FileSystem,
+    path: &str,
+    r: u8,
+    a: &DataArgs,
+) -> Result<(f64, f64), String> {
+    let mut f = file(fs, path, r).await?;
+    let block = vec![0xA5u8; a.block as usize];
+    let blocks = a.bytes / a.block;
+    let t = Instant::now();
+    for i in 0..blocks {
+        f.write_at(i * a.block, &block).await.map_err(e)?;
+    }
+    let write = t.elapsed().as_secs_f64();
+    f.close().await.map_err(e)?;
+    let mut f = fs.open_file(path, OpenMode::Read).await.map_err(e)?;
+    let t = Instant::now();
+    for i in 0..blocks {
+        let got = f.read_at(i * a.block, a.block).await.map_err(e)?;
+        if got.len() as u64 != a.block {
+            return Err(format!("short read at block {i}"));
+        }
+    }
+    let read = t.elapsed().as_secs_f64();
+    Ok((
+        mib_s(blocks * a.block, write),
+        mib_s(blocks * a.block, read),
+    ))
+}
+
+pub async fn run(a: &DataArgs) -> Result<(), String> {
+    if a.block == 0 || !a.block.is_multiple_of(K4) || a.block > 4 << 20 || a.bytes < a.block {
+        return Err(
+            "--block must be a multiple of 4096 up to 4 MiB, and --bytes at least that".into(),
+        );
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("govfs-bench-data-")
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?;
+    eprintln!("bench data: raw disk under {}", tmp.path().display());
+    let raw = raw_disk(
+        tmp.path(),
+        a.bytes as usize,
+        a.block as usize,
+        a.random_reads,
+    )?;
+    drop(tmp);
+
+    let mut up = UpArgs::local(3);
+    up.app = AppKind::Meta;
+    eprintln!("bench data: starting 3 nodes, one ministry of 3");
+    let cluster = Running(cluster_cmd::up(&up).await?);
+    let options =
+        ClientOptions::with_timeout(Duration::from_secs(5)).max_in_flight(4 * a.window + 64);
+    let client = cluster.0.client_with(options).await?;
+    let mut fs = FileSystem::new(client, FsOptions::default());
+
+    eprintln!("bench data: sequential, R=1");
+    let (w1, r1) = sequential(&mut fs, "/seq-r1", 1, a).await?;
+    eprintln!("bench data: sequential, R=3");
+    let (w3, r3) = sequential(&mut fs, "/seq-r3", 3, a).await?;
+
+    eprintln!("bench data: random 4 KiB reads, R=1");
+    let mut f = fs.open_file("/seq-r1", OpenMode::Read).await.map_err(e)?;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let t = Instant::now();
+    for _ in 0..a.random_reads {
+        let at = next(&mut rng) % (a.bytes / K4) * K4;
+        let got = f.read_at(at, K4).await.map_err(e)?;
+        if got.len() as u64 != K4 {
+            return Err(format!("short random read at {at}"));
+        }
+    }
+    let iops = a.random_reads as f64 / t.elapsed().as_secs_f64();
+
+    eprintln!("bench data: 4 KiB replicated writes, R=3");
+    let mut f = file(&mut fs, "/small-r3", 3).await?;
+    let small = vec![0x5Au8; K4 as usize];
+    let span = 64 << 20;
+    let mut lat = Vec::with_capacity(a.small_writes);
+    for _ in 0..a.small_writes {
+        let at = next(&mut rng) % (span / K4) * K4;
+        let t = Instant::now();
+        f.write_at(at, &small).await.map_err(e)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    lat.sort_by(f64::total_cmp);
+    f.close().await.map_err(e)?;
+
+    eprintln!(
+        "bench data: async 4 KiB writes, R=3, {} in flight",
+        a.window
+    );
+    let mut f = file(&mut fs, "/async-r3", 3).await?;
+    let mut issued: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut lag_ms = Vec::with_capacity(a.async_writes as usize);
+    let mut acked = 0u64;
+    let mut failed = 0u64;
+    let t = Instant::now();
+    for id in 1..=a.async_writes {
+        while f.async_in_flight() >= a.window {
+            match f.next_completion().await {
+                Some(c) if c.result.is_ok() => acked += 1,
+                Some(_) => failed += 1,
+                None => break,
+            }
+            watermark_lag(&mut f, &mut issued, &mut lag_ms);
+        }
+        let at = (id - 1) % (span / K4) * K4;
+        issued.insert(id, Instant::now());
+        f.write_async(id, at, small.clone()).await.map_err(e)?;
+    }
+    while let Some(c) = f.next_completion().await {
+        if c.result.is_ok() {
+            acked += 1;
+        } else {
+            failed += 1;
+        }
+        watermark_lag(&mut f, &mut issued, &mut lag_ms);
+    }
+    let async_secs = t.elapsed().as_secs_f64();
+    f.close().await.map_err(e)?;
+    lag_ms.sort_by(f64::total_cmp);
+
+    println!("\n| measure | raw disk | GovFS | GovFS / raw |\n|---|---:|---:|---:|");
+    let row = |what: &str, raw: f64, ours: f64| {
+        println!("| {what} | {raw:.0} | {ours:.0} | {:.2} |", ours / raw);
+    };
+    let kib = a.block >> 10;
+    row(
+        &format!("sequential write, {kib} KiB blocks, R=1 (MiB/s)"),
+        raw.write_mib_s,
+        w1,
+    );
+    row(
+        &format!("sequential read, {kib} KiB blocks, R=1 (MiB/s)"),
+        raw.read_mib_s,
+        r1,
+    );
+    row(
+        &format!("sequential write, {kib} KiB blocks, R=3 (MiB/s)"),
+        raw.write_mib_s,
+        w3,
+    );
+    row(
+        &format!("sequential read, {kib} KiB blocks, R=3 (MiB/s)"),
+        raw.read_mib_s,
+        r3,
+    );
+    row(
+        "random 4 KiB reads, one at a time, R=1 (IOPS)",
+        raw.random_iops,
+        iops,
+    );
+    println!(
+        "\n4 KiB replicated write (R=3), one at a time, {} writes: p50 {:.0} µs, p99 {:.0} µs",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    println!(
+        "async 4 KiB writes (R=3), {} in flight: {:.0} acknowledgements/s ({acked} durable, {failed} failed); \
+         low-watermark lag p50 {:.2} ms, p99 {:.2} ms",
+        a.window,
+        acked as f64 / async_secs,
+        percentile(&lag_ms, 0.5),
+        percentile(&lag_ms, 0.99)
+    );
+    Ok(())
+}
+
+/// Records, for every write the low watermark passed since last time, how
+/// long after its issue that was.
+fn watermark_lag(f: &mut File, issued: &mut BTreeMap<u64, Instant>, lag_ms: &mut Vec<f64>) {
+    let Some(low) = f.low_watermark() else {
+        return;
+    };
+    let now = Instant::now();
+    while let Some(entry) = issued.first_entry() {
+        if *entry.key() > low {
+            break;
+        }
+        lag_ms.push(now.duration_since(*entry.get()).as_secs_f64() * 1e3);
+        entry.remove();
+    }
+}
