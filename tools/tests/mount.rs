@@ -402,3 +402,103 @@ async fn mpi_io_writes_through_the_mount() {
     );
     m.end("INT");
 }
+
+/// FUSE against the native client on the same cluster, in one run:
+/// creates per second and sequential MiB/s, printed with their ratios.
+/// `cargo test --release -p govfs-tools --test mount -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it by name"]
+async fn bench_fuse_against_the_native_client() {
+    need_fuse!();
+    const FILES: usize = 300;
+    const SIZE: usize = 64 * MIB;
+    let cluster = cluster().await;
+    let m = Mount::new(&cluster);
+    let mut fs = FileSystem::new(cluster.client().await, FsOptions::default());
+    fs.mkdir("/native", 0o755).await.expect("mkdir");
+    std::fs::create_dir(m.at("fuse")).expect("mkdir");
+
+    let t = Instant::now();
+    for i in 0..FILES {
+        fs.create(&format!("/native/f{i}"), 0o644, true)
+            .await
+            .expect("create");
+    }
+    let native_creates = FILES as f64 / t.elapsed().as_secs_f64();
+    let dir = m.at("fuse");
+    let fuse_creates = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        for i in 0..FILES {
+            std::fs::File::create(dir.join(format!("f{i}"))).expect("create");
+        }
+        FILES as f64 / t.elapsed().as_secs_f64()
+    })
+    .await
+    .expect("join");
+
+    let data = pattern(SIZE, 9);
+    fs.create("/native/big", 0o644, true).await.expect("create");
+    let t = Instant::now();
+    let mut f = fs
+        .open_file("/native/big", govfs_client::OpenMode::Write)
+        .await
+        .expect("open");
+    for (k, piece) in data.chunks(MIB).enumerate() {
+        f.write_at((k * MIB) as u64, piece).await.expect("write");
+    }
+    f.close().await.expect("close");
+    let native_write = (SIZE / MIB) as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut f = fs
+        .open_file("/native/big", govfs_client::OpenMode::Read)
+        .await
+        .expect("open");
+    for k in 0..SIZE / MIB {
+        let got = f.read_at((k * MIB) as u64, MIB as u64).await.expect("read");
+        assert_eq!(got.len(), MIB);
+    }
+    let native_read = (SIZE / MIB) as f64 / t.elapsed().as_secs_f64();
+
+    let path = m.at("fuse/big");
+    let (fuse_write, fuse_read) = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let t = Instant::now();
+        let mut f = std::fs::File::create(&path).expect("create");
+        for piece in data.chunks(MIB) {
+            f.write_all(piece).expect("write");
+        }
+        drop(f);
+        let w = (SIZE / MIB) as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut f = std::fs::File::open(&path).expect("open");
+        let mut buf = vec![0u8; MIB];
+        let mut total = 0;
+        loop {
+            let n = f.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, SIZE);
+        (w, (SIZE / MIB) as f64 / t.elapsed().as_secs_f64())
+    })
+    .await
+    .expect("join");
+
+    println!("| | native client | FUSE mount | FUSE / native |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| creates/s ({FILES}, one at a time) | {native_creates:.0} | {fuse_creates:.0} | {:.2} |",
+        fuse_creates / native_creates
+    );
+    println!(
+        "| sequential write MiB/s (64 MiB, 1 MiB writes) | {native_write:.0} | {fuse_write:.0} | {:.2} |",
+        fuse_write / native_write
+    );
+    println!(
+        "| sequential read MiB/s (64 MiB, 1 MiB reads) | {native_read:.0} | {fuse_read:.0} | {:.2} |",
+        fuse_read / native_read
+    );
+    m.end("fusermount3");
+}
