@@ -149,7 +149,8 @@ mod tests {
         assert!(conflict(&locks, 3, 5, 8, false).is_none());
         assert_eq!(conflict(&locks, 3, 5, 8, true).map(|l| l.owner), Some(1));
         assert_eq!(conflict(&locks, 3, 29, 40, false).map(|l| l.owner), Some(2));
-        assert!(conflict(&locks, 2, 0, 100, false).is_some());
+        assert_eq!(conflict(&locks, 2, 0, 100, true).map(|l| l.owner), Some(1));
+        assert!(conflict(&locks, 2, 0, 100, false).is_none());
         assert!(conflict(&locks, 1, 0, 10, true).is_none());
         assert!(conflict(&locks, 3, 10, 20, true).is_none());
     }
