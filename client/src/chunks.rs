@@ -66,6 +66,27 @@ impl Client {
         data: &[u8],
         write: WriteId,
     ) -> Result<Vec<ReplicaAck>, ClientError> {
+        let mut acks = Vec::with_capacity(grant.grant.replicas.len());
+        for (_, answer) in self
+            .write_chunk_each(grant, &grant.grant.replicas, offset, data, write)
+            .await
+        {
+            acks.push(answer?);
+        }
+        Ok(acks)
+    }
+
+    /// [`write_chunk`](Self::write_chunk) to `nodes` (replicas of the
+    /// grant), with each one's outcome, so a caller can tell which replica
+    /// failed.
+    pub async fn write_chunk_each(
+        &self,
+        grant: &SignedGrant,
+        nodes: &[NodeId],
+        offset: u64,
+        data: &[u8],
+        write: WriteId,
+    ) -> Vec<(NodeId, Result<ReplicaAck, ClientError>)> {
         let msg = ClientMsg::Chunk(ChunkRequest::Write {
             grant: grant.clone(),
             offset,
@@ -73,20 +94,15 @@ impl Client {
             write,
             lamport: self.lamport_clock().send(),
         });
-        let calls = grant
-            .grant
-            .replicas
-            .iter()
-            .map(|&node| self.chunk_call(node, &msg));
-        let mut acks = Vec::with_capacity(grant.grant.replicas.len());
-        let mut first_error = None;
-        for (node, answer) in grant.grant.replicas.iter().zip(join_all(calls).await) {
-            match answer {
+        let calls = nodes.iter().map(|&node| self.chunk_call(node, &msg));
+        let mut out = Vec::with_capacity(nodes.len());
+        for (node, answer) in nodes.iter().zip(join_all(calls).await) {
+            let r = match answer {
                 Ok(ChunkReply::Written {
                     write,
                     stamp,
                     earliest_uncommitted,
-                }) => acks.push(ReplicaAck {
+                }) => Ok(ReplicaAck {
                     node: *node,
                     ack: Ack {
                         write,
@@ -94,18 +110,12 @@ impl Client {
                         earliest_uncommitted,
                     },
                 }),
-                Ok(other) => {
-                    first_error.get_or_insert(unexpected_chunk(*node, other));
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
+                Ok(other) => Err(unexpected_chunk(*node, other)),
+                Err(e) => Err(e),
+            };
+            out.push((*node, r));
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(acks),
-        }
+        out
     }
 
     /// Reads up to `len` bytes at `offset` of `chunk` (at least at

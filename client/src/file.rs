@@ -18,11 +18,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use govfs_core::data::{pieces, ChunkRefusal, Piece, SignedGrant, Stamp, Watermark};
+use govfs_core::data::{pieces, ChunkRef, ChunkRefusal, Piece, SignedGrant, Stamp, Watermark};
 use govfs_core::lease::{Mode, Region};
 use govfs_core::meta::{Attr, ChunkPlace, Ino, Layout, MetaOp, MetaReply, PLACE_MAX};
-use govfs_core::node::{ClientMsg, LeaseReply, LeaseRequest, ServerMsg, MAX_GRANTS};
-use govfs_core::raft::GroupId;
+use govfs_core::node::{ClientMsg, LeaseRefusal, LeaseReply, LeaseRequest, ServerMsg, MAX_GRANTS};
+use govfs_core::raft::{GroupId, NodeId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -31,6 +31,8 @@ use crate::error::ClientError;
 use crate::fs::{FileSystem, FsError};
 use crate::lease::{LeaseOptions, RegionLease};
 
+/// Rounds of resending a write (after expired grants or replaced replicas).
+const MAX_WRITE_ROUNDS: usize = 4;
 /// A grant this close to its end is renewed before use.
 const GRANT_MARGIN: Duration = Duration::from_millis(100);
 /// Bytes read from one replica at once.
@@ -59,11 +61,15 @@ pub struct File {
     /// stops trusting them.
     grants: BTreeMap<u64, (SignedGrant, Instant)>,
     next_write: u64,
+    /// The lease is this handle's own (taken again when lost).
+    own_lease: bool,
     /// Past the end of the furthest write not yet reported to the ministry.
     written_end: u64,
     /// Async writes (`write_async`): in flight by id with their byte range,
     /// their outcomes, and the low watermark.
     inflight: BTreeMap<u64, (u64, u64)>,
+    /// Chunks a read found a corrupt replica of, to repair.
+    bad: std::collections::BTreeSet<u64>,
     done: Vec<Completion>,
     done_tx: mpsc::UnboundedSender<Completion>,
     done_rx: mpsc::UnboundedReceiver<Completion>,
@@ -153,8 +159,10 @@ impl File {
             places: BTreeMap::new(),
             grants: BTreeMap::new(),
             next_write: 1,
+            own_lease: true,
             written_end: 0,
             inflight: BTreeMap::new(),
+            bad: Default::default(),
             done: Vec::new(),
             done_tx,
             done_rx,
@@ -182,7 +190,10 @@ impl File {
     ) -> Result<Option<RegionLease>, RegionLease> {
         match lease {
             Some(l) if l.grant().granted.file != self.ino => Err(l),
-            l => Ok(std::mem::replace(&mut self.lease, l)),
+            l => {
+                self.own_lease = false;
+                Ok(std::mem::replace(&mut self.lease, l))
+            }
         }
     }
 
@@ -200,15 +211,7 @@ impl File {
 
     /// Writes `data` at `offset`: durable on every replica when it returns.
     pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), FsError> {
-        let Some(lease) = &self.lease else {
-            return Err(FsError::NotOpenForWriting {
-                path: self.path.clone(),
-            });
-        };
-        lease.check().map_err(|e| FsError::LeaseLost {
-            path: self.path.clone(),
-            lost: e,
-        })?;
+        self.ensure_lease().await?;
         if data.is_empty() {
             return Ok(());
         }
@@ -219,36 +222,135 @@ impl File {
             .collect();
         let indexes: Vec<u64> = dedup(parts.iter().map(|p| p.chunk.index));
         self.place(&indexes).await?;
-        // A grant refused as expired (a clock step, a slow write) is
-        // fetched again once.
-        for attempt in 0..2 {
-            self.fetch_grants(&indexes, attempt > 0).await?;
+        // Each round writes the pieces not yet on every replica. A grant
+        // refused as expired (a clock step, a slow write) is fetched again;
+        // a replica that cannot be reached is replaced by the ministry and
+        // gets the chunk's data from a survivor, then the piece is sent
+        // again: the data stays here until every replica has it.
+        let mut todo: Vec<usize> = (0..parts.len()).collect();
+        for round in 0..MAX_WRITE_ROUNDS {
+            self.grants_for(&indexes, round > 0).await?;
             let id = self.next_write;
             self.next_write += parts.len() as u64;
             let client = self.fs.session().client().clone();
-            let writes = parts.iter().enumerate().map(|(k, p)| {
+            let writes = todo.iter().map(|&k| {
+                let p = &parts[k];
                 let (grant, _) = &self.grants[&p.chunk.index];
                 let at = p.offset_in_buf as usize;
                 let bytes = &data[at..at + p.len as usize];
-                client.write_chunk(grant, p.offset_in_chunk, bytes, id + k as u64)
+                client.write_chunk_each(
+                    grant,
+                    &grant.grant.replicas,
+                    p.offset_in_chunk,
+                    bytes,
+                    id + k as u64,
+                )
             });
-            let mut retry = false;
-            for r in join_all(writes).await {
-                match r {
-                    Ok(_) => {}
-                    Err(ClientError::Chunk {
-                        refusal: ChunkRefusal::Grant(why),
-                        ..
-                    }) if attempt == 0 && why.contains("expired") => retry = true,
-                    Err(e) => return Err(e.into()),
+            let outcomes = join_all(writes).await;
+            let mut again = Vec::new();
+            let mut dead: BTreeMap<u64, Vec<NodeId>> = BTreeMap::new();
+            for (&k, answers) in todo.iter().zip(outcomes) {
+                let mut failed = false;
+                for (node, r) in answers {
+                    match r {
+                        Ok(_) => {}
+                        Err(ClientError::Chunk {
+                            refusal: ChunkRefusal::Grant(why),
+                            ..
+                        }) if why.contains("expired") => failed = true,
+                        Err(e @ ClientError::Chunk { .. }) => return Err(e.into()),
+                        Err(e) => {
+                            tracing::warn!(path = %self.path, node, "replica unreachable: {e}");
+                            dead.entry(parts[k].chunk.index).or_default().push(node);
+                            failed = true;
+                        }
+                    }
+                }
+                if failed {
+                    again.push(k);
                 }
             }
-            if !retry {
+            if again.is_empty() {
                 self.written_end = self.written_end.max(offset + data.len() as u64);
                 return Ok(());
             }
+            for (index, mut drop) in dead {
+                drop.sort_unstable();
+                drop.dedup();
+                self.rereplicate(index, &drop).await?;
+            }
+            todo = again;
         }
-        Err(self.io_error("write grants kept expiring"))
+        Err(self.io_error("the write did not reach every replica"))
+    }
+
+    /// Gives chunk `index` a new replica set without `drop` (none: the same
+    /// set at a new version) and copies its data there from a replica that
+    /// stays. Needs a lease covering the whole chunk.
+    pub async fn rereplicate(&mut self, index: u64, drop: &[NodeId]) -> Result<(), FsError> {
+        let old = match self.places.get(&index) {
+            Some(p) => p.clone(),
+            None => {
+                self.locate_chunks(&[index]).await?;
+                self.places
+                    .get(&index)
+                    .cloned()
+                    .ok_or_else(|| self.io_error(format!("chunk {index} is not placed")))?
+            }
+        };
+        let op = MetaOp::Replace {
+            ino: self.ino,
+            index,
+            drop: drop.to_vec(),
+            candidates: Vec::new(),
+        };
+        let path = self.path.clone();
+        let new = match self.fs.call(self.ministry, op, &path).await? {
+            MetaReply::Chunks(mut list) if list.len() == 1 => list.remove(0),
+            other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
+        };
+        let chunk = ChunkRef {
+            file: self.ino,
+            index,
+        }
+        .id()
+        .map_err(|e| self.io_error(e))?;
+        // The survivors' copy, as it is (at most the chunk's size).
+        let sources: Vec<NodeId> = old
+            .replicas
+            .iter()
+            .copied()
+            .filter(|n| !drop.contains(n))
+            .collect();
+        let from = ChunkPlace {
+            index,
+            version: old.version,
+            replicas: sources,
+        };
+        let content = self
+            .read_replicas(&from, chunk, 0, u64::from(self.layout.chunk_size))
+            .await?;
+        self.places.insert(index, new.clone());
+        self.grants.remove(&index);
+        if content.is_empty() {
+            return Ok(());
+        }
+        self.grants_for(&[index], true).await?;
+        let (grant, _) = &self.grants[&index];
+        if grant.grant.range.0 != 0 || grant.grant.range.1 < content.len() as u64 {
+            return Err(self.io_error(format!(
+                "chunk {index} needs repair, and this handle's lease does not cover it"
+            )));
+        }
+        let client = self.fs.session().client().clone();
+        let id = self.next_write;
+        self.next_write += 1;
+        client
+            .write_chunk(grant, 0, &content, id)
+            .await
+            .map_err(FsError::from)?;
+        tracing::info!(path = %self.path, index, ?drop, replicas = ?new.replicas, version = new.version, "chunk re-replicated");
+        Ok(())
     }
 
     /// Starts writing `data` at `offset` as write `id` (the caller's; ids
@@ -266,15 +368,7 @@ impl File {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<(), FsError> {
-        let Some(lease) = &self.lease else {
-            return Err(FsError::NotOpenForWriting {
-                path: self.path.clone(),
-            });
-        };
-        lease.check().map_err(|e| FsError::LeaseLost {
-            path: self.path.clone(),
-            lost: e,
-        })?;
+        self.ensure_lease().await?;
         let end = offset.saturating_add(data.len() as u64);
         // Overlapping writes in flight finish first (seed 002: never lose
         // either of two writes to one place).
@@ -287,7 +381,7 @@ impl File {
             .collect();
         let indexes: Vec<u64> = dedup(parts.iter().map(|p| p.chunk.index));
         self.place(&indexes).await?;
-        self.fetch_grants(&indexes, false).await?;
+        self.grants_for(&indexes, false).await?;
         let grants: Vec<SignedGrant> = parts
             .iter()
             .map(|p| self.grants[&p.chunk.index].0.clone())
@@ -396,6 +490,9 @@ impl File {
                 done += n;
             }
         }
+        if !self.bad.is_empty() {
+            self.repair_bad().await;
+        }
         Ok(out)
     }
 
@@ -447,34 +544,89 @@ impl File {
         }
     }
 
-    /// Reads from the first replica that answers with verified bytes.
+    /// Reads from the first replica that answers with verified bytes
+    /// (none holding the chunk: it was never written, zeros). Replicas whose
+    /// blocks failed their checksums are noted in `self.bad` for repair.
     async fn read_replicas(
-        &self,
+        &mut self,
         place: &ChunkPlace,
         chunk: govfs_core::data::ChunkId,
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, FsError> {
-        let client = self.fs.session().client();
+        let client = self.fs.session().client().clone();
         let mut last = None;
+        let mut absent = 0;
         for &node in &place.replicas {
             match client
                 .read_chunk(node, chunk, place.version, offset, len as u32)
                 .await
             {
                 Ok(data) => return Ok(data),
-                // Placed but never written here: zeros.
                 Err(ClientError::Chunk {
                     refusal: ChunkRefusal::NoSuchChunk(_),
                     ..
-                }) => return Ok(Vec::new()),
-                Err(e) => last = Some(e),
+                }) => absent += 1,
+                Err(e) => {
+                    if let ClientError::Chunk {
+                        refusal: ChunkRefusal::Corrupt { .. },
+                        ..
+                    } = &e
+                    {
+                        tracing::warn!(path = %self.path, node, ?chunk, "corrupt replica: {e}");
+                        self.bad.insert(place.index);
+                    }
+                    last = Some(e);
+                }
             }
+        }
+        if absent == place.replicas.len() {
+            return Ok(Vec::new());
         }
         Err(match last {
             Some(e) => self.io_error(format!("no replica could serve chunk {chunk:?}: {e}")),
             None => self.io_error("chunk without replicas"),
         })
+    }
+
+    /// Rewrites the chunks found with a corrupt replica from a good one
+    /// (under a lease on the chunk for as long as it takes). Best effort:
+    /// a failure is logged, and the next read finds the chunk again.
+    async fn repair_bad(&mut self) {
+        let bad = std::mem::take(&mut self.bad);
+        for index in bad {
+            let cs = u64::from(self.layout.chunk_size);
+            let covered = self.lease.as_ref().is_some_and(|l| {
+                let r = l.grant().granted.region;
+                r.start() <= index * cs && r.end() >= (index + 1) * cs
+            });
+            let result = if covered {
+                self.rereplicate(index, &[]).await
+            } else {
+                let region = Region::new(index * cs, (index + 1) * cs);
+                let path = self.path.clone();
+                match region {
+                    Some(region) => match self.fs.open_region(&path, region, Mode::Write).await {
+                        Ok(lease) => {
+                            let held = self.lease.take();
+                            self.lease = Some(lease);
+                            let r = self.rereplicate(index, &[]).await;
+                            if let Some(l) = std::mem::replace(&mut self.lease, held) {
+                                let _ = l.release().await;
+                            }
+                            self.grants.remove(&index);
+                            r
+                        }
+                        Err(e) => Err(e),
+                    },
+                    None => Err(self.io_error("chunk range overflows")),
+                }
+            };
+            match result {
+                Ok(()) => tracing::info!(path = %self.path, index, "corrupt replica repaired"),
+                Err(e) => tracing::warn!(path = %self.path, index, "repair failed: {e}"),
+            }
+        }
     }
 
     /// Places the chunks `indexes` not known to be placed.
@@ -528,6 +680,66 @@ impl File {
             }
         }
         Ok(())
+    }
+
+    /// A write lease to write under. One this handle took itself
+    /// (`open_file`, `open_file_region`) is taken again when it was lost (a
+    /// new minister's term ends all leases; a revocation; an expiry): no
+    /// write ever goes out under a lease not held, and the data is still
+    /// here. A lease the caller put in (`replace_lease`, a byte-range lock)
+    /// is the caller's to take again: its loss is an error.
+    async fn ensure_lease(&mut self) -> Result<(), FsError> {
+        let Some(lease) = &self.lease else {
+            return Err(FsError::NotOpenForWriting {
+                path: self.path.clone(),
+            });
+        };
+        let lost = match lease.check() {
+            Ok(()) => return Ok(()),
+            Err(lost) => lost,
+        };
+        if !self.own_lease {
+            return Err(FsError::LeaseLost {
+                path: self.path.clone(),
+                lost,
+            });
+        }
+        tracing::info!(path = %self.path, "write lease lost ({lost}); taking it again");
+        let region = lease.grant().granted.region;
+        let path = self.path.clone();
+        let fresh = self
+            .fs
+            .open_region_with(&path, region, Mode::Write, &LeaseOptions::default())
+            .await?;
+        if let Some(old) = self.lease.replace(fresh) {
+            let _ = old.release().await;
+        }
+        self.grants.clear();
+        Ok(())
+    }
+
+    /// [`Self::fetch_grants`], waiting out a minister that does not serve
+    /// leases yet (a new term) and taking a lost lease again, until the
+    /// handle's deadline.
+    async fn grants_for(&mut self, indexes: &[u64], renew: bool) -> Result<(), FsError> {
+        let end = Instant::now() + self.fs.options().deadline;
+        let mut renew = renew;
+        loop {
+            self.ensure_lease().await?;
+            match self.fetch_grants(indexes, renew).await {
+                Err(FsError::Client(ClientError::Lease {
+                    refusal:
+                        LeaseRefusal::NotServing(_)
+                        | LeaseRefusal::Unknown(_)
+                        | LeaseRefusal::Expired(_),
+                    ..
+                })) if Instant::now() < end => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    renew = true;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Makes sure a fresh grant is held for each of `indexes` (all of them

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::TestCluster;
 use govfs_client::{FileSystem, FsError, FsOptions, OpenMode};
+use govfs_core::ids::node_of;
 use govfs_core::lease::Region;
 use govfs_core::meta::{MetaOp, MetaReply};
 
@@ -127,6 +128,33 @@ async fn files_are_written_read_and_survive_bad_replicas() {
         .await
         .expect("read around the bad replica");
     assert_eq!(got, data[(4 * MIB) as usize..(4 * MIB + 4096) as usize]);
+    // The read repaired the bad copy from a good one, at a new version.
+    let MetaReply::Chunks(now) = b
+        .call(
+            ministry,
+            MetaOp::Chunks {
+                ino: attr.ino,
+                first: 1,
+                count: 1,
+            },
+            "/data",
+        )
+        .await
+        .expect("chunks")
+    else {
+        panic!("a chunk list");
+    };
+    assert!(
+        now[0].version > places[1].version,
+        "repaired at a new version"
+    );
+    let direct = b
+        .session()
+        .client()
+        .read_chunk(first, chunk, now[0].version, 0, 4096)
+        .await
+        .expect("the repaired replica serves verified bytes");
+    assert_eq!(direct, data[(4 * MIB) as usize..(4 * MIB + 4096) as usize]);
 
     // Writers of disjoint regions at once, each under its own region lease.
     b.create("/rows", 0o644, true).await.expect("create rows");
@@ -166,15 +194,76 @@ async fn files_are_written_read_and_survive_bad_replicas() {
     assert!(matches!(e, FsError::NotOpenForWriting { .. }));
     assert_eq!(e.errno(), 9);
 
-    // SIGKILL a storage node: reads go to the other replicas.
-    cluster.kill(2);
+    // SIGKILL a storage node: reads go to the other replicas; a write to
+    // a chunk it held replaces it (the ministry picks a new replica set, the
+    // survivors' data is copied over) and resends, losing nothing; the
+    // chunks it still held are re-replicated without it.
+    let mut w = fs(&cluster).await;
+    let mut f = w.open_file("/data", OpenMode::Write).await.expect("open");
+    // Not the minister: its lease must outlive the kill.
+    let (minister, _) = cluster.ministry(1).await.expect("ministry 1");
+    let victim = (1..=3).find(|n| *n != node_of(minister)).expect("a clerk");
+    let alive: Vec<u64> = (1..=3).filter(|n| *n != victim).collect();
+    cluster.kill(victim);
+    let patch = pattern(100_000, 99);
+    f.write_at(MIB, &patch)
+        .await
+        .expect("a write with a storage node dead");
+    let mut want = data.clone();
+    want[MIB as usize..MIB as usize + patch.len()].copy_from_slice(&patch);
+    for index in 0..3 {
+        f.rereplicate(index, &[victim])
+            .await
+            .expect("re-replicate without the dead node");
+    }
+    f.close().await.expect("close");
     let mut c = fs(&cluster).await;
     let mut r = c.open_file("/data", OpenMode::Read).await.expect("open");
     let all = r
         .read_at(0, data.len() as u64)
         .await
-        .expect("read without node 2");
-    assert!(all == data);
+        .expect("read without the dead node");
+    assert!(all == want, "nothing acknowledged was lost");
+    let MetaReply::Chunks(after) = c
+        .call(
+            ministry,
+            MetaOp::Chunks {
+                ino: attr.ino,
+                first: 0,
+                count: 10,
+            },
+            "/data",
+        )
+        .await
+        .expect("chunks")
+    else {
+        panic!("a chunk list");
+    };
+    for p in &after {
+        assert!(
+            !p.replicas.contains(&victim),
+            "chunk {} left node {victim}: {:?}",
+            p.index,
+            p.replicas
+        );
+        // Only two nodes are left alive: the chunk is on both.
+        let mut r = p.replicas.clone();
+        r.sort_unstable();
+        assert_eq!(r, alive);
+        let cid = govfs_core::data::ChunkRef {
+            file: attr.ino,
+            index: p.index,
+        }
+        .id()
+        .expect("id");
+        for &node in &p.replicas {
+            c.session()
+                .client()
+                .read_chunk(node, cid, p.version, 0, 4096)
+                .await
+                .expect("every replica has the data at the new version");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

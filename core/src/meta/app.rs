@@ -90,6 +90,12 @@ impl Namespace {
                 candidates,
             } => self.place_chunks(&ctx, *ino, *first, *count, candidates),
             MetaOp::Written { ino, end } => self.written(&ctx, *ino, *end),
+            MetaOp::Replace {
+                ino,
+                index,
+                drop,
+                candidates,
+            } => self.replace_chunk(&ctx, *ino, *index, drop, candidates),
             _ => {
                 return self
                     .read(index, request)
@@ -254,7 +260,9 @@ impl App for Namespace {
     /// so they weigh the same.
     fn prepare(&self, command: &[u8], map: &ClusterMap) -> Option<Vec<u8>> {
         let mut request = decode_exact::<MetaRequest>(command).ok()?;
-        let MetaOp::PlaceChunks { candidates, .. } = &mut request.op else {
+        let (MetaOp::PlaceChunks { candidates, .. } | MetaOp::Replace { candidates, .. }) =
+            &mut request.op
+        else {
             return None;
         };
         let nodes: BTreeSet<NodeId> = map.shards.iter().map(|s| node_of(*s)).collect();

@@ -89,6 +89,59 @@ impl Namespace {
         Ok(MetaReply::Chunks(placed))
     }
 
+    /// A new replica set (and version) for placed chunk `index` of `ino`.
+    pub(crate) fn replace_chunk(
+        &mut self,
+        ctx: &Ctx,
+        ino: Ino,
+        index: u64,
+        drop: &[NodeId],
+        candidates: &[StorageNode],
+    ) -> MetaResult<MetaReply> {
+        let inode = *self.file(ctx.creds, ino, W_OK)?;
+        let list = self.chunks.get(&ino).map(Vec::as_slice).unwrap_or(&[]);
+        let at = list
+            .binary_search_by_key(&index, |c| c.index)
+            .map_err(|_| Errno::ENOENT)?;
+        let old = &list[at];
+        let keep: Vec<NodeId> = old
+            .replicas
+            .iter()
+            .copied()
+            .filter(|n| !drop.contains(n))
+            .collect();
+        if keep.is_empty() {
+            // No copy would be left to take the data from.
+            return Err(Errno::EINVAL);
+        }
+        let chunk = ChunkRef { file: ino, index }
+            .id()
+            .map_err(|_| Errno::EFBIG)?;
+        let eligible = candidates
+            .iter()
+            .filter(|n| {
+                n.up && n.free_bytes > 0 && !drop.contains(&n.node) && !keep.contains(&n.node)
+            })
+            .count();
+        let want = Want {
+            chunk,
+            replicas: usize::from(inode.layout().replicas)
+                .min(keep.len() + eligible)
+                .max(keep.len()),
+            keep: &keep,
+            exclude: drop,
+        };
+        let replicas = place(candidates, &want).map_err(|_| Errno::ENOSPC)?;
+        let placed = ChunkPlace {
+            index,
+            version: ctx.index,
+            replicas,
+        };
+        let list = self.chunks.get_mut(&ino).expect("found above");
+        list[at] = placed.clone();
+        Ok(MetaReply::Chunks(vec![placed]))
+    }
+
     /// The placed chunks among `first..first + count` of file `ino`.
     pub fn chunks_of(
         &self,

@@ -15,6 +15,7 @@ use super::image::SubtreeImage;
 use super::types::{Attr, Credentials, FileType, ForeignRoot, Ino, Layout, MinistryId, Nanos};
 use crate::data::StorageNode;
 use crate::raft::Index;
+use crate::raft::NodeId;
 
 /// One command of a ministry's log. The minister stamps `now` before it
 /// proposes, so every member applies the same times.
@@ -157,6 +158,18 @@ pub enum MetaOp {
         ino: Ino,
         first: u64,
         count: u64,
+        candidates: Vec<StorageNode>,
+    },
+    /// A new replica set for placed chunk `index`: without the nodes in
+    /// `drop` (dead, or missing from the map), topped up to the file's
+    /// replica count from `candidates` (set by the minister, as for
+    /// `PlaceChunks`), at a new version. With `drop` empty the replicas stay
+    /// and only the version moves (a rewrite repairs a corrupt copy). The
+    /// caller then copies the data from a surviving replica. W_OK.
+    Replace {
+        ino: Ino,
+        index: u64,
+        drop: Vec<NodeId>,
         candidates: Vec<StorageNode>,
     },
     /// Data was written up to byte `end`: the size grows to it (never
