@@ -19,14 +19,19 @@
 //!   release write leases (from the minister), then read leases (from the
 //!   clerks), as fast as they can: lease operations per second.
 //!
-//! IO: the data plane is not yet wired to leases, so no data is written.
-//! `--io none` measures the leases alone; `--io simulated` sleeps while a
-//! lease is held for the time writing the row would take at `--io-mbps`
-//! (the thesis's own method: it had no data plane and slept at 200 MB/s).
-//! A writer checks its lease before every 1 MiB slice of simulated IO, as a
-//! real writer checks it before every write; a lease revoked for a waiting
-//! writer (after `revoke_after` = H) is re-acquired and the rest written
-//! under the new one. Revocations are counted in the output.
+//! IO (`--io`): `real` (the default) writes the rows through the data
+//! plane, each writer through a `File` under its own lease, on files of
+//! `--replicas` copies (default 1); `none` measures the leases alone;
+//! `simulated` sleeps while a lease is held for the time writing the row
+//! would take at `--io-mbps` (the thesis's own method: it had no data plane
+//! and slept at 200 MB/s, so every writer had a disk of its own). Real IO
+//! on one machine shares one disk and two cores among all writers, which
+//! caps what writing rows in parallel can gain; simulated IO shows what the
+//! leases allow when each writer has its own bandwidth. A writer checks its
+//! lease before every 4 MiB slice, as a real writer
+//! checks it before every write; a lease revoked for a waiting writer
+//! (after `revoke_after` = H) is re-acquired and the rest written under the
+//! new one. Revocations are counted in the output.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -35,10 +40,11 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use govfs_client::{
-    Client, ClientOptions, FileSystem, FsOptions, LeaseOptions, RegionLease, Session,
+    Client, ClientOptions, FileSystem, FsError, FsOptions, LeaseOptions, OpenMode, RegionLease,
+    Session,
 };
 use govfs_core::lease::{Mode, Region};
-use govfs_core::meta::Ino;
+use govfs_core::meta::{Ino, Layout};
 use govfs_core::raft::GroupId;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -50,8 +56,8 @@ use crate::config::AppKind;
 
 const ROWS: u64 = 10;
 const MB: f64 = 1_000_000.0;
-/// Simulated IO is done (and the lease checked) in slices of this many bytes.
-const SLICE: u64 = 1 << 20;
+/// IO is done (and the lease checked) in slices of this many bytes.
+const SLICE: u64 = 4 << 20;
 const DIR: &str = "/bench-locks";
 
 #[derive(Args, Debug)]
@@ -71,7 +77,10 @@ pub struct LocksArgs {
     /// Runs of every table cell (the thesis made 5).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    #[arg(long, value_enum, default_value_t = Io::None)]
+    /// Copies of each chunk of the bench files (real IO).
+    #[arg(long, default_value_t = 1)]
+    replicas: u8,
+    #[arg(long, value_enum, default_value_t = Io::Real)]
     io: Io,
     /// Simulated write speed in MB/s (the thesis used 200).
     #[arg(long, default_value_t = 200.0)]
@@ -97,6 +106,8 @@ pub struct LocksArgs {
 enum Io {
     /// No IO: the leases alone.
     None,
+    /// Real data through the data plane, under the writer's lease.
+    Real,
     /// Sleep while holding the lease, at `--io-mbps` (as the thesis did).
     Simulated,
 }
@@ -141,6 +152,17 @@ struct Ctx {
     opts: LeaseOptions,
     io: Io,
     io_mbps: f64,
+    /// One slice of row data (real IO).
+    data: Arc<Vec<u8>>,
+    /// Copies of each chunk of the bench files.
+    replicas: u8,
+}
+
+/// A bench file.
+#[derive(Clone)]
+struct Target {
+    ino: Ino,
+    path: String,
 }
 
 impl Ctx {
@@ -163,26 +185,65 @@ impl Ctx {
         Ok(RegionLease::start(session, grant, &self.opts))
     }
 
-    /// Writes `bytes` under a lease on `region`, re-acquiring it when it is
-    /// lost; returns the revocations (or expiries) met.
+    /// Writes `bytes` at `offset` of `target` under a lease on `region`,
+    /// re-acquiring it when it is lost; returns the revocations (or
+    /// expiries) met.
     async fn write(
         &self,
         session: &mut Session,
-        file: Ino,
+        target: &Target,
         region: Region,
+        offset: u64,
         bytes: u64,
     ) -> Result<u64, String> {
+        let file = target.ino;
         let mut lease = self.lease(session, file, region).await?;
         let mut lost = 0;
-        let mut left = bytes;
-        while self.io == Io::Simulated && left > 0 {
+        let mut done = 0;
+        let mut handle = match self.io {
+            Io::Real => {
+                let mut fs = FileSystem::new(self.client.clone(), FsOptions::default());
+                Some(
+                    fs.open_file(&target.path, OpenMode::Read)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            _ => None,
+        };
+        while self.io != Io::None && done < bytes {
             if lease.check().is_err() {
                 lost += 1;
                 lease = self.lease(session, file, region).await?;
             }
-            let n = left.min(SLICE);
-            tokio::time::sleep(Duration::from_secs_f64(n as f64 / (self.io_mbps * MB))).await;
-            left -= n;
+            let n = (bytes - done).min(SLICE);
+            match &mut handle {
+                Some(f) => {
+                    // The write goes under this writer's lease, then the
+                    // lease comes back for the next slice.
+                    if let Err(l) = f.replace_lease(Some(lease)) {
+                        return Err(format!("lease {:?} is for another file", l.grant().lease()));
+                    }
+                    let r = f.write_at(offset + done, &self.data[..n as usize]).await;
+                    lease = match f.replace_lease(None) {
+                        Ok(Some(l)) => l,
+                        _ => return Err("the file handle lost the lease".into()),
+                    };
+                    match r {
+                        Ok(()) => {}
+                        Err(FsError::LeaseLost { .. }) => continue,
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_secs_f64(n as f64 / (self.io_mbps * MB)))
+                        .await;
+                }
+            }
+            done += n;
+        }
+        if let Some(mut f) = handle {
+            f.flush().await.map_err(|e| e.to_string())?;
         }
         lease.release().await.map_err(|e| e.to_string())?;
         Ok(lost)
@@ -213,11 +274,13 @@ pub async fn run(a: &LocksArgs) -> Result<(), String> {
         opts: LeaseOptions::default(),
         io: a.io,
         io_mbps: a.io_mbps,
+        data: Arc::new(vec![0xA5; SLICE as usize]),
+        replicas: a.replicas,
     };
     // The first lease waits out the new minister's quiet period.
     let warm = new_file(&mut fs, &mut ctx, "warm").await?;
     let mut s = ctx.session();
-    ctx.write(&mut s, warm, Region::WHOLE, 0).await?;
+    ctx.write(&mut s, &warm, Region::WHOLE, 0, 0).await?;
 
     let mut csv = String::from("part,experiment,lock,row_mb,writers,run,writer,ms,lost\n");
     let skip = |p: &str| a.skip.iter().any(|s| s == p);
@@ -237,13 +300,21 @@ pub async fn run(a: &LocksArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn new_file(fs: &mut FileSystem, ctx: &mut Ctx, name: &str) -> Result<Ino, String> {
+async fn new_file(fs: &mut FileSystem, ctx: &mut Ctx, name: &str) -> Result<Target, String> {
+    let path = format!("{DIR}/{name}");
+    let layout = Layout {
+        replicas: ctx.replicas,
+        ..Layout::default()
+    };
     let attr = fs
-        .create(&format!("{DIR}/{name}"), 0o644, true)
+        .create_with_layout(&path, 0o644, true, Some(layout))
         .await
         .map_err(|e| format!("create {name}: {e}"))?;
     ctx.seen = ctx.seen.max(fs.session().seen(ctx.ministry));
-    Ok(attr.0.ino)
+    Ok(Target {
+        ino: attr.0.ino,
+        path,
+    })
 }
 
 fn summary(ms: &mut [f64]) -> (f64, f64, f64) {
@@ -259,10 +330,10 @@ async fn uncontended(
     csv: &mut String,
 ) -> Result<(), String> {
     let n = a.uncontended.max(1);
-    let hot = new_file(fs, ctx, "hot").await?;
+    let hot = new_file(fs, ctx, "hot").await?.ino;
     let mut cold = Vec::with_capacity(n);
     for i in 0..n {
-        cold.push(new_file(fs, ctx, &format!("cold-{i}")).await?);
+        cold.push(new_file(fs, ctx, &format!("cold-{i}")).await?.ino);
     }
     let mut session = ctx.session();
     println!("\nUncontended whole-file write lease, acquire + release ({n} cycles, one holder):");
@@ -324,7 +395,7 @@ async fn cell(
     let barrier = Arc::new(Barrier::new(writers));
     let mut set = JoinSet::new();
     for w in 0..writers {
-        let (ctx, barrier) = (Arc::clone(&ctx), Arc::clone(&barrier));
+        let (ctx, barrier, file) = (Arc::clone(&ctx), Arc::clone(&barrier), file.clone());
         // Each writer's own row order, from a small per-writer generator.
         let mut order: Vec<u64> = (0..ROWS).collect();
         let mut x = (run as u64 * 1_000_003 + w as u64 * 7919) | 1;
@@ -342,20 +413,25 @@ async fn cell(
             let lost = match (exp, lock) {
                 (Experiment::OneRow, Lock::ByRow) => {
                     let r = w as u64 % ROWS;
-                    ctx.write(&mut session, file, rows(r, 1), row).await?
+                    ctx.write(&mut session, &file, rows(r, 1), r * row, row)
+                        .await?
                 }
                 (Experiment::OneRow, Lock::Whole) => {
-                    ctx.write(&mut session, file, Region::WHOLE, row).await?
+                    let r = w as u64 % ROWS;
+                    ctx.write(&mut session, &file, Region::WHOLE, r * row, row)
+                        .await?
                 }
                 (Experiment::AllRows, Lock::ByRow) => {
                     let mut lost = 0;
                     for r in order {
-                        lost += ctx.write(&mut session, file, rows(r, 1), row).await?;
+                        lost += ctx
+                            .write(&mut session, &file, rows(r, 1), r * row, row)
+                            .await?;
                     }
                     lost
                 }
                 (Experiment::AllRows, Lock::Whole) => {
-                    ctx.write(&mut session, file, Region::WHOLE, ROWS * row)
+                    ctx.write(&mut session, &file, Region::WHOLE, 0, ROWS * row)
                         .await?
                 }
             };
@@ -419,6 +495,10 @@ async fn table(
         Io::Simulated => format!(
             "IO simulated by sleeping at {} MB/s while holding the lease, as the thesis did",
             a.io_mbps
+        ),
+        Io::Real => format!(
+            "real data written through the data plane under each writer's lease, R={}",
+            a.replicas
         ),
     };
     println!(
@@ -523,7 +603,7 @@ async fn ops(
     let n = a.ops_clients.max(1);
     let mut files = Vec::with_capacity(n);
     for i in 0..n {
-        files.push(new_file(fs, ctx, &format!("ops-{i}")).await?);
+        files.push(new_file(fs, ctx, &format!("ops-{i}")).await?.ino);
     }
     println!(
         "\nLease operations per second, {n} holders on a file each ({:.1} s a mode):",
