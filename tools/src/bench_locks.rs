@@ -31,7 +31,9 @@
 //! lease before every 4 MiB slice, as a real writer
 //! checks it before every write; a lease revoked for a waiting writer
 //! (after `revoke_after` = H) is re-acquired and the rest written under the
-//! new one. Revocations are counted in the output.
+//! new one. Revocations are counted in the output. `GOVFS_BENCH_TRACE=1`
+//! prints each write's timeline (lease granted, IO done, flushed,
+//! released) to standard error.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -197,7 +199,10 @@ impl Ctx {
         bytes: u64,
     ) -> Result<u64, String> {
         let file = target.ino;
+        let trace = std::env::var_os("GOVFS_BENCH_TRACE").is_some();
+        let t0 = Instant::now();
         let mut lease = self.lease(session, file, region).await?;
+        let t_lease = t0.elapsed();
         let mut lost = 0;
         let mut done = 0;
         let mut handle = match self.io {
@@ -242,10 +247,18 @@ impl Ctx {
             }
             done += n;
         }
+        let t_io = t0.elapsed();
         if let Some(mut f) = handle {
             f.flush().await.map_err(|e| e.to_string())?;
         }
+        let t_flush = t0.elapsed();
         lease.release().await.map_err(|e| e.to_string())?;
+        if trace {
+            eprintln!(
+                "write {region} {bytes} B: lease {t_lease:?}, io done {t_io:?}, flushed {t_flush:?}, released {:?}",
+                t0.elapsed()
+            );
+        }
         Ok(lost)
     }
 }
@@ -280,7 +293,8 @@ pub async fn run(a: &LocksArgs) -> Result<(), String> {
     // The first lease waits out the new minister's quiet period.
     let warm = new_file(&mut fs, &mut ctx, "warm").await?;
     let mut s = ctx.session();
-    ctx.write(&mut s, &warm, Region::WHOLE, 0, 0).await?;
+    // ... and the first data written warms the data path (files, connections).
+    ctx.write(&mut s, &warm, Region::WHOLE, 0, SLICE).await?;
 
     let mut csv = String::from("part,experiment,lock,row_mb,writers,run,writer,ms,lost\n");
     let skip = |p: &str| a.skip.iter().any(|s| s == p);
