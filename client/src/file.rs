@@ -68,6 +68,8 @@ pub struct File {
     /// Async writes (`write_async`): in flight by id with their byte range,
     /// their outcomes, and the low watermark.
     inflight: BTreeMap<u64, (u64, u64)>,
+    /// The last async write id sent.
+    last_async: Option<u64>,
     /// Chunks a read found a corrupt replica of, to repair.
     bad: std::collections::BTreeSet<u64>,
     done: Vec<Completion>,
@@ -162,6 +164,7 @@ impl File {
             own_lease: true,
             written_end: 0,
             inflight: BTreeMap::new(),
+            last_async: None,
             bad: Default::default(),
             done: Vec::new(),
             done_tx,
@@ -372,16 +375,22 @@ impl File {
         let end = offset.saturating_add(data.len() as u64);
         // Overlapping writes in flight finish first (seed 002: never lose
         // either of two writes to one place).
+        if let Some(last) = self.last_async.filter(|last| id <= *last) {
+            return Err(self.io_error(format!("async write ids must grow: {id} after {last}")));
+        }
         self.wait_overlapping(offset, end).await;
-        self.watermark
-            .issue(id, 1)
-            .map_err(|e| self.io_error(format!("async write {id}: {e}")))?;
         let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, data.len() as u64)
             .map_err(|e| self.io_error(e))?
             .collect();
         let indexes: Vec<u64> = dedup(parts.iter().map(|p| p.chunk.index));
         self.place(&indexes).await?;
         self.grants_for(&indexes, false).await?;
+        // Counted only once it is sent: a write refused before (no lease,
+        // no grant) never holds the watermark back.
+        self.watermark
+            .issue(id, 1)
+            .map_err(|e| self.io_error(format!("async write {id}: {e}")))?;
+        self.last_async = Some(id);
         let grants: Vec<SignedGrant> = parts
             .iter()
             .map(|p| self.grants[&p.chunk.index].0.clone())
