@@ -469,8 +469,13 @@ impl File {
     }
 
     /// Reads up to `len` bytes at `offset` (fewer past the end of the file).
+    ///
+    /// Without a write lease the size is the one seen at open, asked again
+    /// only for a read that reaches past it (close-to-open consistency, as
+    /// NFS: a reader sees what writers closed before it opened, and growth
+    /// after).
     pub async fn read_at(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, FsError> {
-        if self.lease.is_none() {
+        if self.lease.is_none() && offset.saturating_add(len) > self.size() {
             self.refresh_size().await?;
         }
         let end = offset.saturating_add(len).min(self.size());
