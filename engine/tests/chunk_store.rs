@@ -254,11 +254,18 @@ fn a_group_of_unsynced_writes_stays_open_until_synced_and_reads_back() {
         // More dirty chunks than open files: none may be closed unsynced.
         let mut s = store(dir.path(), backend);
         for c in 0..8u64 {
-            s.write_unsynced(c, 1, 0, &pattern(c as u8, 3 * BLOCK)).unwrap();
+            s.write_unsynced(c, 1, 0, &pattern(c as u8, 3 * BLOCK))
+                .unwrap();
         }
         for c in 0..8u64 {
-            assert!(s.is_dirty(c), "chunk {c} stays open and dirty until its sync");
-            assert_eq!(s.read(c, 0, 3 * BLOCK).unwrap(), pattern(c as u8, 3 * BLOCK));
+            assert!(
+                s.is_dirty(c),
+                "chunk {c} stays open and dirty until its sync"
+            );
+            assert_eq!(
+                s.read(c, 0, 3 * BLOCK).unwrap(),
+                pattern(c as u8, 3 * BLOCK)
+            );
         }
         for c in 0..8u64 {
             s.sync(c).unwrap();
@@ -270,7 +277,10 @@ fn a_group_of_unsynced_writes_stays_open_until_synced_and_reads_back() {
         drop(s);
         let mut s = store(dir.path(), backend);
         for c in 0..8u64 {
-            assert_eq!(s.read(c, 0, 3 * BLOCK).unwrap(), pattern(c as u8, 3 * BLOCK));
+            assert_eq!(
+                s.read(c, 0, 3 * BLOCK).unwrap(),
+                pattern(c as u8, 3 * BLOCK)
+            );
         }
     }
 }

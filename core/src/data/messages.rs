@@ -77,7 +77,11 @@ pub enum ChunkRefusal {
     /// The chunk here is at an older version than the reader wants (a
     /// stale replica) or newer than the writer's grant.
     #[error("chunk {chunk:?} is at version {have}, the request is for {want}")]
-    Version { chunk: ChunkId, have: u64, want: u64 },
+    Version {
+        chunk: ChunkId,
+        have: u64,
+        want: u64,
+    },
     /// A block failed its checksum: this replica needs repair.
     #[error("chunk {chunk:?}: block {block} does not match its checksum")]
     Corrupt { chunk: ChunkId, block: u64 },
