@@ -645,43 +645,33 @@ impl File {
 
     /// Places the chunks `indexes` not known to be placed.
     async fn place(&mut self, indexes: &[u64]) -> Result<(), FsError> {
-        let missing: Vec<u64> = indexes
-            .iter()
-            .copied()
-            .filter(|i| !self.places.contains_key(i))
-            .collect();
-        for (first, count) in runs(&missing) {
-            let op = MetaOp::PlaceChunks {
-                ino: self.ino,
-                first,
-                count,
-                candidates: Vec::new(),
-            };
-            let path = self.path.clone();
-            match self.fs.call(self.ministry, op, &path).await? {
-                MetaReply::Chunks(list) => {
-                    for c in list {
-                        self.places.insert(c.index, c);
-                    }
-                }
-                other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
-            }
-        }
-        Ok(())
+        self.learn_chunks(indexes, true).await
     }
 
     /// Learns where the chunks `indexes` are (unplaced ones stay unknown).
     async fn locate_chunks(&mut self, indexes: &[u64]) -> Result<(), FsError> {
+        self.learn_chunks(indexes, false).await
+    }
+
+    /// Asks the ministry for the chunks `indexes` not known here yet:
+    /// placing them (`place`) or only where they are.
+    async fn learn_chunks(&mut self, indexes: &[u64], place: bool) -> Result<(), FsError> {
         let missing: Vec<u64> = indexes
             .iter()
             .copied()
             .filter(|i| !self.places.contains_key(i))
             .collect();
         for (first, count) in runs(&missing) {
-            let op = MetaOp::Chunks {
-                ino: self.ino,
-                first,
-                count,
+            let ino = self.ino;
+            let op = if place {
+                MetaOp::PlaceChunks {
+                    ino,
+                    first,
+                    count,
+                    candidates: Vec::new(),
+                }
+            } else {
+                MetaOp::Chunks { ino, first, count }
             };
             let path = self.path.clone();
             match self.fs.call(self.ministry, op, &path).await? {

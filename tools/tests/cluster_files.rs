@@ -15,7 +15,7 @@ use common::TestCluster;
 use govfs_client::{FileSystem, FsError, FsOptions, OpenMode};
 use govfs_core::ids::node_of;
 use govfs_core::lease::Region;
-use govfs_core::meta::{MetaOp, MetaReply};
+use govfs_core::meta::{ChunkPlace, Ino, MetaOp, MetaReply};
 
 const MIB: u64 = 1 << 20;
 
@@ -29,6 +29,21 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Where chunks `first..first + count` of `ino` are, as the ministry says.
+async fn chunks(
+    fs: &mut FileSystem,
+    ministry: u64,
+    ino: Ino,
+    first: u64,
+    count: u64,
+) -> Vec<ChunkPlace> {
+    let op = MetaOp::Chunks { ino, first, count };
+    match fs.call(ministry, op, "/data").await.expect("chunks") {
+        MetaReply::Chunks(list) => list,
+        other => panic!("a chunk list, not {other:?}"),
+    }
 }
 
 async fn fs(cluster: &TestCluster) -> FileSystem {
@@ -75,21 +90,7 @@ async fn files_are_written_read_and_survive_bad_replicas() {
     assert!(all == data, "what was written is read back");
     // The ministry placed three chunks, each on three distinct nodes.
     let (ministry, attr) = b.locate("/data", true).await.expect("locate");
-    let MetaReply::Chunks(places) = b
-        .call(
-            ministry,
-            MetaOp::Chunks {
-                ino: attr.ino,
-                first: 0,
-                count: 10,
-            },
-            "/data",
-        )
-        .await
-        .expect("chunks")
-    else {
-        panic!("a chunk list");
-    };
+    let places = chunks(&mut b, ministry, attr.ino, 0, 10).await;
     assert_eq!(places.len(), 3);
     for p in &places {
         let mut r = p.replicas.clone();
@@ -129,21 +130,7 @@ async fn files_are_written_read_and_survive_bad_replicas() {
         .expect("read around the bad replica");
     assert_eq!(got, data[(4 * MIB) as usize..(4 * MIB + 4096) as usize]);
     // The read repaired the bad copy from a good one, at a new version.
-    let MetaReply::Chunks(now) = b
-        .call(
-            ministry,
-            MetaOp::Chunks {
-                ino: attr.ino,
-                first: 1,
-                count: 1,
-            },
-            "/data",
-        )
-        .await
-        .expect("chunks")
-    else {
-        panic!("a chunk list");
-    };
+    let now = chunks(&mut b, ministry, attr.ino, 1, 1).await;
     assert!(
         now[0].version > places[1].version,
         "repaired at a new version"
@@ -224,21 +211,7 @@ async fn files_are_written_read_and_survive_bad_replicas() {
         .await
         .expect("read without the dead node");
     assert!(all == want, "nothing acknowledged was lost");
-    let MetaReply::Chunks(after) = c
-        .call(
-            ministry,
-            MetaOp::Chunks {
-                ino: attr.ino,
-                first: 0,
-                count: 10,
-            },
-            "/data",
-        )
-        .await
-        .expect("chunks")
-    else {
-        panic!("a chunk list");
-    };
+    let after = chunks(&mut c, ministry, attr.ino, 0, 10).await;
     for p in &after {
         assert!(
             !p.replicas.contains(&victim),
