@@ -411,7 +411,7 @@ async fn mpi_io_writes_through_the_mount() {
 async fn bench_fuse_against_the_native_client() {
     need_fuse!();
     const FILES: usize = 300;
-    const SIZE: usize = 64 * MIB;
+    const SIZE: usize = 256 * MIB;
     let cluster = cluster().await;
     let m = Mount::new(&cluster);
     let mut fs = FileSystem::new(cluster.client().await, FsOptions::default());
@@ -493,11 +493,13 @@ async fn bench_fuse_against_the_native_client() {
         fuse_creates / native_creates
     );
     println!(
-        "| sequential write MiB/s (64 MiB, 1 MiB writes) | {native_write:.0} | {fuse_write:.0} | {:.2} |",
+        "| sequential write MiB/s ({} MiB, 1 MiB writes) | {native_write:.0} | {fuse_write:.0} | {:.2} |",
+        SIZE / MIB,
         fuse_write / native_write
     );
     println!(
-        "| sequential read MiB/s (64 MiB, 1 MiB reads) | {native_read:.0} | {fuse_read:.0} | {:.2} |",
+        "| sequential read MiB/s ({} MiB, 1 MiB reads) | {native_read:.0} | {fuse_read:.0} | {:.2} |",
+        SIZE / MIB,
         fuse_read / native_read
     );
     m.end("fusermount3");
