@@ -252,6 +252,7 @@ impl File {
             let outcomes = join_all(writes).await;
             let mut again = Vec::new();
             let mut dead: BTreeMap<u64, Vec<NodeId>> = BTreeMap::new();
+            let mut stale = Vec::new();
             for (&k, answers) in todo.iter().zip(outcomes) {
                 let mut failed = false;
                 for (node, r) in answers {
@@ -261,6 +262,22 @@ impl File {
                             refusal: ChunkRefusal::Grant(why),
                             ..
                         }) if why.contains("expired") => failed = true,
+                        // Another handle moved the chunk to a new replica set
+                        // (a repair): learn it, and write there.
+                        Err(ClientError::Chunk {
+                            refusal: ChunkRefusal::Version { .. },
+                            ..
+                        }) => {
+                            stale.push(parts[k].chunk.index);
+                            failed = true;
+                        }
+                        Err(ClientError::Chunk {
+                            refusal: ChunkRefusal::Grant(why),
+                            ..
+                        }) if why.contains("version") => {
+                            stale.push(parts[k].chunk.index);
+                            failed = true;
+                        }
                         Err(e @ ClientError::Chunk { .. }) => return Err(e.into()),
                         Err(e) => {
                             tracing::warn!(path = %self.path, node, "replica unreachable: {e}");
@@ -277,7 +294,19 @@ impl File {
                 self.written_end = self.written_end.max(offset + data.len() as u64);
                 return Ok(());
             }
+            stale.sort_unstable();
+            stale.dedup();
+            if !stale.is_empty() {
+                for index in &stale {
+                    self.places.remove(index);
+                    self.grants.remove(index);
+                }
+                self.place(&stale).await?;
+            }
             for (index, mut drop) in dead {
+                if stale.contains(&index) {
+                    continue; // the new set may not hold the dead node
+                }
                 drop.sort_unstable();
                 drop.dedup();
                 self.rereplicate(index, &drop).await?;
@@ -301,24 +330,25 @@ impl File {
                     .ok_or_else(|| self.io_error(format!("chunk {index} is not placed")))?
             }
         };
-        let op = MetaOp::Replace {
-            ino: self.ino,
-            index,
-            drop: drop.to_vec(),
-            candidates: Vec::new(),
-        };
-        let path = self.path.clone();
-        let new = match self.fs.call(self.ministry, op, &path).await? {
-            MetaReply::Chunks(mut list) if list.len() == 1 => list.remove(0),
-            other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
-        };
+        // Everything that can fail before the ministry moves the chunk is
+        // done first: the lease must cover the whole chunk, and the
+        // survivors' copy (at most the chunk's size) is read.
+        let cs = u64::from(self.layout.chunk_size);
+        let covered = self.lease.as_ref().is_some_and(|l| {
+            let r = l.grant().granted.region;
+            r.start() <= index * cs && r.end() >= (index + 1) * cs
+        });
+        if !covered {
+            return Err(self.io_error(format!(
+                "chunk {index} needs a lease on all of it to be moved"
+            )));
+        }
         let chunk = ChunkRef {
             file: self.ino,
             index,
         }
         .id()
         .map_err(|e| self.io_error(e))?;
-        // The survivors' copy, as it is (at most the chunk's size).
         let sources: Vec<NodeId> = old
             .replicas
             .iter()
@@ -330,21 +360,28 @@ impl File {
             version: old.version,
             replicas: sources,
         };
-        let content = self
-            .read_replicas(&from, chunk, 0, u64::from(self.layout.chunk_size))
-            .await?;
+        let content = self.read_replicas(&from, chunk, 0, cs).await?;
+        let op = MetaOp::Replace {
+            ino: self.ino,
+            index,
+            drop: drop.to_vec(),
+            candidates: Vec::new(),
+        };
+        let path = self.path.clone();
+        let new = match self.fs.call(self.ministry, op, &path).await? {
+            MetaReply::Chunks(mut list) if list.len() == 1 => list.remove(0),
+            other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
+        };
         self.places.insert(index, new.clone());
         self.grants.remove(&index);
         if content.is_empty() {
             return Ok(());
         }
+        // From here until the copy lands, readers of the new version find
+        // no replica holding it and fail; a failed copy is retried by the
+        // next write or repair of the chunk.
         self.grants_for(&[index], true).await?;
         let (grant, _) = &self.grants[&index];
-        if grant.grant.range.0 != 0 || grant.grant.range.1 < content.len() as u64 {
-            return Err(self.io_error(format!(
-                "chunk {index} needs repair, and this handle's lease does not cover it"
-            )));
-        }
         let client = self.fs.session().client().clone();
         let id = self.next_write;
         self.next_write += 1;
