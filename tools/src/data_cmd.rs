@@ -1,10 +1,12 @@
 //! `govfs put`, `get` and `cat`: file data through the native client
-//! (`File`), with a progress bar for large files on a terminal.
+//! (`File`), with a progress bar for large files on a terminal; and
+//! `govfs rereplicate`, which moves a file's chunks off dead nodes.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
 use govfs_client::{FileSystem, FsError, OpenMode};
+use govfs_core::meta::{MetaOp, MetaReply, PLACE_MAX};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Bytes moved per call.
@@ -108,4 +110,44 @@ fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 fn fs_err(e: FsError) -> String {
     e.to_string()
+}
+
+/// Moves every chunk of `path` that has a replica on a node of `drop` off
+/// those nodes; prints what moved.
+pub async fn rereplicate(fs: &mut FileSystem, path: &str, drop: &[u64]) -> Result<(), String> {
+    let (ministry, attr) = fs.locate(path, true).await.map_err(fs_err)?;
+    let cs = u64::from(attr.layout.chunk_size);
+    let chunks = attr.size.div_ceil(cs);
+    let mut file = fs.open_file(path, OpenMode::Write).await.map_err(fs_err)?;
+    let mut moved = 0;
+    let mut first = 0;
+    while first < chunks {
+        let count = (chunks - first).min(PLACE_MAX);
+        let op = MetaOp::Chunks {
+            ino: attr.ino,
+            first,
+            count,
+        };
+        let list = match fs.call(ministry, op, path).await.map_err(fs_err)? {
+            MetaReply::Chunks(list) => list,
+            other => return Err(format!("{path}: unexpected answer {other:?}")),
+        };
+        for c in list {
+            let dead: Vec<u64> = c
+                .replicas
+                .iter()
+                .copied()
+                .filter(|n| drop.contains(n))
+                .collect();
+            if dead.is_empty() {
+                continue;
+            }
+            file.rereplicate(c.index, &dead).await.map_err(fs_err)?;
+            moved += 1;
+        }
+        first += count;
+    }
+    file.close().await.map_err(fs_err)?;
+    println!("{path}: {moved} of {chunks} chunks moved off {drop:?}");
+    Ok(())
 }

@@ -99,6 +99,16 @@ pub enum FsCmd {
         at: At,
         path: String,
     },
+    /// Move a file's chunks off dead or removed storage nodes, copying
+    /// each from a surviving replica (under a write lease on the file).
+    Rereplicate {
+        #[command(flatten)]
+        at: At,
+        path: String,
+        /// Storage nodes to leave (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', required = true)]
+        drop: Vec<u64>,
+    },
     /// Ministries and the parts of the namespace they hold.
     #[command(subcommand)]
     Ministry(MinistryCmd),
@@ -156,6 +166,7 @@ pub async fn run(cmd: FsCmd) -> i32 {
         | FsCmd::Put { at, .. }
         | FsCmd::Get { at, .. }
         | FsCmd::Cat { at, .. }
+        | FsCmd::Rereplicate { at, .. }
         | FsCmd::Ministry(MinistryCmd::Split { at, .. }) => at.clone(),
     };
     let client = match at.target.client().await {
@@ -236,6 +247,9 @@ pub async fn run(cmd: FsCmd) -> i32 {
             path, local, quiet, ..
         } => return report(crate::data_cmd::get(&mut fs, &path, &local, quiet).await),
         FsCmd::Cat { path, .. } => return report(crate::data_cmd::cat(&mut fs, &path).await),
+        FsCmd::Rereplicate { path, drop, .. } => {
+            return report(crate::data_cmd::rereplicate(&mut fs, &path, &drop).await)
+        }
     };
     match result {
         Ok(()) => 0,

@@ -255,6 +255,19 @@ async fn put_get_and_cat_through_the_cli() {
         std::fs::read(&out).expect("read local") == data,
         "get returns what put wrote"
     );
+    // A storage node dies: `govfs rereplicate` moves the file's chunks
+    // off it (copying from the survivors), and the file reads back whole.
+    let (minister, _) = cluster.ministry(1).await.expect("ministry 1");
+    let victim = (1..=3).find(|n| *n != node_of(minister)).expect("a clerk");
+    cluster.kill(victim);
+    let said = cluster.cli(&["rereplicate", "/in.bin", "--drop", &victim.to_string()]);
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.contains("3 of 3 chunks moved"), "{said}");
+    cluster.cli(&["get", "-q", "/in.bin", out.to_str().expect("utf-8")]);
+    assert!(
+        std::fs::read(&out).expect("read local") == data,
+        "the file is whole after re-replication"
+    );
     // put over an existing file replaces it.
     let small = dir.path().join("small.txt");
     std::fs::write(&small, b"hello, govfs\n").expect("write");
