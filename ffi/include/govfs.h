@@ -379,7 +379,9 @@ int64_t govfs_pread(uint64_t f, void *buf, size_t len, uint64_t offset);
  * pwrite(2): writes `len` bytes of `buf` at `offset`, durable on every
  * replica when it returns; returns `len` or a negated errno (`-EBADF` on
  * a file opened read only, `-EIO` for a write outside the lease's region
- * or when the lease is lost). Nothing is written partly on success.
+ * or when the handle's lease was lost and could not be taken again in
+ * time: a lost lease is taken again first, a write never goes out without
+ * one). Nothing is written partly on success.
  *
  * # Safety
  * `buf` is NULL or `len` readable bytes.

@@ -218,7 +218,9 @@ pub unsafe extern "C" fn govfs_pread(f: u64, buf: *mut c_void, len: usize, offse
 /// pwrite(2): writes `len` bytes of `buf` at `offset`, durable on every
 /// replica when it returns; returns `len` or a negated errno (`-EBADF` on
 /// a file opened read only, `-EIO` for a write outside the lease's region
-/// or when the lease is lost). Nothing is written partly on success.
+/// or when the handle's lease was lost and could not be taken again in
+/// time: a lost lease is taken again first, a write never goes out without
+/// one). Nothing is written partly on success.
 ///
 /// # Safety
 /// `buf` is NULL or `len` readable bytes.
