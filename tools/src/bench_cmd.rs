@@ -65,13 +65,22 @@ pub struct CommitArgs {
 }
 
 pub async fn run(cmd: BenchCmd) -> i32 {
-    let result = match cmd {
-        BenchCmd::Failover(a) => failover(&a).await,
-        BenchCmd::Commit(a) => commit(&a).await,
-        BenchCmd::Meta(a) => crate::bench_meta::run(&a).await,
-        BenchCmd::Chunks(a) => crate::bench_chunks::run(&a),
-        BenchCmd::Locks(a) => crate::bench_locks::run(&a).await,
-        BenchCmd::Data(a) => crate::bench_data::run(&a).await,
+    let bench = async {
+        match cmd {
+            BenchCmd::Failover(a) => failover(&a).await,
+            BenchCmd::Commit(a) => commit(&a).await,
+            BenchCmd::Meta(a) => crate::bench_meta::run(&a).await,
+            BenchCmd::Chunks(a) => crate::bench_chunks::run(&a),
+            BenchCmd::Locks(a) => crate::bench_locks::run(&a).await,
+            BenchCmd::Data(a) => crate::bench_data::run(&a).await,
+        }
+    };
+    // Interrupted, the bench's future is dropped, and with it the local
+    // cluster it started (`Running` stops and deletes it): no node
+    // processes are left behind.
+    let result = tokio::select! {
+        r = bench => r,
+        _ = interrupted() => Err("interrupted: the cluster it started is stopped".to_string()),
     };
     match result {
         Ok(()) => 0,
@@ -79,6 +88,24 @@ pub async fn run(cmd: BenchCmd) -> i32 {
             eprintln!("govfs bench: {e}");
             1
         }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        // No signal handling: never interrupted this way.
+        _ => std::future::pending().await,
     }
 }
 
