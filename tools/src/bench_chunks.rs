@@ -8,9 +8,10 @@
 //!
 //! The raw side writes one preallocated file with `DiskIo::write_at_and_sync`
 //! and reads it with `read_at`; the store writes chunks of 4 MiB. This is
-//! the disk half of issue 6's `govfs bench data` targets (at least 85 % of
-//! raw sequential bandwidth, 50 % of raw random-read IOPS); the network and
-//! replication half comes with the storage service.
+//! the disk half of issue 6's targets (at least 85 % of raw sequential
+//! bandwidth, 50 % of raw random-read IOPS); `govfs bench data`
+//! (`bench_data.rs`) measures the whole path, network and replicas
+//! included.
 
 use std::path::Path;
 use std::time::Instant;
