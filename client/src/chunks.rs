@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use govfs_core::data::{
@@ -16,6 +16,7 @@ use govfs_core::node::{ClientMsg, ServerMsg};
 use govfs_core::raft::NodeId;
 
 use crate::client::Client;
+use crate::conn::Body;
 use crate::error::ClientError;
 
 /// This client's Lamport clock.
@@ -94,7 +95,19 @@ impl Client {
             write,
             lamport: self.lamport_clock().send(),
         });
-        let calls = nodes.iter().map(|&node| self.chunk_call(node, &msg));
+        let body = match crate::client::encode(&msg) {
+            Ok(b) => b,
+            Err(e) => {
+                let why = e.to_string();
+                return nodes
+                    .iter()
+                    .map(|&n| (n, Err(ClientError::Encode(why.clone()))))
+                    .collect();
+            }
+        };
+        let calls = nodes
+            .iter()
+            .map(|&node| self.chunk_call_body(node, Arc::clone(&body)));
         let mut out = Vec::with_capacity(nodes.len());
         for (node, answer) in nodes.iter().zip(join_all(calls).await) {
             let r = match answer {
@@ -143,8 +156,14 @@ impl Client {
     }
 
     async fn chunk_call(&self, node: NodeId, msg: &ClientMsg) -> Result<ChunkReply, ClientError> {
+        self.chunk_call_body(node, crate::client::encode(msg)?)
+            .await
+    }
+
+    async fn chunk_call_body(&self, node: NodeId, body: Body) -> Result<ChunkReply, ClientError> {
         let addr = self.node_addr(node).ok_or(ClientError::UnknownNode(node))?;
-        match self.call(addr, msg).await? {
+        let timeout = self.options().request_timeout;
+        match self.call_body(addr, body, timeout).await? {
             ServerMsg::Chunk(ChunkReply::Refused(refusal)) => {
                 Err(ClientError::Chunk { node, refusal })
             }

@@ -16,7 +16,7 @@ use govfs_core::raft::{GroupId, NodeId};
 use govfs_net::{ClusterKey, Identity, Role, DEFAULT_MAX_BODY_LEN};
 use tokio::task::JoinSet;
 
-use crate::conn::{ConnSettings, NodeConns};
+use crate::conn::{Body, ConnSettings, NodeConns};
 use crate::error::ClientError;
 use crate::session::Session;
 
@@ -308,13 +308,17 @@ impl Client {
         msg: &ClientMsg,
         timeout: Duration,
     ) -> Result<ServerMsg, ClientError> {
-        let body = postcard::to_stdvec(msg).map_err(|e| ClientError::Encode(e.to_string()))?;
-        if body.len() > DEFAULT_MAX_BODY_LEN as usize {
-            return Err(ClientError::TooLarge {
-                len: body.len(),
-                max: DEFAULT_MAX_BODY_LEN,
-            });
-        }
+        let body = encode(msg)?;
+        self.call_body(addr, body, timeout).await
+    }
+
+    /// [`call`](Self::call) with a body [`encode`]d already.
+    pub(crate) async fn call_body(
+        &self,
+        addr: SocketAddr,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<ServerMsg, ClientError> {
         let request_id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
         let node = self.node_conns(addr);
         let frame = node
@@ -391,6 +395,18 @@ impl Client {
             leaders.remove(&ministry);
         }
     }
+}
+
+/// A message as a request body, refused here if no node would take it.
+pub(crate) fn encode(msg: &ClientMsg) -> Result<Body, ClientError> {
+    let body = postcard::to_stdvec(msg).map_err(|e| ClientError::Encode(e.to_string()))?;
+    if body.len() > DEFAULT_MAX_BODY_LEN as usize {
+        return Err(ClientError::TooLarge {
+            len: body.len(),
+            max: DEFAULT_MAX_BODY_LEN,
+        });
+    }
+    Ok(Arc::new(body))
 }
 
 pub(crate) fn unexpected(addr: SocketAddr, msg: ServerMsg) -> ClientError {

@@ -20,6 +20,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// An encoded request body. Shared, so one request sent to several nodes
+/// (a chunk write to its replicas) is encoded once; the connection copies
+/// it into its output as it frames it.
+pub(crate) type Body = Arc<Vec<u8>>;
+
 use govfs_net::{
     random_nonce, ClusterKey, ConnEvent, Connection, Frame, FrameKind, Identity, QueueError,
 };
@@ -70,7 +75,7 @@ struct SlotState {
 /// The caller's end of an established connection.
 #[derive(Clone)]
 struct Live {
-    tx: mpsc::Sender<(u64, Vec<u8>)>,
+    tx: mpsc::Sender<(u64, Body)>,
     shared: Arc<Shared>,
 }
 
@@ -123,7 +128,7 @@ impl NodeConns {
         &self,
         settings: &ConnSettings,
         request_id: u64,
-        body: Vec<u8>,
+        body: Body,
         timeout: Duration,
     ) -> Result<Frame, NetError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
@@ -139,7 +144,7 @@ impl NodeConns {
         slot: &Slot,
         settings: &ConnSettings,
         request_id: u64,
-        body: Vec<u8>,
+        body: Body,
     ) -> Result<Frame, NetError> {
         let _permit: OwnedSemaphorePermit = Arc::clone(&slot.in_flight)
             .acquire_owned()
@@ -288,7 +293,7 @@ async fn drive(
     rd: OwnedReadHalf,
     wr: OwnedWriteHalf,
     buf: Vec<u8>,
-    rx: mpsc::Receiver<(u64, Vec<u8>)>,
+    rx: mpsc::Receiver<(u64, Body)>,
     shared: Arc<Shared>,
 ) {
     let conn = Mutex::new(conn);
@@ -351,7 +356,7 @@ async fn read_loop(
 async fn write_loop(
     conn: &Mutex<Connection>,
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<(u64, Vec<u8>)>,
+    mut rx: mpsc::Receiver<(u64, Body)>,
 ) -> String {
     while let Some(first) = rx.recv().await {
         let mut out = Vec::new();
