@@ -395,22 +395,33 @@ impl ChunkStore {
             end.div_ceil(BLOCK as u64) as usize,
         );
         let n = (b1 - b0) * BLOCK;
-        let mut staged = vec![0u8; n];
         // Partial first and last blocks keep their other bytes: read them
-        // (verified) first.
+        // (verified) first. With them and the data every byte of the
+        // staged blocks is written, so the write buffer is filled in place.
         let head = (offset % BLOCK as u64) as usize;
-        if head != 0 {
-            self.read_block(chunk, b0, &mut staged[..BLOCK])?;
+        let (read_first, read_last) = (
+            head != 0,
+            !(end.is_multiple_of(BLOCK as u64) || (b1 - 1 == b0 && head != 0)),
+        );
+        let (mut first, mut last) = ([0u8; BLOCK], [0u8; BLOCK]);
+        if read_first {
+            self.read_block(chunk, b0, &mut first)?;
         }
-        if !(end.is_multiple_of(BLOCK as u64) || (b1 - 1 == b0 && head != 0)) {
-            self.read_block(chunk, b1 - 1, &mut staged[n - BLOCK..])?;
+        if read_last {
+            self.read_block(chunk, b1 - 1, &mut last)?;
+        }
+        let mut buf = self.buffer(n);
+        let staged = buf.prepare_read(n);
+        if read_first {
+            staged[..BLOCK].copy_from_slice(&first);
+        }
+        if read_last {
+            staged[n - BLOCK..].copy_from_slice(&last);
         }
         staged[head..head + data.len()].copy_from_slice(data);
 
-        let mut buf = self.buffer(n);
-        buf.fill_from(&staged);
         let o = self.open.get_mut(&chunk).expect("open");
-        for (k, block) in staged.chunks_exact(BLOCK).enumerate() {
+        for (k, block) in buf.as_slice().chunks_exact(BLOCK).enumerate() {
             o.table[b0 + k] = block_crc(b0 + k, block);
         }
         o.size = o.size.max(end);
