@@ -259,6 +259,12 @@ impl App for Namespace {
     /// replaced: placement is the ministry's). Free space is not in the map yet,
     /// so they weigh the same.
     fn prepare(&self, command: &[u8], map: &ClusterMap) -> Option<Vec<u8>> {
+        // Every proposal passes here: look at the op's tag (the first
+        // varint of the encoding) before decoding anything.
+        let (tag, _) = postcard::take_from_bytes::<u32>(command).ok()?;
+        if !placement_tags().contains(&tag) {
+            return None;
+        }
         let mut request = decode_exact::<MetaRequest>(command).ok()?;
         let (MetaOp::PlaceChunks { candidates, .. } | MetaOp::Replace { candidates, .. }) =
             &mut request.op
@@ -310,6 +316,36 @@ impl App for Namespace {
             })
             .collect()
     }
+}
+
+/// The encoded variant tags of the ops `prepare` fills in (from the
+/// encoding itself, so reordering `MetaOp` cannot break it).
+fn placement_tags() -> &'static [u32; 2] {
+    static TAGS: std::sync::OnceLock<[u32; 2]> = std::sync::OnceLock::new();
+    TAGS.get_or_init(|| {
+        let tag = |op: MetaOp| {
+            let mut out = Vec::new();
+            encode_into(&op, &mut out);
+            postcard::take_from_bytes::<u32>(&out)
+                .map(|(t, _)| t)
+                .expect("an encoded op starts with its tag")
+        };
+        let ino = Ino(0);
+        [
+            tag(MetaOp::PlaceChunks {
+                ino,
+                first: 0,
+                count: 0,
+                candidates: Vec::new(),
+            }),
+            tag(MetaOp::Replace {
+                ino,
+                index: 0,
+                drop: Vec::new(),
+                candidates: Vec::new(),
+            }),
+        ]
+    })
 }
 
 /// Encodes a request as the command [`App::apply`] takes.

@@ -50,6 +50,11 @@ impl Namespace {
         let inode = *self.file(ctx.creds, ino, W_OK)?;
         let layout = inode.layout();
         range_ok(first, count, layout.chunk_size)?;
+        let eligible = candidates
+            .iter()
+            .filter(|n| n.up && n.free_bytes > 0)
+            .count();
+        let copies = usize::from(layout.replicas).min(eligible);
         let mut placed = Vec::with_capacity(count as usize);
         let list = self.chunks.get(&ino).map(Vec::as_slice).unwrap_or(&[]);
         for index in first..first + count {
@@ -57,22 +62,18 @@ impl Namespace {
                 placed.push(list[i].clone());
                 continue;
             }
+            if copies == 0 {
+                return Err(Errno::ENOSPC);
+            }
             let chunk = ChunkRef { file: ino, index }
                 .id()
                 .map_err(|_| Errno::EFBIG)?;
-            let eligible = candidates
-                .iter()
-                .filter(|n| n.up && n.free_bytes > 0)
-                .count();
             let want = Want {
                 chunk,
-                replicas: usize::from(layout.replicas).min(eligible),
+                replicas: copies,
                 keep: &[],
                 exclude: &[],
             };
-            if want.replicas == 0 {
-                return Err(Errno::ENOSPC);
-            }
             let replicas = place(candidates, &want).map_err(|_| Errno::ENOSPC)?;
             placed.push(ChunkPlace {
                 index,
@@ -323,6 +324,43 @@ mod tests {
             run(&mut ns, 13, place_op(ROOT, 0, 1, nodes(3))),
             Err(Errno::EISDIR)
         );
+    }
+
+    #[test]
+    fn the_minister_fills_in_placement_candidates_and_nothing_else() {
+        use crate::ids::shard_id;
+        use crate::meta::app::encode_request;
+        use crate::node::App;
+        let ns = Namespace::new(ROOT, crate::meta::changes::ChangeFeed::new(64));
+        let mut map = crate::president::ClusterMap::new();
+        for s in [shard_id(1, 0), shard_id(2, 0), shard_id(2, 1)] {
+            map.shards.insert(s);
+        }
+        let req = |op| {
+            encode_request(&MetaRequest {
+                op,
+                creds: Credentials::root(),
+                now: 0,
+            })
+        };
+        let create = req(MetaOp::Mkdir {
+            parent: ROOT,
+            name: b"d".to_vec(),
+            mode: 0o755,
+        });
+        assert_eq!(
+            ns.prepare(&create, &map),
+            None,
+            "other ops pass as they are"
+        );
+        let place = req(place_op(Ino(5), 0, 1, nodes(9)));
+        let filled = ns.prepare(&place, &map).expect("filled in");
+        let request: MetaRequest = crate::codec::decode_exact(&filled).expect("decodes");
+        let MetaOp::PlaceChunks { candidates, .. } = request.op else {
+            panic!("still a placement");
+        };
+        let got: Vec<NodeId> = candidates.iter().map(|c| c.node).collect();
+        assert_eq!(got, vec![1, 2], "the map's nodes, whatever the client sent");
     }
 
     #[test]
