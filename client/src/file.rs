@@ -218,13 +218,7 @@ impl File {
         if data.is_empty() {
             return Ok(());
         }
-        self.wait_overlapping(offset, offset.saturating_add(data.len() as u64))
-            .await;
-        let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, data.len() as u64)
-            .map_err(|e| self.io_error(e))?
-            .collect();
-        let indexes: Vec<u64> = dedup(parts.iter().map(|p| p.chunk.index));
-        self.place(&indexes).await?;
+        let (parts, indexes) = self.placed_pieces(offset, data.len() as u64).await?;
         // Each round writes the pieces not yet on every replica. A grant
         // refused as expired (a clock step, a slow write) is fetched again;
         // a replica that cannot be reached is replaced by the ministry and
@@ -410,17 +404,10 @@ impl File {
     ) -> Result<(), FsError> {
         self.ensure_lease().await?;
         let end = offset.saturating_add(data.len() as u64);
-        // Overlapping writes in flight finish first (seed 002: never lose
-        // either of two writes to one place).
         if let Some(last) = self.last_async.filter(|last| id <= *last) {
             return Err(self.io_error(format!("async write ids must grow: {id} after {last}")));
         }
-        self.wait_overlapping(offset, end).await;
-        let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, data.len() as u64)
-            .map_err(|e| self.io_error(e))?
-            .collect();
-        let indexes: Vec<u64> = dedup(parts.iter().map(|p| p.chunk.index));
-        self.place(&indexes).await?;
+        let (parts, indexes) = self.placed_pieces(offset, data.len() as u64).await?;
         self.grants_for(&indexes, false).await?;
         // Counted only once it is sent: a write refused before (no lease,
         // no grant) never holds the watermark back.
@@ -448,6 +435,24 @@ impl File {
             let _ = tx.send(Completion { id, result });
         });
         Ok(())
+    }
+
+    /// The pieces of a write of `len` bytes at `offset` and their chunks,
+    /// placed, once no async write in flight overlaps it (seed 002: of two
+    /// writes to one place the later wins and neither is lost).
+    async fn placed_pieces(
+        &mut self,
+        offset: u64,
+        len: u64,
+    ) -> Result<(Vec<Piece>, Vec<u64>), FsError> {
+        self.wait_overlapping(offset, offset.saturating_add(len))
+            .await;
+        let parts: Vec<Piece> = pieces(self.ino, &self.layout, offset, len)
+            .map_err(|e| self.io_error(e))?
+            .collect();
+        let indexes = dedup(parts.iter().map(|p| p.chunk.index));
+        self.place(&indexes).await?;
+        Ok((parts, indexes))
     }
 
     /// Waits until no async write in flight overlaps `[offset, end)`.
