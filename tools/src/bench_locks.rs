@@ -174,6 +174,20 @@ impl Ctx {
         s
     }
 
+    /// One uncontended lease operation pair: a whole-file `mode` lease
+    /// on `file`, acquired and released.
+    async fn cycle(
+        &self,
+        session: &mut Session,
+        file: Ino,
+        mode: Mode,
+    ) -> Result<(), govfs_client::ClientError> {
+        let grant = session
+            .acquire_lease(self.ministry, file, Region::WHOLE, mode, &self.opts)
+            .await?;
+        session.release_lease(&grant).await
+    }
+
     async fn lease(
         &self,
         session: &mut Session,
@@ -359,12 +373,7 @@ async fn uncontended(
         let mut us = Vec::with_capacity(n);
         for (i, file) in files.into_iter().enumerate() {
             let t = Instant::now();
-            let grant = session
-                .acquire_lease(ctx.ministry, file, Region::WHOLE, Mode::Write, &ctx.opts)
-                .await
-                .map_err(|e| e.to_string())?;
-            session
-                .release_lease(&grant)
+            ctx.cycle(&mut session, file, Mode::Write)
                 .await
                 .map_err(|e| e.to_string())?;
             let took = t.elapsed().as_secs_f64() * 1e6;
@@ -638,14 +647,7 @@ async fn ops(
                 let (mut us, mut errors) = (Vec::new(), 0u64);
                 while Instant::now() < until {
                     let t = Instant::now();
-                    let r = match session
-                        .acquire_lease(ctx.ministry, file, Region::WHOLE, mode, &ctx.opts)
-                        .await
-                    {
-                        Ok(g) => session.release_lease(&g).await,
-                        Err(e) => Err(e),
-                    };
-                    match r {
+                    match ctx.cycle(&mut session, file, mode).await {
                         Ok(()) => us.push(t.elapsed().as_secs_f64() * 1e6),
                         Err(_) => errors += 1,
                     }
