@@ -11,25 +11,13 @@ mod common;
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use common::TestCluster;
+use common::{pattern, TestCluster};
 use govfs_client::{FileSystem, FsError, FsOptions, OpenMode};
 use govfs_core::ids::node_of;
 use govfs_core::lease::Region;
 use govfs_core::meta::{ChunkPlace, Ino, MetaOp, MetaReply};
 
 const MIB: u64 = 1 << 20;
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Where chunks `first..first + count` of `ino` are, as the ministry says.
 async fn chunks(

@@ -97,35 +97,20 @@ impl TestCluster {
     }
 
     pub fn govfs(&self, args: &[&str]) {
-        let out = Command::new(GOVFS)
-            .args(args)
-            .arg("--dir")
-            .arg(self.dir.path())
-            .output()
-            .expect("run govfs");
-        assert!(
-            out.status.success(),
-            "govfs {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = Command::new(GOVFS);
+        cmd.args(args).arg("--dir").arg(self.dir.path());
+        run_ok(cmd, args);
     }
 
     /// Runs a client command (`govfs put`, `ls`, ...) against the cluster;
     /// it must succeed. Returns its standard output.
     pub fn cli(&self, args: &[&str]) -> Vec<u8> {
         let addrs: Vec<String> = self.addrs.iter().map(|a| a.to_string()).collect();
-        let out = Command::new(GOVFS)
-            .args(args)
+        let mut cmd = Command::new(GOVFS);
+        cmd.args(args)
             .env("GOVFS_CLUSTER", addrs.join(","))
-            .env("GOVFS_KEY_FILE", self.path().join("cluster.key"))
-            .output()
-            .expect("run govfs");
-        assert!(
-            out.status.success(),
-            "govfs {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+            .env("GOVFS_KEY_FILE", self.path().join("cluster.key"));
+        run_ok(cmd, args)
     }
 
     pub fn kill(&self, node: NodeId) {
@@ -243,6 +228,30 @@ impl Drop for TestCluster {
             .arg(self.dir.path())
             .output();
     }
+}
+
+/// Runs `cmd` (govfs with `args`), which must succeed; its standard output.
+fn run_ok(mut cmd: Command, args: &[&str]) -> Vec<u8> {
+    let out = cmd.output().expect("run govfs");
+    assert!(
+        out.status.success(),
+        "govfs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Bytes from a xorshift generator: a test's data, different per seed.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 /// Established TCP connections this test process holds to `addr` (read
