@@ -246,9 +246,14 @@ impl FileSystem {
         &self.session
     }
 
+    /// The client this handle calls through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// This handle's reads wait for `index` of `ministry` (what another
     /// handle saw).
-    pub(crate) fn saw(&mut self, ministry: GroupId, index: u64) {
+    pub fn saw(&mut self, ministry: GroupId, index: u64) {
         self.session.saw_index(ministry, index);
     }
 

@@ -12,6 +12,7 @@
 //! * `chunks`: the chunk store against the raw disk (`bench_chunks.rs`).
 //! * `locks`: ranged write leases, the thesis's table (`bench_locks.rs`).
 //! * `data`: the data plane against the raw disk (`bench_data.rs`).
+//! * `thesis`: the thesis's evaluation, plotted and reported (`bench_thesis.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ pub enum BenchCmd {
     Data(crate::bench_data::DataArgs),
     /// Ranged write leases: the thesis's section 5.2 table, lease latency and rate.
     Locks(crate::bench_locks::LocksArgs),
+    /// The thesis's five experiments (section 5): CSV, figures and docs/evaluation.md.
+    Thesis(crate::bench_thesis::ThesisArgs),
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +76,7 @@ pub async fn run(cmd: BenchCmd) -> i32 {
             BenchCmd::Chunks(a) => crate::bench_chunks::run(&a),
             BenchCmd::Locks(a) => crate::bench_locks::run(&a).await,
             BenchCmd::Data(a) => crate::bench_data::run(&a).await,
+            BenchCmd::Thesis(a) => crate::bench_thesis::run(&a).await,
         }
     };
     // Interrupted, the bench's future is dropped, and with it the local

@@ -37,10 +37,11 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use govfs_client::{
     Client, ClientOptions, FileSystem, FsError, FsOptions, LeaseOptions, OpenMode, RegionLease,
     Session,
@@ -55,6 +56,8 @@ use tokio::time::Instant;
 use crate::bench_cmd::{percentile, Running};
 use crate::cluster_cmd::{self, UpArgs};
 use crate::config::AppKind;
+pub(crate) use crate::thesis_data::Io;
+use crate::thesis_data::{LockExperiment as Experiment, LockKind as Lock};
 
 const ROWS: u64 = 10;
 const MB: f64 = 1_000_000.0;
@@ -104,49 +107,9 @@ pub struct LocksArgs {
     csv: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Io {
-    /// No IO: the leases alone.
-    None,
-    /// Real data through the data plane, under the writer's lease.
-    Real,
-    /// Sleep while holding the lease, at `--io-mbps` (as the thesis did).
-    Simulated,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Lock {
-    ByRow,
-    Whole,
-}
-
-impl Lock {
-    fn name(self) -> &'static str {
-        match self {
-            Lock::ByRow => "by row",
-            Lock::Whole => "whole file",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Experiment {
-    OneRow,
-    AllRows,
-}
-
-impl Experiment {
-    fn name(self) -> &'static str {
-        match self {
-            Experiment::OneRow => "one row",
-            Experiment::AllRows => "all rows",
-        }
-    }
-}
-
 /// What every task needs to take leases.
 #[derive(Clone)]
-struct Ctx {
+pub(crate) struct Ctx {
     client: Client,
     ministry: GroupId,
     /// The index at which the bench files exist.
@@ -292,23 +255,7 @@ pub async fn run(a: &LocksArgs) -> Result<(), String> {
     let options = ClientOptions::with_timeout(Duration::from_secs(2)).max_in_flight(clients * 4);
     let client = cluster.0.client_with(options).await?;
     let mut fs = FileSystem::new(client.clone(), FsOptions::default());
-    fs.mkdir(DIR, 0o755).await.map_err(|e| e.to_string())?;
-    let (ministry, _) = fs.locate(DIR, true).await.map_err(|e| e.to_string())?;
-    let mut ctx = Ctx {
-        client,
-        ministry,
-        seen: 0,
-        opts: LeaseOptions::default(),
-        io: a.io,
-        io_mbps: a.io_mbps,
-        data: Arc::new(vec![0xA5; SLICE as usize]),
-        replicas: a.replicas,
-    };
-    // The first lease waits out the new minister's quiet period.
-    let warm = new_file(&mut fs, &mut ctx, "warm").await?;
-    let mut s = ctx.session();
-    // ... and the first data written warms the data path (files, connections).
-    ctx.write(&mut s, &warm, Region::WHOLE, 0, SLICE).await?;
+    let mut ctx = Ctx::prepare(&mut fs, a.io, a.io_mbps, a.replicas).await?;
 
     let mut csv = String::from("part,experiment,lock,row_mb,writers,run,writer,ms,lost\n");
     let skip = |p: &str| a.skip.iter().any(|s| s == p);
@@ -326,6 +273,41 @@ pub async fn run(a: &LocksArgs) -> Result<(), String> {
         eprintln!("bench locks: wrote {}", path.display());
     }
     Ok(())
+}
+
+impl Ctx {
+    /// The same, with writers doing `io`.
+    pub(crate) fn with_io(&self, io: Io) -> Ctx {
+        Ctx { io, ..self.clone() }
+    }
+
+    /// Makes the bench directory (in the ministry of "/") and warms the
+    /// lease and data paths with one write.
+    pub(crate) async fn prepare(
+        fs: &mut FileSystem,
+        io: Io,
+        io_mbps: f64,
+        replicas: u8,
+    ) -> Result<Ctx, String> {
+        fs.mkdir(DIR, 0o755).await.map_err(|e| e.to_string())?;
+        let (ministry, _) = fs.locate(DIR, true).await.map_err(|e| e.to_string())?;
+        let mut ctx = Ctx {
+            client: fs.client().clone(),
+            ministry,
+            seen: 0,
+            opts: LeaseOptions::default(),
+            io,
+            io_mbps,
+            data: Arc::new(vec![0xA5; SLICE as usize]),
+            replicas,
+        };
+        // The first lease waits out the new minister's quiet period.
+        let warm = new_file(fs, &mut ctx, "warm").await?;
+        let mut s = ctx.session();
+        // ... and the first data written warms the data path (files, connections).
+        ctx.write(&mut s, &warm, Region::WHOLE, 0, SLICE).await?;
+        Ok(ctx)
+    }
 }
 
 async fn new_file(fs: &mut FileSystem, ctx: &mut Ctx, name: &str) -> Result<Target, String> {
@@ -390,8 +372,9 @@ async fn uncontended(
     Ok(())
 }
 
-/// One cell's runs: every writer's time in ms, and the leases lost.
-async fn cell(
+/// One run of one cell on a new file: each writer's time in ms and the
+/// leases it lost.
+pub(crate) async fn cell(
     ctx: &Ctx,
     fs: &mut FileSystem,
     exp: Experiment,
@@ -399,18 +382,15 @@ async fn cell(
     row_mb: f64,
     writers: usize,
     run: usize,
-) -> Result<(Vec<f64>, u64), String> {
+) -> Result<Vec<(f64, u64)>, String> {
+    // Names stay unique when two sweeps meet at the same point.
+    static CELLS: AtomicU64 = AtomicU64::new(0);
     let row = (row_mb * MB).round().max(1.0) as u64;
     let name = format!(
-        "{}-{}-{row}-{writers}-{run}",
-        match exp {
-            Experiment::OneRow => "one",
-            Experiment::AllRows => "all",
-        },
-        match lock {
-            Lock::ByRow => "row",
-            Lock::Whole => "whole",
-        }
+        "{}-{}-{row}-{writers}-{run}-{}",
+        exp.name(),
+        lock.name(),
+        CELLS.fetch_add(1, Ordering::Relaxed)
     );
     let mut ctx = ctx.clone();
     let file = new_file(fs, &mut ctx, &name).await?;
@@ -439,7 +419,7 @@ async fn cell(
                     ctx.write(&mut session, &file, rows(r, 1), r * row, row)
                         .await?
                 }
-                (Experiment::OneRow, Lock::Whole) => {
+                (Experiment::OneRow, Lock::WholeFile) => {
                     let r = w as u64 % ROWS;
                     ctx.write(&mut session, &file, Region::WHOLE, r * row, row)
                         .await?
@@ -453,7 +433,7 @@ async fn cell(
                     }
                     lost
                 }
-                (Experiment::AllRows, Lock::Whole) => {
+                (Experiment::AllRows, Lock::WholeFile) => {
                     ctx.write(&mut session, &file, Region::WHOLE, 0, ROWS * row)
                         .await?
                 }
@@ -461,14 +441,11 @@ async fn cell(
             Ok::<_, String>((start.elapsed().as_secs_f64() * 1e3, lost))
         });
     }
-    let mut ms = Vec::with_capacity(writers);
-    let mut lost = 0;
+    let mut out = Vec::with_capacity(writers);
     while let Some(r) = set.join_next().await {
-        let (t, l) = r.map_err(|e| e.to_string())??;
-        ms.push(t);
-        lost += l;
+        out.push(r.map_err(|e| e.to_string())??);
     }
-    Ok((ms, lost))
+    Ok(out)
 }
 
 struct Cell {
@@ -490,18 +467,20 @@ async fn sweep_cell(
     let mut all = Vec::new();
     let mut lost = 0;
     for run in 0..a.repeats.max(1) {
-        let (ms, l) = cell(ctx, fs, exp, lock, row_mb, writers, run).await?;
-        for (w, t) in ms.iter().enumerate() {
+        for (w, (t, l)) in cell(ctx, fs, exp, lock, row_mb, writers, run)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
             let _ = writeln!(
                 csv,
-                "table,{},{},{row_mb},{writers},{run},{w},{t},{}",
+                "table,{},{},{row_mb},{writers},{run},{w},{t},{l}",
                 exp.name(),
                 lock.name(),
-                if w == 0 { l } else { 0 }
             );
+            all.push(t);
+            lost += l;
         }
-        all.extend(ms);
-        lost += l;
     }
     let (mean_ms, _, _) = summary(&mut all);
     Ok(Cell { mean_ms, lost })
@@ -561,8 +540,8 @@ async fn table(
         println!("{head}");
         for exp in [Experiment::OneRow, Experiment::AllRows] {
             let mut by = Vec::new();
-            for lock in [Lock::ByRow, Lock::Whole] {
-                let mut line = format!("{:<24}", format!("{}, {}", exp.name(), lock.name()));
+            for lock in [Lock::ByRow, Lock::WholeFile] {
+                let mut line = format!("{:<24}", format!("{}, {}", exp.label(), lock.label()));
                 let mut lost_line = String::new();
                 let mut row = Vec::new();
                 for &(mb, w) in &points {

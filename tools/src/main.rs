@@ -5,6 +5,7 @@ mod bench_cmd;
 mod bench_data;
 mod bench_locks;
 mod bench_meta;
+mod bench_thesis;
 mod cluster_cmd;
 mod config;
 mod data_cmd;
@@ -19,6 +20,9 @@ mod node_cmd;
 mod sim_cmd;
 mod status_cmd;
 mod target;
+mod thesis_data;
+mod thesis_plot;
+mod thesis_report;
 
 use clap::{Parser, Subcommand};
 
