@@ -95,7 +95,36 @@ impl Client {
             write,
             lamport: self.lamport_clock().send(),
         });
-        let body = match crate::client::encode(&msg) {
+        self.change_each(&msg, nodes).await
+    }
+
+    /// Cuts the grant's chunk to its first `keep` bytes on each of `nodes`
+    /// (replicas of the grant): past them it reads as zeros. With each
+    /// one's outcome, like [`write_chunk_each`](Self::write_chunk_each).
+    pub async fn truncate_chunk_each(
+        &self,
+        grant: &SignedGrant,
+        nodes: &[NodeId],
+        keep: u64,
+        write: WriteId,
+    ) -> Vec<(NodeId, Result<ReplicaAck, ClientError>)> {
+        let msg = ClientMsg::Chunk(ChunkRequest::Truncate {
+            grant: grant.clone(),
+            keep,
+            write,
+            lamport: self.lamport_clock().send(),
+        });
+        self.change_each(&msg, nodes).await
+    }
+
+    /// Sends one chunk change to every node of `nodes` at once (encoded
+    /// once) and collects their acknowledgements.
+    async fn change_each(
+        &self,
+        msg: &ClientMsg,
+        nodes: &[NodeId],
+    ) -> Vec<(NodeId, Result<ReplicaAck, ClientError>)> {
+        let body = match crate::client::encode(msg) {
             Ok(b) => b,
             Err(e) => {
                 let why = e.to_string();

@@ -177,6 +177,11 @@ impl File {
         self.ino
     }
 
+    /// The highest log index of the file's ministry this handle has seen.
+    pub fn seen(&self) -> u64 {
+        self.fs.session().seen(self.ministry)
+    }
+
     /// The write lease writes go under (none: read only).
     pub fn lease(&self) -> Option<&RegionLease> {
         self.lease.as_ref()
@@ -593,6 +598,140 @@ impl File {
         }
         self.written_end = 0;
         Ok(())
+    }
+
+    /// truncate(2) through this handle: the file becomes `size` bytes.
+    /// Shrinking, the data past `size` is cut on every replica first (it
+    /// reads as zeros if the file grows again, never as the old bytes),
+    /// then the ministry records the size. Needs the handle's write lease
+    /// to cover everything from `size` on. A replica that cannot be reached
+    /// is replaced, when the lease covers its whole chunk, and the cut sent
+    /// again. On an error the size is unchanged, though the data past
+    /// `size` may already be cut on some replicas: a truncate that did not
+    /// finish may leave zeros where it was to cut, never old bytes past a
+    /// finished one.
+    pub async fn truncate(&mut self, size: u64) -> Result<Attr, FsError> {
+        self.ensure_lease().await?;
+        let covers = self.lease.as_ref().is_some_and(|l| {
+            let r = l.grant().granted.region;
+            r.start() <= size && r.end() == u64::MAX
+        });
+        if !covers {
+            return Err(self.io_error(format!(
+                "a truncate to {size} bytes needs a write lease from byte {size} to the end"
+            )));
+        }
+        // Writes so far are reported first: a later report would grow the
+        // file again.
+        self.flush().await?;
+        self.refresh_size().await?;
+        if size < self.size {
+            self.cut(size, self.size).await?;
+        }
+        let op = MetaOp::Setattr {
+            ino: self.ino,
+            set: govfs_core::meta::SetAttr {
+                size: Some(size),
+                ..Default::default()
+            },
+        };
+        let path = self.path.clone();
+        match self.fs.call(self.ministry, op, &path).await? {
+            MetaReply::Attr(a) => {
+                self.size = a.size;
+                Ok(a)
+            }
+            other => Err(self.io_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Cuts every placed chunk holding bytes of `[size, old)` to what lies
+    /// below `size`, on all its replicas.
+    async fn cut(&mut self, size: u64, old: u64) -> Result<(), FsError> {
+        let cs = u64::from(self.layout.chunk_size);
+        let (first, last) = (size / cs, (old - 1) / cs);
+        let mut placed = Vec::new();
+        let mut from = first;
+        while from <= last {
+            let count = (last - from + 1).min(PLACE_MAX);
+            let op = MetaOp::Chunks {
+                ino: self.ino,
+                first: from,
+                count,
+            };
+            let path = self.path.clone();
+            match self.fs.call(self.ministry, op, &path).await? {
+                MetaReply::Chunks(list) => {
+                    for c in list {
+                        placed.push(c.index);
+                        self.places.insert(c.index, c);
+                    }
+                }
+                other => return Err(self.io_error(format!("unexpected answer {other:?}"))),
+            }
+            from += count;
+        }
+        // A round cuts every chunk not yet cut everywhere; a replica that
+        // is down is replaced (the new one gets the survivors' cut data)
+        // and the chunk cut again.
+        let mut todo = placed;
+        for round in 0..MAX_WRITE_ROUNDS {
+            for batch in todo.clone().chunks(MAX_GRANTS) {
+                self.grants_for(batch, round > 0).await?;
+            }
+            let client = self.fs.session().client().clone();
+            let id = self.next_write;
+            self.next_write += todo.len() as u64;
+            let cuts = todo.iter().enumerate().map(|(k, index)| {
+                let (grant, _) = &self.grants[index];
+                let keep = size.saturating_sub(index * cs);
+                client.truncate_chunk_each(grant, &grant.grant.replicas, keep, id + k as u64)
+            });
+            let outcomes = join_all(cuts).await;
+            let mut again = Vec::new();
+            let mut dead: BTreeMap<u64, Vec<NodeId>> = BTreeMap::new();
+            for (&index, answers) in todo.iter().zip(outcomes) {
+                let mut failed = false;
+                for (node, r) in answers {
+                    match r {
+                        Ok(_) => {}
+                        Err(ClientError::Chunk {
+                            refusal: ChunkRefusal::Grant(why),
+                            ..
+                        }) if why.contains("expired") || why.contains("version") => {
+                            failed = true;
+                        }
+                        Err(ClientError::Chunk {
+                            refusal: ChunkRefusal::Version { .. },
+                            ..
+                        }) => failed = true,
+                        Err(e @ ClientError::Chunk { .. }) => return Err(e.into()),
+                        Err(e) => {
+                            tracing::warn!(path = %self.path, node, "replica unreachable: {e}");
+                            dead.entry(index).or_default().push(node);
+                            failed = true;
+                        }
+                    }
+                }
+                if failed {
+                    // Learn the chunk's replica set again before the next round.
+                    self.places.remove(&index);
+                    self.grants.remove(&index);
+                    again.push(index);
+                }
+            }
+            if again.is_empty() {
+                return Ok(());
+            }
+            self.locate_chunks(&again).await?;
+            for (index, mut drop) in dead {
+                drop.sort_unstable();
+                drop.dedup();
+                self.rereplicate(index, &drop).await?;
+            }
+            todo = again;
+        }
+        Err(self.io_error("the truncate did not reach every replica"))
     }
 
     /// Flushes and releases the write lease.

@@ -623,8 +623,46 @@ impl FileSystem {
     }
 
     /// chmod, chown, truncate and utimens in one: the inode afterwards.
+    /// Changes attributes. A size below a file's size cuts its data
+    /// first ([`File::truncate`](crate::File::truncate), under a write lease
+    /// from the cut chunk to the end), so that the bytes past the new size
+    /// never come back if the file grows again.
     pub async fn setattr(&mut self, path: &str, set: SetAttr) -> Result<Attr, FsError> {
         let (ministry, attr) = self.locate(path, true).await?;
+        let shrinks =
+            matches!(set.size, Some(size) if attr.kind == FileType::File && size < attr.size);
+        if let (true, Some(size)) = (shrinks, set.size) {
+            // Leases do not check permissions: nothing is cut for a
+            // caller who may not write the file.
+            let access = MetaOp::Access {
+                ino: attr.ino,
+                mask: 2,
+            };
+            self.done_reply(ministry, access, path).await?;
+            let cs = u64::from(attr.layout.chunk_size.max(1));
+            let region = Region::new(size / cs * cs, u64::MAX).unwrap_or(Region::WHOLE);
+            let mut file = self.open_file_region(path, region).await?;
+            let cut = file.truncate(size).await;
+            // This handle must see what the file's handle did.
+            self.saw(ministry, file.seen());
+            let closed = file.close().await;
+            let cut = cut?;
+            closed?;
+            let rest = SetAttr { size: None, ..set };
+            if rest == SetAttr::default() {
+                return Ok(cut);
+            }
+            return self
+                .attr_reply(
+                    ministry,
+                    MetaOp::Setattr {
+                        ino: attr.ino,
+                        set: rest,
+                    },
+                    path,
+                )
+                .await;
+        }
         self.attr_reply(ministry, MetaOp::Setattr { ino: attr.ino, set }, path)
             .await
     }

@@ -2,7 +2,8 @@
 //! O_DIRECT where the kernel allows it, and the blocking fallback): writes
 //! at any offset read back, survive reopening, holes read as zeros, damage
 //! on disk is reported by block and never returned, stale versions and
-//! out-of-range writes are refused, and random writes agree with a model.
+//! out-of-range writes are refused, a cut chunk reads zeros past the cut,
+//! and random writes and cuts agree with a model.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -285,24 +286,129 @@ fn a_group_of_unsynced_writes_stays_open_until_synced_and_reads_back() {
     }
 }
 
+#[test]
+fn a_cut_chunk_reads_zeros_past_the_cut_also_once_it_grows_again() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), backend);
+        let a = pattern(5, 6 * BLOCK);
+        s.write(9, 2, 0, &a).unwrap();
+        // Mid-block: the block holding the cut keeps its head.
+        let keep = 2 * BLOCK as u64 + 100;
+        s.truncate_unsynced(9, 2, keep).unwrap();
+        s.sync(9).unwrap();
+        assert_eq!(s.read(9, 0, CHUNK).unwrap(), a[..keep as usize]);
+        // Grown again past the old end: the cut bytes read as zeros.
+        let b = pattern(6, 10);
+        s.write(9, 2, 7 * BLOCK as u64, &b).unwrap();
+        let mut model = a[..keep as usize].to_vec();
+        model.resize(7 * BLOCK, 0);
+        model.extend_from_slice(&b);
+        assert_eq!(s.read(9, 0, CHUNK).unwrap(), model);
+        drop(s);
+        let mut s = store(dir.path(), backend);
+        assert_eq!(s.read(9, 0, CHUNK).unwrap(), model, "after reopening");
+        assert!(s.scrub(9).unwrap().is_empty());
+        // To nothing; on a block boundary.
+        s.truncate_unsynced(9, 2, 0).unwrap();
+        s.sync(9).unwrap();
+        assert!(s.read(9, 0, CHUNK).unwrap().is_empty());
+        s.write(9, 2, BLOCK as u64, &b).unwrap();
+        let mut model = vec![0u8; BLOCK];
+        model.extend_from_slice(&b);
+        assert_eq!(s.read(9, 0, CHUNK).unwrap(), model);
+        // Nothing to cut where there is no chunk; an older replica set and
+        // a cut past the chunk are refused.
+        s.truncate_unsynced(10, 1, 0).unwrap();
+        assert_eq!(s.stat(10).unwrap(), None);
+        assert!(matches!(
+            s.truncate_unsynced(9, 1, 0),
+            Err(ChunkError::StaleVersion { .. })
+        ));
+        assert!(matches!(
+            s.truncate_unsynced(9, 2, CHUNK as u64 + 1),
+            Err(ChunkError::OutOfRange { .. })
+        ));
+        assert_eq!(
+            s.read(9, 0, CHUNK).unwrap(),
+            model,
+            "refusals change nothing"
+        );
+    }
+}
+
+/// Whether the file system under `dir` frees the space of punched holes.
+fn punches_holes(dir: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("probe");
+    let f = std::fs::File::create(&path).unwrap();
+    f.write_all_at(&[1u8; 1 << 16], 0).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: fallocate on a file this test owns.
+    let r = unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            1 << 16,
+        )
+    };
+    let _ = std::fs::remove_file(&path);
+    r == 0
+}
+
+#[test]
+fn a_cut_gives_the_space_back() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    if !punches_holes(dir.path()) {
+        eprintln!(
+            "SKIPPED: the file system under {} cannot punch holes",
+            dir.path().display()
+        );
+        return;
+    }
+    let mut s = store(dir.path(), BackendChoice::Auto);
+    s.write(3, 1, 0, &pattern(9, CHUNK)).unwrap();
+    let blocks = |s: &ChunkStore| std::fs::metadata(s.path_of(3)).unwrap().blocks();
+    let full = blocks(&s);
+    s.truncate_unsynced(3, 1, BLOCK as u64).unwrap();
+    // Nothing is freed before the cleared checksums are durable.
+    assert_eq!(blocks(&s), full);
+    s.sync(3).unwrap();
+    let cut = blocks(&s);
+    assert!(
+        cut * 4 < full,
+        "{full} blocks of 512 bytes before the cut, {cut} after"
+    );
+    assert_eq!(s.read(3, 0, CHUNK).unwrap(), pattern(9, BLOCK));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
-    fn random_writes_agree_with_a_model(
-        writes in prop::collection::vec((0usize..CHUNK, 1usize..(3 * BLOCK), any::<u8>()), 1..20),
+    fn random_writes_and_cuts_agree_with_a_model(
+        writes in prop::collection::vec((0u8..5, 0usize..CHUNK, 1usize..(3 * BLOCK), any::<u8>()), 1..20),
         reopen_at in 0usize..20,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(dir.path(), BackendChoice::Auto);
         let mut model: Vec<u8> = Vec::new();
-        for (k, (offset, len, seed)) in writes.into_iter().enumerate() {
-            let len = len.min(CHUNK - offset);
-            let data = pattern(seed, len);
-            s.write(1, 0, offset as u64, &data).unwrap();
-            if model.len() < offset + len {
-                model.resize(offset + len, 0);
+        for (k, (kind, offset, len, seed)) in writes.into_iter().enumerate() {
+            if kind == 0 {
+                // One op in five is a cut.
+                s.truncate_unsynced(1, 0, offset as u64).unwrap();
+                s.sync(1).unwrap();
+                model.truncate(offset);
+            } else {
+                let len = len.min(CHUNK - offset);
+                let data = pattern(seed, len);
+                s.write(1, 0, offset as u64, &data).unwrap();
+                if model.len() < offset + len {
+                    model.resize(offset + len, 0);
+                }
+                model[offset..offset + len].copy_from_slice(&data);
             }
-            model[offset..offset + len].copy_from_slice(&data);
             if k == reopen_at {
                 drop(s);
                 s = store(dir.path(), BackendChoice::Auto);

@@ -66,6 +66,16 @@ pub struct InodeState {
     locks: Vec<HeldLock<RegionLease>>,
 }
 
+impl InodeState {
+    /// Gives back the whole-file write lease (a truncate takes its own:
+    /// holding this one would make it wait for a revocation).
+    pub async fn release_data_lease(&mut self) {
+        if let Some(l) = self.data_lease.take() {
+            release_all([l]).await;
+        }
+    }
+}
+
 impl OpenInode {
     /// The size writes reached that the ministry has not been told yet.
     pub fn pending_size(&self) -> u64 {

@@ -192,11 +192,13 @@ impl Inner {
         let fs = self.fs(uid, gid);
         let attr = match (set.size, open) {
             // A truncate of an open file: what was written is reported
-            // first (a later report would grow it again), and the file's
+            // first (a later report would grow it again), its whole-file lease
+            // given back (the truncate takes its own), and the file's
             // cached size is dropped.
             (Some(_), Some(oi)) => {
                 let mut st = oi.state.lock().await;
                 oi.report(&fs, &path).await?;
+                st.release_data_lease().await;
                 let attr = fs.lock().await.setattr(&path, set).await;
                 st.file = None;
                 attr

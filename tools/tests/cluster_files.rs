@@ -322,3 +322,98 @@ async fn async_writes_complete_with_lamport_acks_and_a_low_watermark() {
         );
     }
 }
+
+/// Every byte of `path` as another client reads it.
+async fn read_all(cluster: &TestCluster, path: &str) -> Vec<u8> {
+    let mut c = fs(cluster).await;
+    let size = c.stat(path).await.expect("stat").size;
+    let mut f = c.open_file(path, OpenMode::Read).await.expect("open");
+    f.read_at(0, size + 4096).await.expect("read")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_file_grown_again_reads_zeros_not_its_old_bytes() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let mut a = fs(&cluster).await;
+    a.create("/t", 0o644, true).await.expect("create");
+    // Three chunks: 0 and 1 full, 2 with 1 MiB.
+    let data = pattern((9 * MIB) as usize, 11);
+    let mut f = a.open_file("/t", OpenMode::Write).await.expect("open");
+    f.write_at(0, &data).await.expect("write");
+    f.close().await.expect("close");
+
+    // Nobody without write permission cuts anything.
+    let mut other = FileSystem::new(
+        cluster.client().await,
+        FsOptions {
+            creds: govfs_core::meta::Credentials::user(4242, 4242),
+            ..FsOptions::default()
+        },
+    );
+    match other.truncate("/t", 0).await {
+        Err(FsError::Errno { errno, .. }) => assert_eq!(errno, govfs_core::meta::Errno::EACCES),
+        other => panic!("a truncate without write permission: {other:?}"),
+    }
+    assert!(read_all(&cluster, "/t").await == data, "nothing was cut");
+
+    // Cut inside chunk 1: chunk 2 goes, chunk 1 keeps its head.
+    let keep = 5 * MIB + 100;
+    let attr = a.truncate("/t", keep).await.expect("truncate");
+    assert_eq!(attr.size, keep);
+    assert_eq!(
+        a.stat("/t").await.expect("stat").size,
+        keep,
+        "this handle sees it"
+    );
+    assert!(read_all(&cluster, "/t").await == data[..keep as usize]);
+
+    // Grown again, by a write in what was chunk 2 and by a larger size:
+    // the bytes between read as zeros, on every replica.
+    let mut f = a.open_file("/t", OpenMode::Write).await.expect("open");
+    f.write_at(8 * MIB + 1000, b"new bytes!")
+        .await
+        .expect("write");
+    f.close().await.expect("close");
+    a.truncate("/t", 12 * MIB).await.expect("grow");
+    let mut model = data[..keep as usize].to_vec();
+    model.resize((8 * MIB + 1000) as usize, 0);
+    model.extend_from_slice(b"new bytes!");
+    model.resize((12 * MIB) as usize, 0);
+    let (ministry, at) = a.locate("/t", true).await.expect("locate");
+    for replica in 0..3 {
+        // Each replica of chunk 1 on its own: none kept the old bytes.
+        let place = &chunks(&mut a, ministry, at.ino, 1, 1).await[0];
+        let node = place.replicas[replica];
+        let chunk = govfs_core::data::ChunkRef {
+            file: at.ino,
+            index: 1,
+        }
+        .id()
+        .expect("id");
+        let client = cluster.client().await;
+        let got = client
+            .read_chunk(node, chunk, place.version, 0, (4 * MIB) as u32)
+            .await
+            .expect("read chunk 1");
+        let want = &model[(4 * MIB) as usize..(8 * MIB) as usize];
+        assert!(
+            got.iter()
+                .chain(std::iter::repeat(&0))
+                .take(want.len())
+                .eq(want.iter()),
+            "replica on node {node} of chunk 1"
+        );
+    }
+    assert!(read_all(&cluster, "/t").await == model);
+
+    // To nothing, then a write past a hole.
+    a.truncate("/t", 0).await.expect("truncate to 0");
+    assert!(read_all(&cluster, "/t").await.is_empty());
+    let mut f = a.open_file("/t", OpenMode::Write).await.expect("open");
+    f.write_at(MIB, b"x").await.expect("write");
+    f.close().await.expect("close");
+    let mut model = vec![0u8; MIB as usize];
+    model.push(b'x');
+    assert!(read_all(&cluster, "/t").await == model);
+}

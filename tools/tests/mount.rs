@@ -241,6 +241,32 @@ async fn ordinary_programs_work_through_the_mount() {
     ));
     assert_eq!(out.trim(), "0");
 
+    // Truncate shrinks and grows, on an open file and by path: the bytes
+    // cut never come back.
+    let cut = m.at("home/ada/cut");
+    let data = pattern(3 * MIB, 5);
+    std::fs::write(&cut, &data).expect("write");
+    {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&cut)
+            .expect("open");
+        f.set_len(1000).expect("ftruncate down");
+        f.set_len(2 * MIB as u64).expect("ftruncate up");
+    }
+    let back = std::fs::read(&cut).expect("read");
+    assert_eq!(back.len(), 2 * MIB);
+    assert!(back[..1000] == data[..1000], "the head stays");
+    assert!(
+        back[1000..].iter().all(|&b| b == 0),
+        "the cut bytes read as zeros"
+    );
+    run(Command::new("truncate").args(["-s", "10"]).arg(&cut));
+    run(Command::new("truncate").args(["-s", "100"]).arg(&cut));
+    let back = std::fs::read(&cut).expect("read");
+    assert!(back.len() == 100 && back[..10] == data[..10] && back[10..].iter().all(|&b| b == 0));
+    run(Command::new("rm").arg(&cut));
+
     // mv within and between directories, rm, rmdir.
     run(Command::new("mv")
         .arg(m.at("home/ada/data.bin"))

@@ -33,12 +33,24 @@ pub enum ChunkRequest {
         len: u32,
         lamport: Stamp,
     },
+    /// Cut the grant's chunk to its first `keep` bytes: what lay past them
+    /// reads as zeros from now on, also after a later write extends the
+    /// chunk again (a file truncated, then grown). The grant must cover
+    /// `[keep, chunk size)`. Answered like a write, once durable.
+    Truncate {
+        grant: SignedGrant,
+        keep: u64,
+        write: WriteId,
+        lamport: Stamp,
+    },
 }
 
 impl ChunkRequest {
     pub fn chunk(&self) -> ChunkId {
         match self {
-            ChunkRequest::Write { grant, .. } => grant.grant.chunk_id,
+            ChunkRequest::Write { grant, .. } | ChunkRequest::Truncate { grant, .. } => {
+                grant.grant.chunk_id
+            }
             ChunkRequest::Read { chunk, .. } => *chunk,
         }
     }

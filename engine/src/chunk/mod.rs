@@ -93,6 +93,8 @@ struct Open {
     last_use: u64,
     /// Written since the last sync (`write_unsynced`): not evicted until synced.
     dirty: bool,
+    /// File bytes `[from, to)` of blocks a cut cleared, to free after the sync.
+    punch: Option<(u64, u64)>,
 }
 
 pub struct ChunkStore {
@@ -103,6 +105,33 @@ pub struct ChunkStore {
     open: HashMap<ChunkId, Open>,
     uses: u64,
     buf: AlignedBuf,
+}
+
+/// Writes the checksum-table blocks holding entries `blocks` and then the
+/// header of an open chunk, and marks it dirty (synced by the caller).
+fn persist_meta(
+    io: &mut dyn DiskIo,
+    o: &mut Open,
+    chunk: ChunkId,
+    cs: usize,
+    blocks: std::ops::Range<usize>,
+    buf: &mut AlignedBuf,
+) -> Result<(), ChunkError> {
+    let per_block = BLOCK / 4;
+    let (t0, t1) = (blocks.start / per_block, blocks.end.div_ceil(per_block));
+    buf.clear();
+    for c in &o.table[t0 * per_block..(t1 * per_block).min(o.table.len())] {
+        buf.fill_from(&c.to_le_bytes());
+    }
+    buf.pad_to_block();
+    io.write_at(&o.file, ((1 + t0) * BLOCK) as u64, buf)?;
+    buf.clear();
+    let header = Header::new(chunk, o.version, o.size, cs as u32);
+    buf.fill_from(header.as_bytes());
+    buf.pad_to_block();
+    io.write_at(&o.file, 0, buf)?;
+    o.dirty = true;
+    Ok(())
 }
 
 fn chunk_path(dir: &Path, chunk: ChunkId) -> PathBuf {
@@ -233,6 +262,7 @@ impl ChunkStore {
                 table: vec![0; blocks],
                 last_use: 0,
                 dirty: false,
+                punch: None,
             });
         }
         let file = self.io.open(&path, OpenMode::Existing)?;
@@ -248,6 +278,7 @@ impl ChunkStore {
                 table: vec![0; blocks],
                 last_use: 0,
                 dirty: false,
+                punch: None,
             })
         } else if bytes.len() < meta_len {
             Err(ChunkError::BadHeader {
@@ -277,6 +308,7 @@ impl ChunkStore {
                         table,
                         last_use: 0,
                         dirty: false,
+                        punch: None,
                     })
                 }
             }
@@ -351,6 +383,15 @@ impl ChunkStore {
         match self.io.sync(&o.file) {
             Ok(()) => {
                 o.dirty = false;
+                // Only now: punched before the table said "hole", a crash
+                // would leave zeros under old checksums, which read as
+                // corrupt. A punch that fails or is lost in a crash costs
+                // space only: the blocks read as zeros by their checksums.
+                if let Some((from, to)) = o.punch.take() {
+                    if let Err(e) = self.io.punch_hole(&o.file, from, to - from) {
+                        tracing::debug!(?chunk, "punching a hole: {e}");
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
@@ -426,28 +467,103 @@ impl ChunkStore {
         }
         o.size = o.size.max(end);
         o.version = version;
-        let result = (|| -> Result<(), ChunkError> {
-            self.io.write_at(&o.file, data_offset(cs, b0), &buf)?;
-            // The table blocks holding entries b0..b1.
-            let (t0, t1) = (b0 * 4 / BLOCK, (b1 * 4).div_ceil(BLOCK));
-            buf.clear();
-            let per_block = BLOCK / 4;
-            let entries = &o.table[t0 * per_block..(t1 * per_block).min(o.table.len())];
-            for c in entries {
-                buf.fill_from(&c.to_le_bytes());
-            }
-            buf.pad_to_block();
-            self.io.write_at(&o.file, ((1 + t0) * BLOCK) as u64, &buf)?;
-            buf.clear();
-            let header = Header::new(chunk, o.version, o.size, cs as u32);
-            buf.fill_from(header.as_bytes());
-            buf.pad_to_block();
-            self.io.write_at(&o.file, 0, &buf)?;
-            o.dirty = true;
-            Ok(())
-        })();
+        // A cut not yet synced must not free blocks this write fills: its
+        // space is then left to the next cut.
+        o.punch = None;
+        let result = self
+            .io
+            .write_at(&o.file, data_offset(cs, b0), &buf)
+            .map_err(ChunkError::from)
+            .and_then(|()| persist_meta(&mut *self.io, o, chunk, cs, b0..b1, &mut buf));
         if result.is_err() {
             // What is on disk is unknown: reload it next time.
+            self.open.remove(&chunk);
+        }
+        self.buf = buf;
+        result
+    }
+
+    /// Cuts `chunk` to its first `keep` bytes for replica-set `version`,
+    /// durable only after [`Self::sync`] (like [`Self::write_unsynced`]):
+    /// the bytes past `keep` read as zeros from now on, also once a later
+    /// write extends the chunk past them again. The blocks wholly past
+    /// `keep` become holes (their checksums are cleared); the block holding
+    /// `keep` is rewritten with zeros after it. A chunk not here has
+    /// nothing to cut.
+    pub fn truncate_unsynced(
+        &mut self,
+        chunk: ChunkId,
+        version: u64,
+        keep: u64,
+    ) -> Result<(), ChunkError> {
+        let cs = self.opts.chunk_size;
+        if keep > cs as u64 {
+            return Err(ChunkError::OutOfRange {
+                chunk,
+                offset: keep,
+                len: 0,
+                chunk_size: cs,
+            });
+        }
+        let o = match self.get(chunk, false) {
+            Ok(o) => o,
+            Err(ChunkError::NoSuchChunk { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if version < o.version {
+            return Err(ChunkError::StaleVersion {
+                chunk,
+                have: o.version,
+                got: version,
+            });
+        }
+        let (kept, cut) = (
+            (keep / BLOCK as u64) as usize,
+            keep.div_ceil(BLOCK as u64) as usize,
+        );
+        // Written blocks lie below the size, rounded up to a block.
+        let last = (o.size.div_ceil(BLOCK as u64) as usize).max(cut);
+        let mut buf = self.buffer(BLOCK);
+        let result = (|| -> Result<(), ChunkError> {
+            if kept < cut {
+                let mut block = [0u8; BLOCK];
+                self.read_block(chunk, kept, &mut block)?;
+                block[(keep % BLOCK as u64) as usize..].fill(0);
+                let o = self.open.get_mut(&chunk).expect("open");
+                buf.clear();
+                buf.fill_from(&block);
+                o.table[kept] = if block.iter().all(|&b| b == 0) {
+                    0
+                } else {
+                    block_crc(kept, &block)
+                };
+                if o.table[kept] != 0 {
+                    self.io.write_at(&o.file, data_offset(cs, kept), &buf)?;
+                }
+            }
+            let o = self.open.get_mut(&chunk).expect("open");
+            o.table[cut..last].fill(0);
+            if cut < last {
+                // Their space goes back to the disk once the cleared
+                // checksums are durable (see `sync`).
+                let (from, to) = (data_offset(cs, cut), data_offset(cs, last));
+                o.punch = Some(
+                    o.punch
+                        .map_or((from, to), |(f, t)| (f.min(from), t.max(to))),
+                );
+            }
+            o.size = o.size.min(keep);
+            o.version = version;
+            persist_meta(
+                &mut *self.io,
+                o,
+                chunk,
+                cs,
+                kept..last.max(kept + 1),
+                &mut buf,
+            )
+        })();
+        if result.is_err() {
             self.open.remove(&chunk);
         }
         self.buf = buf;

@@ -92,6 +92,38 @@ pub trait DiskIo: Send {
     /// Sets the file's length and makes that durable (`ftruncate`, `fsync`).
     fn truncate(&mut self, file: &IoFile, len: u64) -> Result<(), DiskError>;
 
+    /// Frees the blocks of `[offset, offset + len)` (they read as zeros
+    /// after), keeping the file's length: `fallocate` with
+    /// `FALLOC_FL_PUNCH_HOLE`. Not durable until a sync. Same on every
+    /// backend: it moves no data.
+    fn punch_hole(&mut self, file: &IoFile, offset: u64, len: u64) -> Result<(), DiskError> {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(DiskError::Os {
+                op: "fallocate",
+                source: io::Error::from_raw_os_error(libc::EFBIG),
+            });
+        };
+        // SAFETY: fallocate on an open descriptor this file owns; no memory
+        // is passed.
+        let r = unsafe {
+            libc::fallocate(
+                file.file().as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off,
+                n,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(DiskError::Os {
+                op: "fallocate",
+                source: io::Error::last_os_error(),
+            })
+        }
+    }
+
     /// Starts writing all of `buf` at `offset` followed by an `fdatasync`
     /// (linked: the sync runs only after the whole write), without waiting.
     /// Durable once [`DiskIo::poll_completions`] or [`DiskIo::wait_completion`]

@@ -22,7 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use govfs_core::data::{
-    verify, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock, Pending, Stamp,
+    verify, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock, Pending,
+    SignedGrant, Stamp, WriteId,
 };
 use govfs_core::node::ServerMsg;
 use govfs_core::raft::NodeId;
@@ -316,6 +317,51 @@ impl Shard {
         self.store.close_all();
     }
 
+    /// A change to the grant's chunk: the grant is verified for `range`,
+    /// then `change` runs as write `write`, acknowledged after the sync.
+    fn granted(
+        &mut self,
+        node: NodeId,
+        grant: &SignedGrant,
+        range: (u64, u64),
+        write: WriteId,
+        change: impl FnOnce(&mut ChunkStore, u64) -> Result<(), ChunkError>,
+    ) -> Result<Served, ChunkReply> {
+        let chunk = grant.grant.chunk_id;
+        let known = match self.store.stat(chunk.0) {
+            Ok(s) => s.map(|(_, version)| version),
+            Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
+        };
+        if let Err(e) = verify(
+            &self.key,
+            grant,
+            unix_us(),
+            self.max_skew_us,
+            node,
+            range,
+            known,
+        ) {
+            metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
+            return Err(ChunkReply::Refused(ChunkRefusal::Grant(e.to_string())));
+        }
+        let stamp = self.pending.accept(write);
+        if let Err(e) = self.floor.raise(self.pending.clock().now()) {
+            // Without the floor a restart could reuse stamps: refuse.
+            let _ = self.pending.failed(stamp);
+            return Err(ChunkReply::Refused(ChunkRefusal::Disk(format!(
+                "lamport floor: {e}"
+            ))));
+        }
+        match change(&mut self.store, grant.grant.version) {
+            Ok(()) => Ok(Served::AfterSync(chunk, stamp)),
+            Err(e) => {
+                let _ = self.pending.failed(stamp);
+                warn!(shard = self.index, ?chunk, "chunk change failed: {e}");
+                Err(ChunkReply::Refused(refusal(chunk, e)))
+            }
+        }
+    }
+
     fn serve(&mut self, node: NodeId, req: ChunkRequest) -> Served {
         match self.serve_one(node, req) {
             Ok(s) => s,
@@ -325,7 +371,9 @@ impl Shard {
 
     fn serve_one(&mut self, node: NodeId, req: ChunkRequest) -> Result<Served, ChunkReply> {
         let lamport = match &req {
-            ChunkRequest::Write { lamport, .. } | ChunkRequest::Read { lamport, .. } => *lamport,
+            ChunkRequest::Write { lamport, .. }
+            | ChunkRequest::Read { lamport, .. }
+            | ChunkRequest::Truncate { lamport, .. } => *lamport,
         };
         if let Err(e) = self.pending.observe(lamport) {
             return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())));
@@ -338,51 +386,41 @@ impl Shard {
                 write,
                 ..
             } => {
-                let chunk = grant.grant.chunk_id;
                 let Some(end) = offset.checked_add(data.len() as u64) else {
                     return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(
                         "range overflows".into(),
                     )));
                 };
-                let known = match self.store.stat(chunk.0) {
-                    Ok(s) => s.map(|(_, version)| version),
-                    Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
-                };
-                if let Err(e) = verify(
-                    &self.key,
-                    &grant,
-                    unix_us(),
-                    self.max_skew_us,
-                    node,
-                    (offset, end),
-                    known,
-                ) {
-                    metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
-                    return Err(ChunkReply::Refused(ChunkRefusal::Grant(e.to_string())));
-                }
-                let stamp = self.pending.accept(write);
-                if let Err(e) = self.floor.raise(self.pending.clock().now()) {
-                    // Without the floor a restart could reuse stamps: refuse.
-                    let _ = self.pending.failed(stamp);
-                    return Err(ChunkReply::Refused(ChunkRefusal::Disk(format!(
-                        "lamport floor: {e}"
+                let served = self.granted(node, &grant, (offset, end), write, |store, v| {
+                    store.write_unsynced(grant.grant.chunk_id.0, v, offset, &data)
+                })?;
+                metrics::counter!("govfs_chunk_write_bytes_total").increment(data.len() as u64);
+                Ok(served)
+            }
+            ChunkRequest::Truncate {
+                grant, keep, write, ..
+            } => {
+                // The cut reaches from `keep` to the end of the data here,
+                // which must lie inside the grant: the grant's range runs
+                // from at most `keep` to at least the chunk's size.
+                let end = grant.grant.range.1;
+                if keep >= end {
+                    return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(format!(
+                        "cut to {keep} bytes: the grant ends at {end}"
                     ))));
                 }
-                match self
-                    .store
-                    .write_unsynced(chunk.0, grant.grant.version, offset, &data)
-                {
-                    Ok(()) => {
-                        metrics::counter!("govfs_chunk_write_bytes_total")
-                            .increment(data.len() as u64);
-                        Ok(Served::AfterSync(chunk, stamp))
+                let id = grant.grant.chunk_id;
+                self.granted(node, &grant, (keep, end), write, |store, v| {
+                    match store.stat(id.0)? {
+                        Some((size, _)) if size > end => Err(ChunkError::OutOfRange {
+                            chunk: id.0,
+                            offset: keep,
+                            len: (size - keep) as usize,
+                            chunk_size: end as usize,
+                        }),
+                        _ => store.truncate_unsynced(id.0, v, keep),
                     }
-                    Err(e) => {
-                        let _ = self.pending.failed(stamp);
-                        warn!(shard = self.index, ?chunk, "chunk write failed: {e}");
-                        Err(ChunkReply::Refused(refusal(chunk, e)))
-                    }
-                }
+                })
             }
             ChunkRequest::Read {
                 chunk,
