@@ -31,7 +31,26 @@ pub async fn run(args: StatusArgs) -> i32 {
     };
     let rows = client.status_all().await;
     print!("{}", table(&rows));
+    if let Ok(map) = client.map().await {
+        print!("{}", storage_line(&map.storage));
+    }
     i32::from(rows.iter().any(|(_, r)| r.is_err()))
+}
+
+/// The free space for chunks each node last reported, as placement sees
+/// it in the cluster map.
+pub fn storage_line(storage: &std::collections::BTreeMap<u64, u64>) -> String {
+    if storage.is_empty() {
+        return "storage: no node has reported its free space yet\n".into();
+    }
+    let nodes: Vec<String> = storage
+        .iter()
+        .map(|(node, free)| format!("node {node} {:.1} GiB", *free as f64 / (1u64 << 30) as f64))
+        .collect();
+    format!(
+        "storage free for chunks (placement weights): {}\n",
+        nodes.join(", ")
+    )
 }
 
 pub fn table(

@@ -1,8 +1,9 @@
 //! The storage service on real `govfs node` processes (3 nodes): writes to
 //! every replica at once with a signed grant, verified reads, refusals of
 //! forged, expired and out-of-range grants, a corrupted block found on read
-//! (the other replicas still serve), and Lamport stamps that keep growing
-//! across a SIGKILL and restart of a storage node.
+//! (the other replicas still serve), Lamport stamps that keep growing
+//! across a SIGKILL and restart of a storage node, and every node's free
+//! space reaching the cluster map that placement weighs nodes by.
 //!
 //! The minister does not issue grants yet: the test signs them with the
 //! cluster's grant key, as the minister will.
@@ -221,5 +222,56 @@ async fn chunks_are_written_to_every_replica_and_checked() {
     assert!(
         s3 > s2,
         "stamps after a restart ({s3}) exceed those before ({s2})"
+    );
+}
+
+/// The file system's size and what it has free for us under `dir`.
+fn disk(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).expect("path");
+    // SAFETY: statvfs fills the struct we own from a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::statvfs(path.as_ptr(), &mut st) },
+        0,
+        "statvfs"
+    );
+    let unit = st.f_frsize as u64;
+    (st.f_blocks as u64 * unit, st.f_bavail as u64 * unit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_reports_its_free_space_into_the_map() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    let client = cluster.client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let storage = loop {
+        let map = client.map().await.expect("map");
+        if map.storage.len() == 3 {
+            break map.storage;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "free space of every node in the map within 30 s: {:?}",
+            map.storage
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // What the nodes measured, less their reserve (2% of the disk, at least
+    // two chunks), and written only when it moved by 1/32 of the disk: all
+    // three share this disk, so each figure is near what we see.
+    let (total, avail) = disk(&cluster.path());
+    let reserve = (total / 50).max(2 * STORE_CHUNK as u64);
+    let expected = avail.saturating_sub(reserve);
+    for (node, free) in &storage {
+        assert!(
+            free.abs_diff(expected) <= total / 16,
+            "node {node}: {free} bytes free in the map, {expected} measured here"
+        );
+    }
+    let out = String::from_utf8(cluster.cli(&["status"])).expect("utf-8");
+    assert!(
+        out.contains("storage free for chunks (placement weights): node 1 "),
+        "{out}"
     );
 }

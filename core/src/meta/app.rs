@@ -17,6 +17,10 @@ use crate::ids::node_of;
 use crate::president::{ClusterMap, Step, Transfer, TransferKind};
 use crate::raft::{GroupId, Index, NodeId};
 
+/// The free space placement assumes for a node that has not reported its
+/// own yet (a fresh cluster's first writes): 1 TiB.
+pub const UNREPORTED_FREE_BYTES: u64 = 1 << 40;
+
 impl Namespace {
     /// Applies one request at log index `index`. A failed operation changes
     /// nothing. Reads answer from the state as of `index`.
@@ -255,9 +259,9 @@ impl App for Namespace {
 
     /// Chunk placement needs the storage nodes, which only the cluster map
     /// knows: a `PlaceChunks` gets every node of the map as candidates,
-    /// each its own failure domain (whatever a client put there is
-    /// replaced: placement is the ministry's). Free space is not in the map yet,
-    /// so they weigh the same.
+    /// each its own failure domain, weighted by the free space it last
+    /// reported (whatever a client put there is replaced: placement is the
+    /// ministry's).
     fn prepare(&self, command: &[u8], map: &ClusterMap) -> Option<Vec<u8>> {
         // Every proposal passes here: look at the op's tag (the first
         // varint of the encoding) before decoding anything.
@@ -277,7 +281,14 @@ impl App for Namespace {
             .map(|node| StorageNode {
                 node,
                 domain: node as u32,
-                free_bytes: 1 << 40,
+                // By the free space the node last reported: a node with
+                // twice the space takes twice the new chunks, a full one
+                // none. One that has not reported yet counts as 1 TiB.
+                free_bytes: map
+                    .storage
+                    .get(&node)
+                    .copied()
+                    .unwrap_or(UNREPORTED_FREE_BYTES),
                 up: true,
             })
             .collect();

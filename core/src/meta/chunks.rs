@@ -361,6 +361,42 @@ mod tests {
         };
         let got: Vec<NodeId> = candidates.iter().map(|c| c.node).collect();
         assert_eq!(got, vec![1, 2], "the map's nodes, whatever the client sent");
+        let free: Vec<u64> = candidates.iter().map(|c| c.free_bytes).collect();
+        assert_eq!(
+            free,
+            vec![crate::meta::app::UNREPORTED_FREE_BYTES; 2],
+            "not reported yet"
+        );
+
+        // Once reported, the map's free space is the weight, and a full
+        // node takes no chunk.
+        map.storage.insert(1, 0);
+        map.storage.insert(2, 5 << 30);
+        let filled = ns.prepare(&place, &map).expect("filled in");
+        let request: MetaRequest = crate::codec::decode_exact(&filled).expect("decodes");
+        let MetaOp::PlaceChunks { candidates, .. } = request.op else {
+            panic!("still a placement");
+        };
+        let free: Vec<(NodeId, u64)> = candidates.iter().map(|c| (c.node, c.free_bytes)).collect();
+        assert_eq!(free, vec![(1, 0), (2, 5 << 30)]);
+        for index in 0..32 {
+            let chosen = crate::data::place(
+                &candidates,
+                &crate::data::Want {
+                    chunk: crate::data::ChunkRef {
+                        file: Ino(5),
+                        index,
+                    }
+                    .id()
+                    .expect("id"),
+                    replicas: 1,
+                    keep: &[],
+                    exclude: &[],
+                },
+            )
+            .expect("one replica fits");
+            assert_eq!(chosen, vec![2], "the full node is never chosen");
+        }
     }
 
     #[test]

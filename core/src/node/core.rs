@@ -27,7 +27,7 @@ use crate::data::GrantKey;
 use crate::ids::{node_of, shard_id, ShardIndex};
 use crate::president::{
     transfer_client, Applied, ClusterMap, DriverConfig, MemberReport, Order, PresidentDriver,
-    ShardReport, Step, StepOrder, TransferRequest,
+    ShardReport, Step, StepOrder, StorageSpace, TransferRequest,
 };
 use crate::raft::timing::Freshness;
 use crate::raft::{
@@ -152,6 +152,8 @@ pub struct NodeCore<A: App> {
     grant_key: Option<Arc<GrantKey>>,
     /// The wall clock (µs since the epoch) at `now` = 0, for grant expiry.
     unix_at_zero: Option<u64>,
+    /// This node's storage space, as the engine last measured it.
+    space: Option<StorageSpace>,
 }
 
 impl<A: App> NodeCore<A> {
@@ -247,6 +249,7 @@ impl<A: App> NodeCore<A> {
             turn_pending: false,
             grant_key: None,
             unix_at_zero: None,
+            space: None,
         })
     }
 
@@ -385,6 +388,7 @@ impl<A: App> NodeCore<A> {
             .values()
             .map(|s| MemberReport {
                 shard: s.id,
+                space: self.space,
                 ministry: s.member.as_ref().map(|m| {
                     let st = m.raft.status();
                     ShardReport {

@@ -48,6 +48,32 @@ pub struct ShardReport {
 pub struct MemberReport {
     pub shard: NodeId,
     pub ministry: Option<ShardReport>,
+    /// The shard's node's storage, when it stores chunks.
+    pub space: Option<StorageSpace>,
+}
+
+/// A node's storage space for chunks, in bytes: what they may still use
+/// (the disk's free space less a reserve) and the disk's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageSpace {
+    pub free: u64,
+    pub total: u64,
+}
+
+/// A node's free space is written to the map again only when it moved by
+/// more than this share of its disk, or it became full or stopped being
+/// full: placement needs proportions, not bytes, and every figure is a
+/// president log entry.
+const SPACE_STEP_DIVISOR: u64 = 32;
+
+/// Whether `new` differs enough from the map's figure `old` to propose it.
+pub fn space_changed(old: Option<u64>, new: StorageSpace) -> bool {
+    match old {
+        None => true,
+        Some(old) => {
+            (old == 0) != (new.free == 0) || old.abs_diff(new.free) > new.total / SPACE_STEP_DIVISOR
+        }
+    }
 }
 
 const CREATE_KEY: GroupId = GroupId::MAX;
@@ -66,6 +92,8 @@ pub struct PresidentDriver {
     images: BTreeMap<u64, Vec<u8>>,
     /// When each transfer step was last sent or proposed.
     step_sent: BTreeMap<(u64, Step), Micros>,
+    /// When each node's free space was last proposed.
+    space_sent: BTreeMap<NodeId, Micros>,
 }
 
 /// A transfer step for a ministry's minister to run.
@@ -91,6 +119,7 @@ impl PresidentDriver {
             appointed: BTreeMap::new(),
             images: BTreeMap::new(),
             step_sent: BTreeMap::new(),
+            space_sent: BTreeMap::new(),
         }
     }
 
@@ -109,6 +138,39 @@ impl PresidentDriver {
         if answer.term == slot.0 {
             slot.1.insert(answer.from, answer);
         }
+    }
+
+    /// Free space figures worth writing to the map: from nodes heard from
+    /// lately, each at most once per appointment timeout.
+    fn space_orders(&mut self, now: Micros, map: &ClusterMap) -> Vec<Order> {
+        // Each of a node's shards reports its space: the newest report wins.
+        let mut latest: BTreeMap<NodeId, (Micros, StorageSpace)> = BTreeMap::new();
+        for (shard, (heard, r)) in &self.heard {
+            if let (true, Some(space)) = (
+                now.saturating_sub(*heard) < self.cfg.failure_timeout,
+                r.space,
+            ) {
+                let slot = latest.entry(node_of(*shard)).or_insert((*heard, space));
+                if *heard > slot.0 {
+                    *slot = (*heard, space);
+                }
+            }
+        }
+        let mut orders = Vec::new();
+        for (node, (_, space)) in latest {
+            let due = self
+                .space_sent
+                .get(&node)
+                .is_none_or(|t| now.saturating_sub(*t) >= self.cfg.appointment_timeout);
+            if due && space_changed(map.storage.get(&node).copied(), space) {
+                self.space_sent.insert(node, now);
+                orders.push(Order::StorageSpace {
+                    node,
+                    free_bytes: space.free,
+                });
+            }
+        }
+        orders
     }
 
     fn alive(&self, now: Micros, shard: NodeId) -> bool {
@@ -156,6 +218,7 @@ impl PresidentDriver {
                 orders.push(Order::RegisterShard { shard });
             }
         }
+        orders.extend(self.space_orders(now, map));
         let mut taken: BTreeSet<NodeId> = BTreeSet::new();
         let in_grace = now.saturating_sub(self.started) < self.cfg.failure_timeout;
         for info in map.ministries.values() {
@@ -463,5 +526,78 @@ impl PresidentDriver {
             return begin(members);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::shard_id;
+
+    const GIB: u64 = 1 << 30;
+
+    fn driver() -> PresidentDriver {
+        PresidentDriver::new(
+            DriverConfig {
+                ministries: 0,
+                ministry_size: 3,
+                failure_timeout: 1_000,
+                appointment_timeout: 100,
+                appoint_without_majority: false,
+            },
+            0,
+        )
+    }
+
+    fn report(node: NodeId, shard: u32, free: u64) -> MemberReport {
+        MemberReport {
+            shard: shard_id(node, shard),
+            ministry: None,
+            space: Some(StorageSpace {
+                free,
+                total: 64 * GIB,
+            }),
+        }
+    }
+
+    fn space_orders(d: &mut PresidentDriver, now: Micros, map: &mut ClusterMap) -> Vec<Order> {
+        let orders = d.space_orders(now, map);
+        for o in &orders {
+            map.apply(o);
+        }
+        orders
+    }
+
+    #[test]
+    fn free_space_reaches_the_map_when_it_moved_a_lot() {
+        let (mut d, mut map) = (driver(), ClusterMap::new());
+        // Two shards of node 1 report the same node: one figure.
+        d.on_report(0, report(1, 0, 10 * GIB));
+        d.on_report(0, report(1, 1, 10 * GIB));
+        d.on_report(0, report(2, 0, 30 * GIB));
+        assert_eq!(space_orders(&mut d, 0, &mut map).len(), 2);
+        assert_eq!(map.storage.get(&1), Some(&(10 * GIB)));
+        assert_eq!(map.storage.get(&2), Some(&(30 * GIB)));
+        // A small move (under 1/32 of the disk) is not worth a log entry.
+        d.on_report(200, report(1, 0, 9 * GIB));
+        assert!(space_orders(&mut d, 200, &mut map).is_empty());
+        // A large one is, but once per appointment timeout.
+        d.on_report(250, report(1, 0, 4 * GIB));
+        assert_eq!(
+            space_orders(&mut d, 250, &mut map),
+            vec![Order::StorageSpace {
+                node: 1,
+                free_bytes: 4 * GIB
+            }]
+        );
+        d.on_report(260, report(1, 0, 100));
+        assert!(space_orders(&mut d, 260, &mut map).is_empty(), "throttled");
+        // Becoming full always counts, however small the step.
+        d.on_report(400, report(1, 0, 0));
+        assert_eq!(space_orders(&mut d, 400, &mut map).len(), 1);
+        assert_eq!(map.storage.get(&1), Some(&0));
+        // A node not heard from within the failure timeout is not judged.
+        d.on_report(500, report(2, 0, GIB));
+        assert!(space_orders(&mut d, 500 + 1_000, &mut map).is_empty());
     }
 }

@@ -41,6 +41,8 @@ pub enum Order {
         done: Step,
         failure: Option<String>,
     },
+    /// Node `node`'s storage can take `free_bytes` more of chunks.
+    StorageSpace { node: NodeId, free_bytes: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +77,11 @@ pub struct ClusterMap {
     /// Inode numbers: the next range to hand out, and each ministry's ranges.
     pub next_inode: u64,
     pub inode_ranges: BTreeMap<GroupId, Vec<(u64, u64)>>,
+    /// Bytes each node's storage can still take for chunks, as it last
+    /// reported (coarsely: the president writes a new figure only when it
+    /// moved a lot, see `driver::space_changed`). Placement weighs nodes by
+    /// it; a node not listed has not reported yet.
+    pub storage: BTreeMap<NodeId, u64>,
 }
 
 /// Inode numbers a ministry gets at once (2^40: it never needs a second).
@@ -127,6 +134,7 @@ impl Default for ClusterMap {
             // 0 and the low numbers stay free for well-known inodes (the root).
             next_inode: INODE_RANGE,
             inode_ranges: BTreeMap::new(),
+            storage: BTreeMap::new(),
         }
     }
 }
@@ -140,6 +148,10 @@ impl ClusterMap {
         match order {
             Order::RegisterShard { shard } => {
                 self.shards.insert(*shard);
+                Applied::Nothing
+            }
+            Order::StorageSpace { node, free_bytes } => {
+                self.storage.insert(*node, *free_bytes);
                 Applied::Nothing
             }
             Order::BeginAppointment { ministry, members } => {

@@ -6,7 +6,10 @@ pub mod driver;
 pub mod map;
 pub mod transfer;
 
-pub use driver::{DriverConfig, MemberReport, PresidentDriver, ShardReport, StepOrder};
+pub use driver::{
+    space_changed, DriverConfig, MemberReport, PresidentDriver, ShardReport, StepOrder,
+    StorageSpace,
+};
 pub use map::{Applied, ClusterMap, MinistryInfo, Order, PendingAppointment};
 pub use transfer::{
     transfer_client, Step, Subtree, Transfer, TransferKind, TransferRequest, Transfers,

@@ -26,6 +26,7 @@ use govfs_core::data::{
     SignedGrant, Stamp, WriteId,
 };
 use govfs_core::node::ServerMsg;
+use govfs_core::president::StorageSpace;
 use govfs_core::raft::NodeId;
 use tracing::{info, warn};
 
@@ -80,9 +81,35 @@ struct Job {
 #[derive(Clone)]
 pub struct ChunkInbox {
     shards: Vec<Sender<Job>>,
+    /// The store's directory, whose file system's space is reported.
+    dir: PathBuf,
+    chunk_size: usize,
 }
 
 impl ChunkInbox {
+    /// The space chunks may still take on this node's disk: what the file
+    /// system has free for us, less a reserve (2% of the disk, at least two
+    /// chunks) so that logs and snapshots on the same disk never meet a
+    /// full one first. `None` if the file system cannot say.
+    pub fn space(&self) -> Option<StorageSpace> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs writes into the zeroed struct we own and reads
+        // the NUL-terminated path, which outlives the call.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        let unit = st.f_frsize as u64;
+        let total = (st.f_blocks as u64).saturating_mul(unit);
+        let avail = (st.f_bavail as u64).saturating_mul(unit);
+        let reserve = (total / 50).max(2 * self.chunk_size as u64);
+        Some(StorageSpace {
+            free: avail.saturating_sub(reserve),
+            total,
+        })
+    }
+
     /// Queues `req` on its shard, or says why not (the caller answers).
     pub fn submit(&self, req: ChunkRequest, reply: ReplyTo) -> Result<(), ChunkRefusal> {
         let shard = (req.chunk().0 % self.shards.len() as u64) as usize;
@@ -128,7 +155,14 @@ pub fn open(s: &StorageSettings) -> Result<(ChunkInbox, Vec<Shard>), String> {
             max_skew_us: s.max_skew_us,
         });
     }
-    Ok((ChunkInbox { shards: senders }, shards))
+    Ok((
+        ChunkInbox {
+            shards: senders,
+            dir: s.dir.clone(),
+            chunk_size: s.chunk_size,
+        },
+        shards,
+    ))
 }
 
 /// Starts one thread per shard; they end when every inbox sender is gone.

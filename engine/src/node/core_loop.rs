@@ -43,6 +43,8 @@ const CLIENT_WAIT: Duration = Duration::from_secs(10);
 const SYNC_POLL: Duration = Duration::from_micros(50);
 /// Most events fed to the core before a turn ends (bounds a turn's latency).
 const MAX_EVENTS_PER_TURN: usize = 4096;
+/// How often the storage's free space is measured for the president.
+const SPACE_EVERY: Duration = Duration::from_secs(1);
 
 /// What every core of the node shares: the others' inboxes and wakers, the
 /// president view, and the status board.
@@ -117,6 +119,8 @@ pub struct CoreLoop<A: App> {
     watching: BTreeSet<Disk>,
     tick: Duration,
     next_tick: Instant,
+    /// When to measure the storage's free space again.
+    next_space: Instant,
     /// Metric handles, registered once (not on every turn or reply).
     metric_events: metrics::Histogram,
     metric_inbox: metrics::Gauge,
@@ -187,6 +191,7 @@ impl<A: App> CoreLoop<A> {
             watching: BTreeSet::new(),
             tick,
             next_tick: now,
+            next_space: now,
             metric_events: metrics::histogram!("govfs_events_per_turn"),
             metric_inbox: metrics::gauge!("govfs_inbox_depth", "core" => index.to_string()),
             metric_batch: metrics::histogram!("govfs_batch_entries"),
@@ -248,6 +253,13 @@ impl<A: App> CoreLoop<A> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_micros() as u64);
                 self.core.set_unix_time(now, unix_us);
+                if Instant::now() >= self.next_space {
+                    // A statvfs a second: the president only writes large moves.
+                    if let Some(space) = self.shared.chunks.as_ref().and_then(|c| c.space()) {
+                        self.core.set_storage_space(space);
+                    }
+                    self.next_space = Instant::now() + SPACE_EVERY;
+                }
                 self.core.tick(now, &mut out);
                 self.next_tick = Instant::now() + self.tick;
                 self.on_tick();

@@ -27,6 +27,13 @@ impl<A: App> NodeCore<A> {
         self.unix_at_zero = Some(unix_us.saturating_sub(now));
     }
 
+    /// The space this node's storage has for chunks (the engine measures
+    /// it now and then): reported to the president, who writes it into
+    /// the map that placement weighs nodes by.
+    pub fn set_storage_space(&mut self, space: crate::president::StorageSpace) {
+        self.space = Some(space);
+    }
+
     /// Answers `LeaseRequest::Grants` for shard `index`.
     pub(super) fn write_grants(
         &mut self,
