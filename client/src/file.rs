@@ -9,27 +9,32 @@
 //! returns when every replica made it durable; on a failure the caller
 //! still holds its data and may write again. The size and mtime reach the
 //! ministry in one `MetaOp::Written` on [`File::flush`] or
-//! [`File::close`], not per write.
+//! [`File::close`] and with the write lease's renewals (the durable writes
+//! since the last report), not per write.
 //!
 //! A read asks the ministry (any member) where the chunks are and reads each
 //! from a replica, trying the next one when a replica fails (a block that
 //! fails its checksum, a node that is down); unwritten parts read as zeros.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use govfs_core::data::{pieces, ChunkRef, ChunkRefusal, Piece, SignedGrant, Stamp, Watermark};
 use govfs_core::lease::{Mode, Region};
-use govfs_core::meta::{Attr, ChunkPlace, Ino, Layout, MetaOp, MetaReply, PLACE_MAX};
+use govfs_core::meta::{
+    encode_request, Attr, ChunkPlace, Ino, Layout, MetaOp, MetaReply, MetaRequest, PLACE_MAX,
+};
 use govfs_core::node::{ClientMsg, LeaseRefusal, LeaseReply, LeaseRequest, ServerMsg, MAX_GRANTS};
 use govfs_core::raft::{GroupId, NodeId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex as AsyncMutex};
 use tokio::time::Instant;
 
 use crate::chunks::join_all;
 use crate::error::ClientError;
 use crate::fs::{FileSystem, FsError};
-use crate::lease::{LeaseOptions, RegionLease};
+use crate::lease::{LeaseOptions, OnRefresh, RegionLease};
 
 /// Rounds of resending a write (after expired grants or replaced replicas).
 const MAX_WRITE_ROUNDS: usize = 4;
@@ -76,6 +81,15 @@ pub struct File {
     done_tx: mpsc::UnboundedSender<Completion>,
     done_rx: mpsc::UnboundedReceiver<Completion>,
     watermark: Watermark,
+    /// The end of the durable writes the lease's renewals have not reported
+    /// yet (0: nothing to report).
+    durable: Arc<AtomicU64>,
+    /// Held by a renewal's size report while it is sent, with the number of
+    /// truncates so far: a truncate waits for a report on its way and makes
+    /// the ones taken before it void, so an old size never lands after the
+    /// new one.
+    reports: Arc<AsyncMutex<u64>>,
+    truncates: Arc<AtomicU64>,
 }
 
 /// How an async write ended.
@@ -150,7 +164,7 @@ impl File {
             });
         }
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        Ok(File {
+        let file = File {
             fs,
             path: path.to_string(),
             ministry,
@@ -170,7 +184,60 @@ impl File {
             done_tx,
             done_rx,
             watermark: Watermark::new(),
+            durable: Arc::new(AtomicU64::new(0)),
+            reports: Arc::new(AsyncMutex::new(0)),
+            truncates: Arc::new(AtomicU64::new(0)),
+        };
+        file.attach_reporter();
+        Ok(file)
+    }
+
+    /// What the lease runs after each renewal: the size and mtime of the
+    /// durable writes since the last report go to the ministry in one
+    /// `MetaOp::Written`, so readers see a file grow while it is being
+    /// written, not only after a flush or close. A failed report is
+    /// retried at the next renewal.
+    fn reporter(&self) -> OnRefresh {
+        let client = self.fs.session().client().clone();
+        let (creds, deadline) = (self.fs.options().creds.clone(), self.fs.options().deadline);
+        let (ministry, ino) = (self.ministry, self.ino);
+        let (durable, reports) = (Arc::clone(&self.durable), Arc::clone(&self.reports));
+        let truncates = Arc::clone(&self.truncates);
+        Arc::new(move || {
+            let era = truncates.load(Ordering::Acquire);
+            let end = durable.swap(0, Ordering::AcqRel);
+            if end == 0 {
+                return;
+            }
+            let (client, creds, durable, reports) = (
+                client.clone(),
+                creds.clone(),
+                Arc::clone(&durable),
+                Arc::clone(&reports),
+            );
+            tokio::spawn(async move {
+                let sending = reports.lock().await;
+                if *sending != era {
+                    return; // a truncate came in between: this size is void
+                }
+                let request = encode_request(&MetaRequest {
+                    op: MetaOp::Written { ino, end },
+                    creds,
+                    now: crate::fs::now(),
+                });
+                let mut session = client.session();
+                if session.submit(ministry, request, deadline).await.is_err() {
+                    durable.fetch_max(end, Ordering::AcqRel);
+                }
+            });
         })
+    }
+
+    /// Size reports ride on the renewals of the lease writes go under.
+    fn attach_reporter(&self) {
+        if let Some(lease) = &self.lease {
+            lease.on_refresh(Some(self.reporter()));
+        }
     }
 
     pub fn ino(&self) -> Ino {
@@ -200,7 +267,12 @@ impl File {
             Some(l) if l.grant().granted.file != self.ino => Err(l),
             l => {
                 self.own_lease = false;
-                Ok(std::mem::replace(&mut self.lease, l))
+                let before = std::mem::replace(&mut self.lease, l);
+                if let Some(b) = &before {
+                    b.on_refresh(None);
+                }
+                self.attach_reporter();
+                Ok(before)
             }
         }
     }
@@ -290,7 +362,9 @@ impl File {
                 }
             }
             if again.is_empty() {
-                self.written_end = self.written_end.max(offset + data.len() as u64);
+                let end = offset + data.len() as u64;
+                self.written_end = self.written_end.max(end);
+                self.durable.fetch_max(end, Ordering::AcqRel);
                 return Ok(());
             }
             stale.sort_unstable();
@@ -471,7 +545,10 @@ impl File {
     }
 
     fn complete(&mut self, c: Completion) {
-        self.inflight.remove(&c.id);
+        let range = self.inflight.remove(&c.id);
+        if let (Ok(_), Some((_, end))) = (&c.result, range) {
+            self.durable.fetch_max(end, Ordering::AcqRel);
+        }
         if let Ok(ack) = &c.result {
             let _ = self
                 .watermark
@@ -597,6 +674,8 @@ impl File {
             self.size = a.size;
         }
         self.written_end = 0;
+        // Everything durable is reported: the renewals have nothing left.
+        self.durable.store(0, Ordering::Release);
         Ok(())
     }
 
@@ -621,9 +700,24 @@ impl File {
                 "a truncate to {size} bytes needs a write lease from byte {size} to the end"
             )));
         }
-        // Writes so far are reported first: a later report would grow the
-        // file again.
+        // Writes so far are reported first, and no renewal's report is on
+        // its way: a later report would grow the file again.
+        if let Some(lease) = &self.lease {
+            lease.on_refresh(None);
+        }
+        let reports = Arc::clone(&self.reports);
+        let mut quiet = reports.lock().await;
+        *quiet += 1;
+        self.truncates.store(*quiet, Ordering::Release);
+        let cut = self.truncate_quietly(size).await;
+        drop(quiet);
+        self.attach_reporter();
+        cut
+    }
+
+    async fn truncate_quietly(&mut self, size: u64) -> Result<Attr, FsError> {
         self.flush().await?;
+        self.durable.store(0, Ordering::Release);
         self.refresh_size().await?;
         if size < self.size {
             self.cut(size, self.size).await?;
@@ -918,6 +1012,7 @@ impl File {
         if let Some(old) = self.lease.replace(fresh) {
             let _ = old.release().await;
         }
+        self.attach_reporter();
         self.grants.clear();
         Ok(())
     }

@@ -161,7 +161,7 @@ pub struct FileSystem {
 
 /// The caller's clock, nanoseconds since the epoch: the time a change
 /// records (the minister applies it as given, so every member agrees).
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)

@@ -354,9 +354,13 @@ async fn watch(
     }
 }
 
+/// Called after each renewal of a lease (see [`RegionLease::on_refresh`]).
+pub type OnRefresh = Arc<dyn Fn() + Send + Sync>;
+
 struct Held {
     grant: LeaseGrant,
     lost: Option<LeaseLost>,
+    on_refresh: Option<OnRefresh>,
 }
 
 /// A held lease on a region of a file, from `FileSystem::open_region`. It
@@ -387,7 +391,11 @@ impl RegionLease {
         let drift = Drift::from_ppm(grant.drift_ppm.min(Drift::MAX_PPM));
         let client = session.client().clone();
         let id = session.id();
-        let held = Arc::new(Mutex::new(Held { grant, lost: None }));
+        let held = Arc::new(Mutex::new(Held {
+            grant,
+            lost: None,
+            on_refresh: None,
+        }));
         let renew = {
             let (client, held, want) = (client.clone(), Arc::clone(&held), opts.duration);
             tokio::spawn(async move { renew_loop(client, id, held, want, drift).await })
@@ -402,6 +410,13 @@ impl RegionLease {
             held,
             tasks: vec![renew, watcher],
         }
+    }
+
+    /// Runs `f` after every renewal from now on (`None`: nothing). A file
+    /// handle reports its size to the ministry this way, in one batch per
+    /// renewal rather than per write.
+    pub fn on_refresh(&self, f: Option<OnRefresh>) {
+        lock(&self.held).on_refresh = f;
     }
 
     /// The lease as last granted or renewed.
@@ -519,9 +534,15 @@ async fn renew_loop(
         }
         match refresh(&client, session, &mut grant, want, drift).await {
             Ok(()) => {
-                let mut h = lock(&held);
-                h.grant.deadline = h.grant.deadline.max(grant.deadline);
-                h.grant.granted.duration = grant.granted.duration;
+                let after = {
+                    let mut h = lock(&held);
+                    h.grant.deadline = h.grant.deadline.max(grant.deadline);
+                    h.grant.granted.duration = grant.granted.duration;
+                    h.on_refresh.clone()
+                };
+                if let Some(f) = after {
+                    f();
+                }
             }
             Err(ClientError::Lease { refusal, .. })
                 if !matches!(refusal, LeaseRefusal::NotServing(_)) =>

@@ -417,3 +417,37 @@ async fn a_truncated_file_grown_again_reads_zeros_not_its_old_bytes() {
     model.push(b'x');
     assert!(read_all(&cluster, "/t").await == model);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writers_size_reaches_readers_with_its_lease_renewals() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let mut a = fs(&cluster).await;
+    a.create("/grow", 0o644, true).await.expect("create");
+    let mut f = a.open_file("/grow", OpenMode::Write).await.expect("open");
+    let end = MIB + 7;
+    f.write_at(0, &pattern(end as usize, 3))
+        .await
+        .expect("write");
+    // No flush, no close: the next renewals of the write lease carry it.
+    let mut b = fs(&cluster).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let size = b.stat("/grow").await.expect("stat").size;
+        if size == end {
+            break;
+        }
+        assert_eq!(size, 0, "the size is none or all of the write");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the size did not arrive with the lease renewals"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A truncate is not undone by a renewal's report of the old size.
+    f.truncate(10).await.expect("truncate");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(b.stat("/grow").await.expect("stat").size, 10);
+    f.close().await.expect("close");
+    assert_eq!(b.stat("/grow").await.expect("stat").size, 10);
+}
