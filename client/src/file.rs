@@ -327,30 +327,16 @@ impl File {
             for (&k, answers) in todo.iter().zip(outcomes) {
                 let mut failed = false;
                 for (node, r) in answers {
-                    match r {
-                        Ok(_) => {}
-                        Err(ClientError::Chunk {
-                            refusal: ChunkRefusal::Grant(why),
-                            ..
-                        }) if why.contains("expired") => failed = true,
+                    match answer(r)? {
+                        Answer::Done => {}
+                        Answer::Expired => failed = true,
                         // Another handle moved the chunk to a new replica set
                         // (a repair): learn it, and write there.
-                        Err(ClientError::Chunk {
-                            refusal: ChunkRefusal::Version { .. },
-                            ..
-                        }) => {
+                        Answer::Stale => {
                             stale.push(parts[k].chunk.index);
                             failed = true;
                         }
-                        Err(ClientError::Chunk {
-                            refusal: ChunkRefusal::Grant(why),
-                            ..
-                        }) if why.contains("version") => {
-                            stale.push(parts[k].chunk.index);
-                            failed = true;
-                        }
-                        Err(e @ ClientError::Chunk { .. }) => return Err(e.into()),
-                        Err(e) => {
+                        Answer::Unreachable(e) => {
                             tracing::warn!(path = %self.path, node, "replica unreachable: {e}");
                             dead.entry(parts[k].chunk.index).or_default().push(node);
                             failed = true;
@@ -787,20 +773,10 @@ impl File {
             for (&index, answers) in todo.iter().zip(outcomes) {
                 let mut failed = false;
                 for (node, r) in answers {
-                    match r {
-                        Ok(_) => {}
-                        Err(ClientError::Chunk {
-                            refusal: ChunkRefusal::Grant(why),
-                            ..
-                        }) if why.contains("expired") || why.contains("version") => {
-                            failed = true;
-                        }
-                        Err(ClientError::Chunk {
-                            refusal: ChunkRefusal::Version { .. },
-                            ..
-                        }) => failed = true,
-                        Err(e @ ClientError::Chunk { .. }) => return Err(e.into()),
-                        Err(e) => {
+                    match answer(r)? {
+                        Answer::Done => {}
+                        Answer::Expired | Answer::Stale => failed = true,
+                        Answer::Unreachable(e) => {
                             tracing::warn!(path = %self.path, node, "replica unreachable: {e}");
                             dead.entry(index).or_default().push(node);
                             failed = true;
@@ -1147,6 +1123,39 @@ fn runs(sorted: &[u64]) -> Vec<(u64, u64)> {
         }
     }
     out
+}
+
+/// What one replica's answer to a chunk write or cut means for the caller.
+enum Answer {
+    Done,
+    /// The grant ran out: fetch a new one and send again.
+    Expired,
+    /// The chunk moved to a new replica set meanwhile: learn it, send there.
+    Stale,
+    /// No answer: the replica is replaced, then the change sent again.
+    Unreachable(ClientError),
+}
+
+/// Sorts a replica's answer; a refusal that resending cannot fix is the
+/// caller's error.
+fn answer(r: Result<crate::chunks::ReplicaAck, ClientError>) -> Result<Answer, FsError> {
+    match r {
+        Ok(_) => Ok(Answer::Done),
+        Err(ClientError::Chunk {
+            refusal: ChunkRefusal::Grant(why),
+            ..
+        }) if why.contains("expired") => Ok(Answer::Expired),
+        Err(ClientError::Chunk {
+            refusal: ChunkRefusal::Version { .. },
+            ..
+        }) => Ok(Answer::Stale),
+        Err(ClientError::Chunk {
+            refusal: ChunkRefusal::Grant(why),
+            ..
+        }) if why.contains("version") => Ok(Answer::Stale),
+        Err(e @ ClientError::Chunk { .. }) => Err(e.into()),
+        Err(e) => Ok(Answer::Unreachable(e)),
+    }
 }
 
 #[cfg(test)]

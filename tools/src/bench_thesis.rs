@@ -244,7 +244,9 @@ fn describe_run() -> String {
 /// The commit of the working directory, if it is a git checkout.
 fn commit() -> String {
     std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        // "-dirty" when the working tree had changes: the binary may not
+        // be the commit's.
+        .args(["describe", "--always", "--dirty"])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -511,30 +513,23 @@ async fn list_run(
                     Ok(other) => return Err(format!("/d{}/list: answer {other:?}", k + 1)),
                     Err(e) => return Err(format!("/d{}/list: {e}", k + 1)),
                 }
-                out.push((c, j, k + 1, sent, took));
+                out.push(((c, j, k + 1), sent, took));
                 progress.inc(1);
             }
             Ok(out)
         });
     }
-    let mut timed = Vec::new();
-    while let Some(r) = set.join_next().await {
-        timed.extend(r.map_err(|e| e.to_string())??);
-    }
-    let t0 = timed.iter().map(|t| t.3).min();
-    Ok(timed
-        .into_iter()
-        .map(|(client, request, dir, sent, took)| ListRow {
-            ministries: m,
-            order,
-            run,
-            client,
-            request,
-            dir,
-            start_us: t0.map_or(0, |t0| micros(sent - t0)),
-            us: micros(took),
-        })
-        .collect())
+    join_timed(set, |(client, request, dir), start_us, us| ListRow {
+        ministries: m,
+        order,
+        run,
+        client,
+        request,
+        dir,
+        start_us,
+        us,
+    })
+    .await
 }
 
 async fn create_run(
@@ -573,28 +568,42 @@ async fn create_run(
                     Ok(other) => return Err(format!("/d{}/new/{name}: answer {other:?}", k + 1)),
                     Err(e) => return Err(format!("/d{}/new/{name}: {e}", k + 1)),
                 }
-                out.push((c, j, k + 1, sent, took));
+                out.push(((c, j, k + 1), sent, took));
                 progress.inc(1);
             }
             Ok(out)
         });
     }
+    join_timed(set, |(client, request, dir), start_us, us| CreateRow {
+        ministries: m,
+        run,
+        client,
+        request,
+        dir,
+        start_us,
+        us,
+    })
+    .await
+}
+
+/// One request as its client timed it: (client, request, directory),
+/// when it was sent and how long it took.
+type Timed = ((usize, usize, usize), Instant, Duration);
+
+/// Waits for every client of a run and makes each request a row, its
+/// start measured from the run's first send (µs), then its time (µs).
+async fn join_timed<R>(
+    mut set: JoinSet<Result<Vec<Timed>, String>>,
+    row: impl Fn((usize, usize, usize), u64, u64) -> R,
+) -> Result<Vec<R>, String> {
     let mut timed = Vec::new();
     while let Some(r) = set.join_next().await {
         timed.extend(r.map_err(|e| e.to_string())??);
     }
-    let t0 = timed.iter().map(|t| t.3).min();
+    let t0 = timed.iter().map(|t| t.1).min();
     Ok(timed
         .into_iter()
-        .map(|(client, request, dir, sent, took)| CreateRow {
-            ministries: m,
-            run,
-            client,
-            request,
-            dir,
-            start_us: t0.map_or(0, |t0| micros(sent - t0)),
-            us: micros(took),
-        })
+        .map(|(who, sent, took)| row(who, t0.map_or(0, |t0| micros(sent - t0)), micros(took)))
         .collect())
 }
 

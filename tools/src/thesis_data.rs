@@ -7,6 +7,30 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr;
 
+/// `name()` and `FromStr` for an enum whose variants have fixed names in
+/// the CSV files.
+macro_rules! named {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(format!(concat!("unknown ", stringify!($ty), " {:?}"), s)),
+                }
+            }
+        }
+    };
+}
+
 pub const LIST_CSV: &str = "list.csv";
 pub const CREATE_CSV: &str = "create.csv";
 pub const LOCKS_CSV: &str = "locks.csv";
@@ -20,25 +44,7 @@ pub enum Order {
     Stride,
 }
 
-impl Order {
-    pub fn name(self) -> &'static str {
-        match self {
-            Order::Batch => "batch",
-            Order::Stride => "stride",
-        }
-    }
-}
-
-impl FromStr for Order {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "batch" => Ok(Order::Batch),
-            "stride" => Ok(Order::Stride),
-            _ => Err(format!("unknown order {s:?}")),
-        }
-    }
-}
+named!(Order { Batch => "batch", Stride => "stride" });
 
 /// One list directory request.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,29 +83,13 @@ pub enum LockExperiment {
     AllRows,
 }
 
-impl LockExperiment {
-    pub fn name(self) -> &'static str {
-        match self {
-            LockExperiment::OneRow => "one-row",
-            LockExperiment::AllRows => "all-rows",
-        }
-    }
+named!(LockExperiment { OneRow => "one-row", AllRows => "all-rows" });
 
+impl LockExperiment {
     pub fn label(self) -> &'static str {
         match self {
             LockExperiment::OneRow => "one row",
             LockExperiment::AllRows => "all rows",
-        }
-    }
-}
-
-impl FromStr for LockExperiment {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "one-row" => Ok(LockExperiment::OneRow),
-            "all-rows" => Ok(LockExperiment::AllRows),
-            _ => Err(format!("unknown lock experiment {s:?}")),
         }
     }
 }
@@ -113,25 +103,7 @@ pub enum Sweep {
     Writers,
 }
 
-impl Sweep {
-    pub fn name(self) -> &'static str {
-        match self {
-            Sweep::RowSize => "row-size",
-            Sweep::Writers => "writers",
-        }
-    }
-}
-
-impl FromStr for Sweep {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "row-size" => Ok(Sweep::RowSize),
-            "writers" => Ok(Sweep::Writers),
-            _ => Err(format!("unknown sweep {s:?}")),
-        }
-    }
-}
+named!(Sweep { RowSize => "row-size", Writers => "writers" });
 
 /// What a writer locks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -142,29 +114,13 @@ pub enum LockKind {
     WholeFile,
 }
 
-impl LockKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            LockKind::ByRow => "by-row",
-            LockKind::WholeFile => "whole-file",
-        }
-    }
+named!(LockKind { ByRow => "by-row", WholeFile => "whole-file" });
 
+impl LockKind {
     pub fn label(self) -> &'static str {
         match self {
             LockKind::ByRow => "by row",
             LockKind::WholeFile => "whole file",
-        }
-    }
-}
-
-impl FromStr for LockKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "by-row" => Ok(LockKind::ByRow),
-            "whole-file" => Ok(LockKind::WholeFile),
-            _ => Err(format!("unknown lock kind {s:?}")),
         }
     }
 }
@@ -180,33 +136,15 @@ pub enum Io {
     None,
 }
 
-impl Io {
-    pub fn name(self) -> &'static str {
-        match self {
-            Io::Real => "real",
-            Io::Simulated => "simulated",
-            Io::None => "none",
-        }
-    }
+named!(Io { Real => "real", Simulated => "simulated", None => "none" });
 
+impl Io {
     /// Figures of real IO carry the thesis's names; the others a suffix.
     pub fn figure_suffix(self) -> &'static str {
         match self {
             Io::Real => "",
             Io::Simulated => "_simulated",
             Io::None => "_no_io",
-        }
-    }
-}
-
-impl FromStr for Io {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "real" => Ok(Io::Real),
-            "simulated" => Ok(Io::Simulated),
-            "none" => Ok(Io::None),
-            _ => Err(format!("unknown IO {s:?}")),
         }
     }
 }

@@ -129,9 +129,22 @@ async fn sigkill_during_splits_leaves_every_file_once() {
             .spawn()
             .expect("start the split");
         tokio::time::sleep(Duration::from_millis(60)).await;
-        let node = match *victim {
-            "minister" => cluster.ministry(1).await.expect("a minister").0,
-            _ => cluster.president().await.expect("a president"),
+        // The node restarted after the last round may be holding an
+        // election just now: wait for the victim to be known.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let node = loop {
+            let found = match *victim {
+                "minister" => cluster.ministry(1).await.map(|m| m.0),
+                _ => cluster.president().await,
+            };
+            if let Some(node) = found {
+                break node;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {victim} within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         eprintln!("split of {path}: SIGKILL the {victim} (node {node})");
         cluster.kill(node);
