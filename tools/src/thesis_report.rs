@@ -600,8 +600,8 @@ fn list_differences(md: &mut String, i: &Input) {
         let _ = writeln!(
             md,
             "- **More ministries.** From 1 to {most} {} the batch-order request rate\n  \
-             {} ({:.0}/s to {:.0}/s, {rate:.2}x) and the p99 {} ({:.0} to {:.0} µs,\n  \
-             {tail:.2}x). The thesis saw its slowest requests get slower as\n  \
+             {} ({:.0}/s to {:.0}/s, {rate:.3}x) and the p99 {} ({:.0} to {:.0} µs,\n  \
+             {tail:.3}x). The thesis saw its slowest requests get slower as\n  \
              ministries were added. Here every ministry has a member in each of the\n  \
              same three processes on the same two cores: more ministries spread the\n  \
              requests over more shards (logs and state machines) but cannot add\n  \
