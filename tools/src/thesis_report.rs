@@ -615,10 +615,9 @@ fn list_differences(md: &mut String, i: &Input) {
             one.p99,
             last.p99,
         );
-        if let (Some(stride), Some(stride_one)) = (
-            ls.get(&(*most, Order::Stride)),
-            ls.get(&(1, Order::Stride)),
-        ) {
+        if let (Some(stride), Some(stride_one)) =
+            (ls.get(&(*most, Order::Stride)), ls.get(&(1, Order::Stride)))
+        {
             let d = stride.p50 / last.p50;
             // With one ministry both orders list the one directory: the
             // same requests, so their difference is this machine's noise.
