@@ -152,9 +152,44 @@ impl LocalCluster {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+/// A port free now for a node to listen on later. Not one the kernel
+/// hands out itself (`bind(:0)` and outgoing connections draw from the
+/// ephemeral range): between this check and the node's bind, any client's
+/// outgoing connection could take such a port and the node would fail to
+/// start. Below the ephemeral range only another explicit bind can, and
+/// the port is drawn at random so concurrent clusters rarely try the same.
+fn free_port(taken: &mut std::collections::BTreeSet<u16>) -> Result<u16, String> {
+    use std::hash::{BuildHasher, Hasher};
+    let low = ephemeral_low().unwrap_or(32768);
+    if low > PORTS_FROM + 1024 {
+        let span = u64::from(low - PORTS_FROM);
+        for _ in 0..256 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(taken.len() as u64);
+            let port = PORTS_FROM + (h.finish() % span) as u16;
+            if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                taken.insert(port);
+                return Ok(port);
+            }
+        }
+    }
+    // No room below the ephemeral range: let the kernel choose.
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    let port = l
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())?;
+    taken.insert(port);
+    Ok(port)
+}
+
+/// Node ports are drawn from here up to the ephemeral range.
+const PORTS_FROM: u16 = 20000;
+
+/// The first port of the kernel's ephemeral range.
+fn ephemeral_low() -> Option<u16> {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
@@ -178,10 +213,11 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
     restrict(&key_file);
     let voters = a.voters.unwrap_or(a.nodes.min(3)).clamp(1, a.nodes);
     let mut peers = std::collections::BTreeMap::new();
+    let mut taken = std::collections::BTreeSet::new();
     for id in 1..=a.nodes {
         peers.insert(
             id.to_string(),
-            SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            SocketAddr::from(([127, 0, 0, 1], free_port(&mut taken)?)),
         );
     }
     for id in 1..=a.nodes {
@@ -193,7 +229,7 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
             data_dir: node_dir.join("data"),
             cluster_key: None,
             cluster_key_file: Some(key_file.clone()),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], free_port(&mut taken)?))),
             cpu: None,
             cores: a.cores.max(1),
             shards_per_core: a.shards_per_core.max(1),
