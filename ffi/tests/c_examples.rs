@@ -47,32 +47,30 @@ impl Drop for Cluster {
     }
 }
 
-/// This crate's libraries and govfs.pc come with its own build; the node
-/// binary comes with `cargo test --workspace` (the tools' tests need it).
-/// Run alone, build what is missing. Returns `target/<profile>` and the
-/// `govfs` binary.
+/// The C libraries, govfs.pc and the node binary, built now: `cargo
+/// test` builds this crate as an rlib only, so a `.so` or `.a` left by an
+/// earlier build could be stale (and speak an older wire format than the
+/// nodes). Cargo makes this a no-op when they are fresh. Returns
+/// `target/<profile>` and the `govfs` binary.
 fn prepare() -> (PathBuf, PathBuf) {
     let profile = profile_dir();
     let release = profile.file_name().is_some_and(|n| n == "release");
-    let needed = ["govfs", "libgovfs_ffi.so", "libgovfs_ffi.a", "govfs.pc"];
-    if needed.iter().any(|f| !profile.join(f).exists()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "govfs-ffi",
-            "-p",
-            "govfs-tools",
-            "--bin",
-            "govfs",
-            "--lib",
-        ]);
-        if release {
-            build.arg("--release");
-        }
-        run(&mut build);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args([
+        "build",
+        "-p",
+        "govfs-ffi",
+        "-p",
+        "govfs-tools",
+        "--bin",
+        "govfs",
+        "--lib",
+    ]);
+    if release {
+        build.arg("--release");
     }
+    run(&mut build);
     let govfs = profile.join("govfs");
     assert!(govfs.exists(), "{} missing", govfs.display());
     assert!(
