@@ -245,8 +245,9 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
         let text = toml::to_string_pretty(&file).map_err(|e| e.to_string())?;
         fs::write(node_dir.join("node.toml"), text).map_err(|e| e.to_string())?;
     }
+    let mut started = Vec::new();
     for id in 1..=a.nodes {
-        start_node(&dir, id)?;
+        started.push((id, start_node(&dir, id)?));
     }
     let addrs: Vec<SocketAddr> = peers.values().copied().collect();
     let cluster = addrs
@@ -260,7 +261,15 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
         dir.display()
     );
     fs::write(dir.join("cluster.env"), env).map_err(|e| e.to_string())?;
-    wait_serving(&addrs, &key, a.ministries, Duration::from_secs(a.wait)).await?;
+    let exited = || exited_node(&dir, &started);
+    wait_serving(
+        &addrs,
+        &key,
+        a.ministries,
+        Duration::from_secs(a.wait),
+        &exited,
+    )
+    .await?;
     Ok(LocalCluster {
         dir,
         cluster,
@@ -386,12 +395,45 @@ pub fn down(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Wait until a president leads and every ministry has a serving minister.
+/// A node this process started (`(id, pid)`) that has exited already, said
+/// with the end of its log: a cluster missing a node may never form its
+/// ministries, and waiting for it would only hide why.
+fn exited_node(dir: &Path, started: &[(u64, u32)]) -> Option<String> {
+    for &(id, pid) in started {
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
+        let mut status = 0;
+        // SAFETY: WNOHANG never blocks; the pid is a child this process
+        // started, so this reaps it if it ended and touches nothing else.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != pid {
+            continue;
+        }
+        let log = dir.join(format!("n{id}/node.log"));
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+        return Some(format!(
+            "node {id} exited ({}); the end of {}:\n{tail}",
+            if libc::WIFEXITED(status) {
+                format!("status {}", libc::WEXITSTATUS(status))
+            } else {
+                format!("signal {}", libc::WTERMSIG(status))
+            },
+            log.display()
+        ));
+    }
+    None
+}
+
+/// Wait until a president leads and every ministry has a serving minister;
+/// `exited` says why waiting is pointless (a node died), if it is.
 pub async fn wait_serving(
     addrs: &[SocketAddr],
     key: &ClusterKey,
     ministries: usize,
     wait: Duration,
+    exited: &dyn Fn() -> Option<String>,
 ) -> Result<(), String> {
     let deadline = Instant::now() + wait;
     let mut last = String::from("no node answered");
@@ -399,6 +441,9 @@ pub async fn wait_serving(
     let mut client = None;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(why) = exited() {
+            return Err(format!("the cluster cannot come up: {why}"));
+        }
         if client.is_none() {
             client = Client::connect(addrs.to_vec(), key.clone(), options.clone())
                 .await

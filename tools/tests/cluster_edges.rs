@@ -1,5 +1,6 @@
 //! Real processes: a node without the cluster key is refused, a malformed or
-//! truncated frame closes only its own connection, and metrics are served.
+//! truncated frame closes only its own connection, metrics are served, and
+//! `cluster up` says at once which node could not start.
 
 mod common;
 
@@ -123,4 +124,36 @@ fn nodes_serve_prometheus_metrics() {
     ] {
         assert!(body.contains(name), "metric {name} missing from:\n{body}");
     }
+}
+
+/// A node that cannot start makes `cluster up` fail at once, saying which
+/// node and why, instead of waiting out `--wait` for a ministry that can
+/// never form.
+#[test]
+fn cluster_up_says_at_once_which_node_could_not_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Node 2's data directory cannot be made: a file has its name.
+    std::fs::create_dir_all(dir.path().join("n2")).expect("mkdir");
+    std::fs::write(dir.path().join("n2/data"), b"not a directory").expect("write");
+    let started = Instant::now();
+    let out = std::process::Command::new(common::GOVFS)
+        .args(["cluster", "up", "--nodes", "3", "--wait", "60", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run govfs cluster up");
+    let _ = std::process::Command::new(common::GOVFS)
+        .args(["cluster", "down", "--dir"])
+        .arg(dir.path())
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "cluster up succeeded: {stderr}");
+    assert!(
+        stderr.contains("node 2 exited") && stderr.contains("data"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it failed only after {:?}",
+        started.elapsed()
+    );
 }
