@@ -623,20 +623,21 @@ impl FileSystem {
     }
 
     /// chmod, chown, truncate and utimens in one: the inode afterwards.
-    /// Changes attributes. A size below a file's size cuts its data
-    /// first ([`File::truncate`](crate::File::truncate), under a write lease
-    /// from the cut chunk to the end), so that the bytes past the new size
-    /// never come back if the file grows again.
+    /// A size below a file's size cuts its data first
+    /// ([`File::truncate`](crate::File::truncate), under a write lease from
+    /// the cut chunk to the end), so that the bytes past the new size never
+    /// come back if the file grows again.
     pub async fn setattr(&mut self, path: &str, set: SetAttr) -> Result<Attr, FsError> {
         let (ministry, attr) = self.locate(path, true).await?;
-        let shrinks =
-            matches!(set.size, Some(size) if attr.kind == FileType::File && size < attr.size);
-        if let (true, Some(size)) = (shrinks, set.size) {
+        let shrinks = set
+            .size
+            .filter(|&size| attr.kind == FileType::File && size < attr.size);
+        if let Some(size) = shrinks {
             // Leases do not check permissions: nothing is cut for a
             // caller who may not write the file.
             let access = MetaOp::Access {
                 ino: attr.ino,
-                mask: 2,
+                mask: govfs_core::meta::perm::W_OK,
             };
             self.done_reply(ministry, access, path).await?;
             let cs = u64::from(attr.layout.chunk_size.max(1));

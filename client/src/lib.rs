@@ -136,5 +136,5 @@ pub use client::{Client, ClientOptions};
 pub use error::{ClientError, NetError};
 pub use file::{AsyncAck, Completion, File, OpenMode};
 pub use fs::{FileSystem, FsError, FsOptions, ReadConsistency, MAX_REDIRECTS, PATH_MAX};
-pub use lease::{LeaseGrant, LeaseLost, LeaseOptions, RegionLease};
+pub use lease::{LeaseGrant, LeaseLost, LeaseOptions, OnRefresh, RegionLease};
 pub use session::Session;
