@@ -37,6 +37,7 @@
 //! in `--out`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -471,6 +472,50 @@ fn list_dir(order: Order, c: usize, j: usize, requests: usize, m: usize) -> usiz
     }
 }
 
+/// What client `c` sends as its request `j`: the index of the directory
+/// (`0..M`), the operation, and a name for errors.
+type Request = Arc<dyn Fn(usize, usize) -> (usize, MetaOp, String) + Send + Sync>;
+/// Whether an answer is the one the request expects.
+type Check = Arc<dyn Fn(&MetaReply) -> Result<(), String> + Send + Sync>;
+
+/// `clients` clients, each with a handle of its own, start together and
+/// send `requests` requests one after the other, each timed; the first
+/// unexpected answer ends the run with an error.
+fn timed_clients(
+    fs: &FileSystem,
+    dirs: &[Dir],
+    (clients, requests): (usize, usize),
+    request: Request,
+    check: Check,
+    progress: &ProgressBar,
+) -> JoinSet<Result<Vec<Timed>, String>> {
+    let barrier = Arc::new(Barrier::new(clients));
+    let mut set = JoinSet::new();
+    for c in 0..clients {
+        let mut own = handle(fs, dirs);
+        let (dirs, barrier, progress) = (dirs.to_vec(), barrier.clone(), progress.clone());
+        let (request, check) = (Arc::clone(&request), Arc::clone(&check));
+        set.spawn(async move {
+            barrier.wait().await;
+            let mut out = Vec::with_capacity(requests);
+            for j in 0..requests {
+                let (k, op, name) = request(c, j);
+                let sent = Instant::now();
+                let reply = own.call(dirs[k].ministry, op, &name).await;
+                let took = sent.elapsed();
+                reply
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| check(&r))
+                    .map_err(|e| format!("/d{}/{name}: {e}", k + 1))?;
+                out.push(((c, j, k + 1), sent, took));
+                progress.inc(1);
+            }
+            Ok(out)
+        });
+    }
+    set
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn list_run(
     a: &ThesisArgs,
@@ -482,43 +527,30 @@ async fn list_run(
     progress: &ProgressBar,
 ) -> Result<Vec<ListRow>, String> {
     progress.set_message(format!("{m} ministries, {}, run {}", order.name(), run + 1));
-    let barrier = std::sync::Arc::new(Barrier::new(a.list_clients));
-    let mut set = JoinSet::new();
     let (requests, files) = (a.list_requests, a.dir_files);
-    for c in 0..a.list_clients {
-        let mut own = handle(fs, dirs);
-        let (dirs, barrier, progress) = (dirs.to_vec(), barrier.clone(), progress.clone());
-        set.spawn(async move {
-            barrier.wait().await;
-            let mut out = Vec::with_capacity(requests);
-            for j in 0..requests {
-                let k = list_dir(order, c, j, requests, m);
-                let op = MetaOp::Readdir {
-                    dir: dirs[k].list,
-                    after: None,
-                    limit: 1024,
-                };
-                let sent = Instant::now();
-                let reply = own.call(dirs[k].ministry, op, "list").await;
-                let took = sent.elapsed();
-                match reply {
-                    Ok(MetaReply::Dir(p)) if p.entries.len() == files => {}
-                    Ok(MetaReply::Dir(p)) => {
-                        return Err(format!(
-                            "/d{}/list: {} entries, expected {files}",
-                            k + 1,
-                            p.entries.len()
-                        ))
-                    }
-                    Ok(other) => return Err(format!("/d{}/list: answer {other:?}", k + 1)),
-                    Err(e) => return Err(format!("/d{}/list: {e}", k + 1)),
-                }
-                out.push(((c, j, k + 1), sent, took));
-                progress.inc(1);
-            }
-            Ok(out)
-        });
-    }
+    let lists: Vec<Ino> = dirs.iter().map(|d| d.list).collect();
+    let request: Request = Arc::new(move |c, j| {
+        let k = list_dir(order, c, j, requests, m);
+        let op = MetaOp::Readdir {
+            dir: lists[k],
+            after: None,
+            limit: 1024,
+        };
+        (k, op, "list".to_string())
+    });
+    let check: Check = Arc::new(move |reply| match reply {
+        MetaReply::Dir(p) if p.entries.len() == files => Ok(()),
+        MetaReply::Dir(p) => Err(format!("{} entries, expected {files}", p.entries.len())),
+        other => Err(format!("answer {other:?}")),
+    });
+    let set = timed_clients(
+        fs,
+        dirs,
+        (a.list_clients, requests),
+        request,
+        check,
+        progress,
+    );
     join_timed(set, |(client, request, dir), start_us, us| ListRow {
         ministries: m,
         order,
@@ -541,39 +573,25 @@ async fn create_run(
     progress: &ProgressBar,
 ) -> Result<Vec<CreateRow>, String> {
     progress.set_message(format!("{m} ministries, run {}", run + 1));
-    let barrier = std::sync::Arc::new(Barrier::new(a.create_clients));
-    let mut set = JoinSet::new();
-    let requests = a.create_requests;
-    for c in 0..a.create_clients {
-        let mut own = handle(fs, dirs);
-        let (dirs, barrier, progress) = (dirs.to_vec(), barrier.clone(), progress.clone());
-        set.spawn(async move {
-            barrier.wait().await;
-            let mut out = Vec::with_capacity(requests);
-            for j in 0..requests {
-                let k = (c + j) % m;
-                let name = format!("m{m}-r{run}-c{c}-{j}");
-                let op = MetaOp::Create {
-                    parent: dirs[k].new,
-                    name: name.clone().into_bytes(),
-                    mode: 0o644,
-                    exclusive: true,
-                    layout: None,
-                };
-                let sent = Instant::now();
-                let reply = own.call(dirs[k].ministry, op, &name).await;
-                let took = sent.elapsed();
-                match reply {
-                    Ok(MetaReply::Created { created: true, .. }) => {}
-                    Ok(other) => return Err(format!("/d{}/new/{name}: answer {other:?}", k + 1)),
-                    Err(e) => return Err(format!("/d{}/new/{name}: {e}", k + 1)),
-                }
-                out.push(((c, j, k + 1), sent, took));
-                progress.inc(1);
-            }
-            Ok(out)
-        });
-    }
+    let news: Vec<Ino> = dirs.iter().map(|d| d.new).collect();
+    let request: Request = Arc::new(move |c, j| {
+        let k = (c + j) % m;
+        let name = format!("m{m}-r{run}-c{c}-{j}");
+        let op = MetaOp::Create {
+            parent: news[k],
+            name: name.clone().into_bytes(),
+            mode: 0o644,
+            exclusive: true,
+            layout: None,
+        };
+        (k, op, format!("new/{name}"))
+    });
+    let check: Check = Arc::new(|reply| match reply {
+        MetaReply::Created { created: true, .. } => Ok(()),
+        other => Err(format!("answer {other:?}")),
+    });
+    let clients = (a.create_clients, a.create_requests);
+    let set = timed_clients(fs, dirs, clients, request, check, progress);
     join_timed(set, |(client, request, dir), start_us, us| CreateRow {
         ministries: m,
         run,

@@ -295,14 +295,6 @@ pub fn read_locks(path: &Path) -> Result<Vec<LockRow>, String> {
     })
 }
 
-/// Nearest-rank percentile of sorted values (`p` in 0..=1).
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize]
-}
-
 pub fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;

@@ -18,9 +18,9 @@ use plotters::coord::ranged1d::{
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::bench_cmd::percentile;
 use crate::thesis_data::{
-    mean, percentile, sorted, CreateRow, Io, ListRow, LockExperiment, LockKind, LockRow, Order,
-    Sweep,
+    mean, sorted, CreateRow, Io, ListRow, LockExperiment, LockKind, LockRow, Order, Sweep,
 };
 
 /// One figure written by [`render_all`].

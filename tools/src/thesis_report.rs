@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::bench_cmd::percentile;
 use crate::thesis_data::{
-    mean, percentile, sorted, CreateRow, Io, ListRow, LockExperiment, LockKind, LockRow, Order,
-    Sweep, CREATE_CSV, LIST_CSV, LOCKS_CSV,
+    mean, sorted, CreateRow, Io, ListRow, LockExperiment, LockKind, LockRow, Order, Sweep,
+    CREATE_CSV, LIST_CSV, LOCKS_CSV,
 };
 use crate::thesis_plot::Figure;
 
