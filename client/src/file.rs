@@ -137,6 +137,37 @@ impl FileSystem {
         File::new(fs, path, ministry, attr, Some(lease))
     }
 
+    /// Opens file `ino` of `ministry` by number (the path is unknown, as
+    /// for the re-replication agent, which finds chunks, not names) for
+    /// writing bytes `region` only, under a write lease acquired with
+    /// `opts`. `label` names the file in errors.
+    pub async fn open_ino_region(
+        &mut self,
+        ministry: GroupId,
+        ino: Ino,
+        region: Region,
+        opts: &LeaseOptions,
+        label: &str,
+    ) -> Result<File, FsError> {
+        let attr = match self.call(ministry, MetaOp::Stat { ino }, label).await? {
+            MetaReply::Attr(attr) => attr,
+            other => {
+                return Err(FsError::Unexpected {
+                    ministry,
+                    what: format!("{other:?}"),
+                })
+            }
+        };
+        let mut holder = self.client().session();
+        holder.saw_index(ministry, self.session().seen(ministry));
+        let grant = holder
+            .acquire_lease(ministry, ino, region, Mode::Write, opts)
+            .await?;
+        let lease = RegionLease::start(&holder, grant, opts);
+        let fs = self.handle(ministry);
+        File::new(fs, label, ministry, attr, Some(lease))
+    }
+
     /// A handle of its own for a file, that has seen what this one saw.
     fn handle(&self, ministry: GroupId) -> FileSystem {
         let mut fs = FileSystem::new(self.session().client().clone(), self.options().clone());

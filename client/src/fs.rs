@@ -225,6 +225,7 @@ fn is_read(op: &MetaOp) -> bool {
             | MetaOp::ListXattr { .. }
             | MetaOp::Changes { .. }
             | MetaOp::Chunks { .. }
+            | MetaOp::Degraded { .. }
     )
 }
 

@@ -21,7 +21,7 @@ use govfs_client::{Client, ClientOptions};
 use govfs_core::raft::Role;
 use govfs_net::ClusterKey;
 
-use crate::config::{AppKind, NodeFile, TimingFile};
+use crate::config::{AppKind, NodeFile, RepairFile, TimingFile};
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCmd {
@@ -64,6 +64,9 @@ pub struct UpArgs {
     /// Ministry shards per core.
     #[arg(long, default_value_t = 1)]
     pub shards_per_core: u32,
+    /// Seconds a node must be down before its chunks are re-replicated.
+    #[arg(long, default_value_t = 30)]
+    pub repair_delay: u64,
 }
 
 #[derive(Args, Debug)]
@@ -124,6 +127,7 @@ impl UpArgs {
             app: AppKind::Kv,
             cores: 1,
             shards_per_core: 1,
+            repair_delay: 30,
         }
     }
 }
@@ -241,6 +245,11 @@ pub async fn up(a: &UpArgs) -> Result<LocalCluster, String> {
             timing: TimingFile::default(),
             leases: Default::default(),
             storage: Default::default(),
+            repair: RepairFile {
+                delay_ms: a.repair_delay.saturating_mul(1000),
+                interval_ms: 1_000,
+                ..RepairFile::default()
+            },
         };
         let text = toml::to_string_pretty(&file).map_err(|e| e.to_string())?;
         fs::write(node_dir.join("node.toml"), text).map_err(|e| e.to_string())?;

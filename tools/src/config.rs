@@ -101,6 +101,32 @@ pub struct NodeFile {
     pub leases: LeaseFile,
     #[serde(default)]
     pub storage: StorageFile,
+    #[serde(default)]
+    pub repair: RepairFile,
+}
+
+/// `[repair]`: the re-replication agent (see `repair.rs`), all optional.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepairFile {
+    /// Run no agent on this node (its ministries' chunks are then only
+    /// moved by `govfs rereplicate`).
+    pub disabled: bool,
+    /// How long a node must be down before its chunks move elsewhere: a
+    /// node restarting within it keeps its replicas. Default 60 s.
+    pub delay_ms: u64,
+    /// How often the agent looks. Default 2 s.
+    pub interval_ms: u64,
+}
+
+impl Default for RepairFile {
+    fn default() -> Self {
+        RepairFile {
+            disabled: false,
+            delay_ms: 60_000,
+            interval_ms: 2_000,
+        }
+    }
 }
 
 /// `[storage]` (issue 6), all optional.

@@ -17,6 +17,7 @@ mod mount_fs;
 mod mount_inodes;
 mod mount_locks;
 mod node_cmd;
+mod repair;
 mod sim_cmd;
 mod status_cmd;
 mod target;

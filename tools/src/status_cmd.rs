@@ -33,6 +33,7 @@ pub async fn run(args: StatusArgs) -> i32 {
     print!("{}", table(&rows));
     if let Ok(map) = client.map().await {
         print!("{}", storage_line(&map.storage));
+        print!("{}", down_line(&map.down));
     }
     i32::from(rows.iter().any(|(_, r)| r.is_err()))
 }
@@ -49,6 +50,19 @@ pub fn storage_line(storage: &std::collections::BTreeMap<u64, u64>) -> String {
         .collect();
     format!(
         "storage free for chunks (placement weights): {}\n",
+        nodes.join(", ")
+    )
+}
+
+/// The nodes the president judged down: placement skips them and their
+/// chunks move once they stay down for the repair delay.
+pub fn down_line(down: &std::collections::BTreeSet<u64>) -> String {
+    if down.is_empty() {
+        return "nodes down: none\n".into();
+    }
+    let nodes: Vec<String> = down.iter().map(u64::to_string).collect();
+    format!(
+        "nodes down (no new chunks; replicas re-replicated after the repair delay): {}\n",
         nodes.join(", ")
     )
 }

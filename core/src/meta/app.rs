@@ -10,12 +10,10 @@ use super::snapshot::{self, RestoreError};
 use super::types::{Credentials, Errno, FileType, Ino, MetaResult};
 use crate::codec::{decode_exact, encode_into, DecodeError};
 use crate::node::App;
-use std::collections::BTreeSet;
 
 use crate::data::StorageNode;
-use crate::ids::node_of;
 use crate::president::{ClusterMap, Step, Transfer, TransferKind};
-use crate::raft::{GroupId, Index, NodeId};
+use crate::raft::{GroupId, Index};
 
 /// The free space placement assumes for a node that has not reported its
 /// own yet (a fresh cluster's first writes): 1 TiB.
@@ -155,6 +153,14 @@ impl Namespace {
             MetaOp::Changes { dir, since, limit } => self
                 .changes(creds, *dir, *since, index, *limit)
                 .map(MetaReply::Changes),
+            MetaOp::Degraded {
+                down,
+                up,
+                from,
+                limit,
+            } => self
+                .degraded(creds, down, *up, *from, *limit)
+                .map(MetaReply::Degraded),
             _ => return None,
         };
         Some(reply)
@@ -275,8 +281,8 @@ impl App for Namespace {
         else {
             return None;
         };
-        let nodes: BTreeSet<NodeId> = map.shards.iter().map(|s| node_of(*s)).collect();
-        *candidates = nodes
+        *candidates = map
+            .nodes()
             .into_iter()
             .map(|node| StorageNode {
                 node,
@@ -289,7 +295,7 @@ impl App for Namespace {
                     .get(&node)
                     .copied()
                     .unwrap_or(UNREPORTED_FREE_BYTES),
-                up: true,
+                up: !map.down.contains(&node),
             })
             .collect();
         Some(encode_request(&request))

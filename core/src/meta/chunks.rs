@@ -28,6 +28,27 @@ use crate::raft::NodeId;
 /// Chunks one request may place or list.
 pub const PLACE_MAX: u64 = 1024;
 
+/// Chunks one `Degraded` query looks at, at most: a scan of a large
+/// namespace goes in pages, so it never holds the core loop for long.
+pub const DEGRADED_SCAN_MAX: usize = 64 * 1024;
+
+/// A placed chunk that needs repair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DegradedChunk {
+    pub ino: Ino,
+    pub place: ChunkPlace,
+    /// Its replicas on down nodes.
+    pub lost: Vec<NodeId>,
+}
+
+/// One page of a `Degraded` scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DegradedPage {
+    pub chunks: Vec<DegradedChunk>,
+    /// Where the next page starts (its `from`); `None`: the scan is done.
+    pub next: Option<(Ino, u64)>,
+}
+
 /// One chunk of a file: its index in the file, version and replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkPlace {
@@ -162,6 +183,64 @@ impl Namespace {
             .collect())
     }
 
+    /// Chunks from `from` on with a replica on a `down` node, or fewer
+    /// replicas than their file's layout asks while `up` nodes could hold
+    /// them; looks at [`DEGRADED_SCAN_MAX`] chunks at most.
+    pub fn degraded(
+        &self,
+        creds: &Credentials,
+        down: &[NodeId],
+        up: u32,
+        from: Option<(Ino, u64)>,
+        limit: u32,
+    ) -> MetaResult<DegradedPage> {
+        if limit == 0 || u64::from(limit) > PLACE_MAX {
+            return Err(Errno::EINVAL);
+        }
+        if !creds.is_root() {
+            return Err(Errno::EACCES);
+        }
+        let mut page = DegradedPage {
+            chunks: Vec::new(),
+            next: None,
+        };
+        let start = from.map_or(std::ops::Bound::Unbounded, |(ino, _)| {
+            std::ops::Bound::Included(ino)
+        });
+        let mut scanned = 0;
+        for (ino, list) in self.chunks.range((start, std::ops::Bound::Unbounded)) {
+            let Ok(inode) = self.inode(*ino) else {
+                continue;
+            };
+            let want = usize::from(inode.layout().replicas).min(up as usize);
+            let first = match from {
+                Some((f, index)) if f == *ino => list.partition_point(|c| c.index < index),
+                _ => 0,
+            };
+            for c in &list[first..] {
+                if scanned == DEGRADED_SCAN_MAX || page.chunks.len() == limit as usize {
+                    page.next = Some((*ino, c.index));
+                    return Ok(page);
+                }
+                scanned += 1;
+                let lost: Vec<NodeId> = c
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|n| down.contains(n))
+                    .collect();
+                if !lost.is_empty() || c.replicas.len() < want {
+                    page.chunks.push(DegradedChunk {
+                        ino: *ino,
+                        place: c.clone(),
+                        lost,
+                    });
+                }
+            }
+        }
+        Ok(page)
+    }
+
     /// Data was written up to `end`: the size grows to it (never shrinks:
     /// writers report in any order), mtime and data_seq move.
     pub(crate) fn written(&mut self, ctx: &Ctx, ino: Ino, end: u64) -> MetaResult<MetaReply> {
@@ -270,6 +349,77 @@ mod tests {
             count,
             candidates,
         }
+    }
+
+    #[test]
+    fn degraded_finds_chunks_on_down_nodes_and_short_of_replicas_in_pages() {
+        let mut ns = Namespace::new(ROOT, crate::meta::changes::ChangeFeed::new(64));
+        let f = file(&mut ns);
+        let Ok(MetaReply::Chunks(placed)) = run(&mut ns, 10, place_op(f, 0, 8, nodes(5))) else {
+            panic!("placed");
+        };
+        // A second file placed when only one node was eligible.
+        let g = match run(
+            &mut ns,
+            11,
+            MetaOp::Create {
+                parent: ROOT,
+                name: b"g".to_vec(),
+                mode: 0o644,
+                exclusive: true,
+                layout: None,
+            },
+        ) {
+            Ok(MetaReply::Created { attr, .. }) => attr.ino,
+            other => panic!("create: {other:?}"),
+        };
+        assert!(run(&mut ns, 12, place_op(g, 0, 2, nodes(1))).is_ok());
+        let root = Credentials::root();
+        let on_node_2: Vec<u64> = placed
+            .iter()
+            .filter(|c| c.replicas.contains(&2))
+            .map(|c| c.index)
+            .collect();
+        assert!(!on_node_2.is_empty() && on_node_2.len() < 8);
+
+        // Nothing down and one node up: nothing to do.
+        let page = ns.degraded(&root, &[], 1, None, 100).expect("scan");
+        assert_eq!(
+            page,
+            DegradedPage {
+                chunks: Vec::new(),
+                next: None
+            }
+        );
+        // Node 2 down, and 4 nodes up: f's chunks on node 2, and both of
+        // g's (one replica where there could be three).
+        let page = ns.degraded(&root, &[2], 4, None, 100).expect("scan");
+        assert_eq!(page.next, None);
+        let found: Vec<(Ino, u64)> = page.chunks.iter().map(|c| (c.ino, c.place.index)).collect();
+        let mut want: Vec<(Ino, u64)> = on_node_2.iter().map(|i| (f, *i)).collect();
+        want.extend([(g, 0), (g, 1)]);
+        assert_eq!(found, want);
+        for c in &page.chunks {
+            assert_eq!(c.lost, if c.ino == f { vec![2] } else { vec![] });
+        }
+        // The same, a chunk per page, following `next`.
+        let mut paged = Vec::new();
+        let mut from = None;
+        loop {
+            let page = ns.degraded(&root, &[2], 4, from, 1).expect("scan");
+            paged.extend(page.chunks.iter().map(|c| (c.ino, c.place.index)));
+            match page.next {
+                Some(n) => from = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(paged, want);
+        // Root only, and a page of at least one.
+        assert_eq!(
+            ns.degraded(&Credentials::user(1000, 1000), &[2], 4, None, 10),
+            Err(Errno::EACCES)
+        );
+        assert_eq!(ns.degraded(&root, &[2], 4, None, 0), Err(Errno::EINVAL));
     }
 
     #[test]
@@ -397,6 +547,46 @@ mod tests {
             .expect("one replica fits");
             assert_eq!(chosen, vec![2], "the full node is never chosen");
         }
+
+        // A node the president judged down is a candidate marked down,
+        // and never chosen either.
+        map.storage.insert(1, 5 << 30);
+        map.down.insert(2);
+        let filled = ns.prepare(&place, &map).expect("filled in");
+        let request: MetaRequest = crate::codec::decode_exact(&filled).expect("decodes");
+        let MetaOp::PlaceChunks { candidates, .. } = request.op else {
+            panic!("still a placement");
+        };
+        let up: Vec<(NodeId, bool)> = candidates.iter().map(|c| (c.node, c.up)).collect();
+        assert_eq!(up, vec![(1, true), (2, false)]);
+        let want = crate::data::Want {
+            chunk: crate::data::ChunkRef {
+                file: Ino(5),
+                index: 0,
+            }
+            .id()
+            .expect("id"),
+            replicas: 2,
+            keep: &[],
+            exclude: &[],
+        };
+        assert_eq!(
+            crate::data::place(&candidates, &want),
+            Err(crate::data::PlacementError::NotEnoughNodes {
+                needed: 2,
+                eligible: 1
+            })
+        );
+        assert_eq!(
+            crate::data::place(
+                &candidates,
+                &crate::data::Want {
+                    replicas: 1,
+                    ..want
+                }
+            ),
+            Ok(vec![1])
+        );
     }
 
     #[test]

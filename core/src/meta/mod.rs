@@ -89,7 +89,7 @@ mod tests;
 
 pub use app::{decode_reply, encode_request};
 pub use changes::{Change, ChangeFeed, ChangeKind, ChangePage, DEFAULT_FEED_CAP};
-pub use chunks::{ChunkPlace, PLACE_MAX};
+pub use chunks::{ChunkPlace, DegradedChunk, DegradedPage, DEGRADED_SCAN_MAX, PLACE_MAX};
 pub use image::SubtreeImage;
 pub use invariants::Corrupt;
 pub use namespace::{Namespace, LINK_MAX};

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangePage;
-use super::chunks::ChunkPlace;
+use super::chunks::{ChunkPlace, DegradedPage};
 use super::image::SubtreeImage;
 use super::types::{Attr, Credentials, FileType, ForeignRoot, Ino, Layout, MinistryId, Nanos};
 use crate::data::StorageNode;
@@ -239,6 +239,17 @@ pub enum MetaOp {
         since: Index,
         limit: u32,
     },
+    /// Placed chunks that need repair, for the minister's re-replication:
+    /// a replica on a node of `down`, or fewer replicas than the file's
+    /// layout asks while `up` nodes could hold them. In (ino, index) order
+    /// from `from` on, at most `limit` (1 to
+    /// [`super::chunks::PLACE_MAX`]). Root only (EACCES).
+    Degraded {
+        down: Vec<NodeId>,
+        up: u32,
+        from: Option<(Ino, u64)>,
+        limit: u32,
+    },
 }
 
 /// Largest readdir page.
@@ -303,6 +314,7 @@ pub enum MetaReply {
     Detached(SubtreeImage),
     /// PlaceChunks and Chunks, in index order.
     Chunks(Vec<ChunkPlace>),
+    Degraded(DegradedPage),
 }
 
 /// What a lookup found.

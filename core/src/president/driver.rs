@@ -94,6 +94,8 @@ pub struct PresidentDriver {
     step_sent: BTreeMap<(u64, Step), Micros>,
     /// When each node's free space was last proposed.
     space_sent: BTreeMap<NodeId, Micros>,
+    /// When each node's liveness was last proposed.
+    state_sent: BTreeMap<NodeId, Micros>,
 }
 
 /// A transfer step for a ministry's minister to run.
@@ -120,6 +122,7 @@ impl PresidentDriver {
             images: BTreeMap::new(),
             step_sent: BTreeMap::new(),
             space_sent: BTreeMap::new(),
+            state_sent: BTreeMap::new(),
         }
     }
 
@@ -173,6 +176,35 @@ impl PresidentDriver {
         orders
     }
 
+    /// A node is down when none of its shards reported within the failure
+    /// timeout, up again when one does. A new president judges only after
+    /// a failure timeout of its own, each node at most once per
+    /// appointment timeout.
+    fn liveness_orders(&mut self, now: Micros, map: &ClusterMap) -> Vec<Order> {
+        if now.saturating_sub(self.started) < self.cfg.failure_timeout {
+            return Vec::new();
+        }
+        let mut up: BTreeSet<NodeId> = BTreeSet::new();
+        for shard in self.heard.keys() {
+            if self.alive(now, *shard) {
+                up.insert(node_of(*shard));
+            }
+        }
+        let mut orders = Vec::new();
+        for node in map.nodes() {
+            let down = !up.contains(&node);
+            let due = self
+                .state_sent
+                .get(&node)
+                .is_none_or(|t| now.saturating_sub(*t) >= self.cfg.appointment_timeout);
+            if due && down != map.down.contains(&node) {
+                self.state_sent.insert(node, now);
+                orders.push(Order::NodeState { node, down });
+            }
+        }
+        orders
+    }
+
     fn alive(&self, now: Micros, shard: NodeId) -> bool {
         self.heard
             .get(&shard)
@@ -219,6 +251,7 @@ impl PresidentDriver {
             }
         }
         orders.extend(self.space_orders(now, map));
+        orders.extend(self.liveness_orders(now, map));
         let mut taken: BTreeSet<NodeId> = BTreeSet::new();
         let in_grace = now.saturating_sub(self.started) < self.cfg.failure_timeout;
         for info in map.ministries.values() {
@@ -533,6 +566,7 @@ impl PresidentDriver {
 mod tests {
     use super::*;
     use crate::ids::shard_id;
+    use crate::president::map::Applied;
 
     const GIB: u64 = 1 << 30;
 
@@ -599,5 +633,58 @@ mod tests {
         // A node not heard from within the failure timeout is not judged.
         d.on_report(500, report(2, 0, GIB));
         assert!(space_orders(&mut d, 500 + 1_000, &mut map).is_empty());
+    }
+
+    fn liveness(d: &mut PresidentDriver, now: Micros, map: &mut ClusterMap) -> Vec<Order> {
+        let orders = d.liveness_orders(now, map);
+        for o in &orders {
+            assert_eq!(map.apply(o), Applied::Nothing, "{o:?}");
+        }
+        orders
+    }
+
+    #[test]
+    fn a_node_whose_shards_all_went_quiet_is_down_until_one_reports() {
+        let (mut d, mut map) = (driver(), ClusterMap::new());
+        for shard in [shard_id(1, 0), shard_id(1, 1), shard_id(2, 0)] {
+            map.apply(&Order::RegisterShard { shard });
+        }
+        d.on_report(0, report(1, 0, GIB));
+        d.on_report(0, report(2, 0, GIB));
+        // A new president waits a failure timeout before judging anyone.
+        d.on_report(900, report(1, 0, GIB));
+        d.on_report(900, report(2, 0, GIB));
+        assert!(liveness(&mut d, 900, &mut map).is_empty(), "in grace");
+        // Node 2 goes quiet; node 1's shard 1 never reported but shard 0
+        // does, so node 1 is up.
+        d.on_report(1_800, report(1, 0, GIB));
+        assert!(liveness(&mut d, 1_800, &mut map).is_empty());
+        assert_eq!(
+            liveness(&mut d, 1_950, &mut map),
+            vec![Order::NodeState {
+                node: 2,
+                down: true
+            }]
+        );
+        assert_eq!(map.down, BTreeSet::from([2]));
+        assert!(liveness(&mut d, 2_000, &mut map).is_empty(), "said once");
+        // Node 2 is back.
+        d.on_report(2_100, report(2, 0, GIB));
+        assert_eq!(
+            liveness(&mut d, 2_100, &mut map),
+            vec![Order::NodeState {
+                node: 2,
+                down: false
+            }]
+        );
+        assert!(map.down.is_empty());
+        // Unregistered nodes are refused by the map.
+        assert!(matches!(
+            map.apply(&Order::NodeState {
+                node: 9,
+                down: true
+            }),
+            Applied::Rejected(_)
+        ));
     }
 }

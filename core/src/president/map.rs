@@ -43,6 +43,9 @@ pub enum Order {
     },
     /// Node `node`'s storage can take `free_bytes` more of chunks.
     StorageSpace { node: NodeId, free_bytes: u64 },
+    /// Node `node` stopped reporting (`down`) or reports again: placement
+    /// skips down nodes and ministers move chunks off them.
+    NodeState { node: NodeId, down: bool },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +85,9 @@ pub struct ClusterMap {
     /// moved a lot, see `driver::space_changed`). Placement weighs nodes by
     /// it; a node not listed has not reported yet.
     pub storage: BTreeMap<NodeId, u64>,
+    /// Nodes none of whose shards the president heard from within the
+    /// failure timeout, as it last judged.
+    pub down: BTreeSet<NodeId>,
 }
 
 /// Inode numbers a ministry gets at once (2^40: it never needs a second).
@@ -135,6 +141,7 @@ impl Default for ClusterMap {
             next_inode: INODE_RANGE,
             inode_ranges: BTreeMap::new(),
             storage: BTreeMap::new(),
+            down: BTreeSet::new(),
         }
     }
 }
@@ -152,6 +159,17 @@ impl ClusterMap {
             }
             Order::StorageSpace { node, free_bytes } => {
                 self.storage.insert(*node, *free_bytes);
+                Applied::Nothing
+            }
+            Order::NodeState { node, down } => {
+                if !self.shards.iter().any(|s| node_of(*s) == *node) {
+                    return Applied::Rejected("no shard of that node is registered");
+                }
+                if *down {
+                    self.down.insert(*node);
+                } else {
+                    self.down.remove(node);
+                }
                 Applied::Nothing
             }
             Order::BeginAppointment { ministry, members } => {
@@ -315,6 +333,11 @@ impl ClusterMap {
                         .is_some_and(|p| p.members.contains(&shard))
             })
             .map(|m| m.id)
+    }
+
+    /// Every node with a registered shard, in order, once each.
+    pub fn nodes(&self) -> BTreeSet<NodeId> {
+        self.shards.iter().map(|s| node_of(*s)).collect()
     }
 
     pub fn idle_shards(&self) -> impl Iterator<Item = NodeId> + '_ {
