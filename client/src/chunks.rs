@@ -117,6 +117,44 @@ impl Client {
         self.change_each(&msg, nodes).await
     }
 
+    /// Delete grants for chunks `indexes` of `file`, a file that is gone,
+    /// from ministry `ministry`'s minister at `addr` (it signs them only
+    /// for chunks its namespace lists as garbage).
+    pub async fn delete_grants(
+        &self,
+        addr: std::net::SocketAddr,
+        ministry: govfs_core::raft::GroupId,
+        file: govfs_core::meta::Ino,
+        indexes: Vec<u64>,
+    ) -> Result<Vec<SignedGrant>, ClientError> {
+        let count = indexes.len();
+        let msg = ClientMsg::Lease(govfs_core::node::LeaseRequest::DeleteGrants {
+            ministry,
+            file,
+            indexes,
+        });
+        match self.call(addr, &msg).await? {
+            ServerMsg::Lease(govfs_core::node::LeaseReply::Grants(g)) if g.len() == count => Ok(g),
+            ServerMsg::Lease(govfs_core::node::LeaseReply::Refused(refusal)) => {
+                Err(ClientError::Lease { ministry, refusal })
+            }
+            other => Err(crate::client::unexpected(addr, other)),
+        }
+    }
+
+    /// Deletes the chunk of delete grant `grant` on replica `node`; done
+    /// once the removal is durable there (or the chunk was not there).
+    pub async fn delete_chunk(&self, node: NodeId, grant: &SignedGrant) -> Result<(), ClientError> {
+        let msg = ClientMsg::Chunk(ChunkRequest::Delete {
+            grant: grant.clone(),
+            lamport: self.lamport_clock().send(),
+        });
+        match self.chunk_call(node, &msg).await? {
+            ChunkReply::Deleted { .. } => Ok(()),
+            other => Err(unexpected_chunk(node, other)),
+        }
+    }
+
     /// Sends one chunk change to every node of `nodes` at once (encoded
     /// once) and collects their acknowledgements.
     async fn change_each(
@@ -199,7 +237,9 @@ impl Client {
             ServerMsg::Chunk(reply) => {
                 match &reply {
                     ChunkReply::Written { stamp, .. } => self.lamport_clock().receive(*stamp),
-                    ChunkReply::Data { lamport, .. } => self.lamport_clock().receive(*lamport),
+                    ChunkReply::Data { lamport, .. } | ChunkReply::Deleted { lamport } => {
+                        self.lamport_clock().receive(*lamport)
+                    }
                     ChunkReply::Refused(_) => {}
                 }
                 Ok(reply)

@@ -226,6 +226,7 @@ fn is_read(op: &MetaOp) -> bool {
             | MetaOp::Changes { .. }
             | MetaOp::Chunks { .. }
             | MetaOp::Degraded { .. }
+            | MetaOp::Garbage { .. }
     )
 }
 

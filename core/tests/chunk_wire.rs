@@ -90,6 +90,8 @@ fn request() -> impl Strategy<Value = ChunkRequest> {
                 lamport,
             }
         ),
+        (grant(), any::<u64>())
+            .prop_map(|(grant, lamport)| ChunkRequest::Delete { grant, lamport }),
     ]
 }
 
@@ -113,6 +115,7 @@ fn reply() -> impl Strategy<Value = ChunkReply> {
                 lamport,
             }),
         ".{0,16}".prop_map(|why| ChunkReply::Refused(ChunkRefusal::Grant(why))),
+        any::<u64>().prop_map(|lamport| ChunkReply::Deleted { lamport }),
         (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(c, have, want)| {
             ChunkReply::Refused(ChunkRefusal::Version {
                 chunk: ChunkId(c),
@@ -168,7 +171,8 @@ proptest! {
     }
 }
 
-/// Old encodings still decode: `Truncate` came after `Write` and `Read`.
+/// Old encodings still decode: `Truncate` came after `Write` and `Read`,
+/// `Delete` after `Truncate`, and the `Deleted` reply after `Refused`.
 #[test]
 fn existing_chunk_variants_keep_their_tags() {
     let read = ChunkRequest::Read {
@@ -180,4 +184,7 @@ fn existing_chunk_variants_keep_their_tags() {
     };
     let bytes = postcard::to_stdvec(&read).unwrap();
     assert_eq!(bytes[0], 1, "Read is the second request");
+    let refused = ChunkReply::Refused(ChunkRefusal::Busy(String::new()));
+    let bytes = postcard::to_stdvec(&refused).unwrap();
+    assert_eq!(bytes[0], 2, "Refused is the third reply, before Deleted");
 }

@@ -16,6 +16,14 @@
 //! ministry's log, the data copied from a surviving replica). A chunk
 //! whose lease is taken is tried again on the next round.
 //!
+//! It also collects garbage: the chunks of files that are gone
+//! (`meta::garbage`) are deleted on their replicas under delete grants
+//! the minister signs (`LeaseRequest::DeleteGrants`), then dropped from
+//! the list through the log (`MetaOp::Collected`). A replica on a node
+//! down for less than the delay holds its chunk back until the node
+//! returns or the delay passes; one on a node down longer is given up
+//! (that node's copy stays behind if it ever comes back).
+//!
 //! It runs on ministers, not on the president: each ministry repairs its
 //! own chunks, so the work spreads as ministries do, and the scan reads
 //! the minister's own memory.
@@ -30,13 +38,16 @@ use std::time::{Duration, Instant};
 use govfs_client::{Client, ClientOptions, FileSystem, FsError, FsOptions, LeaseOptions};
 use govfs_core::ids::node_of;
 use govfs_core::lease::Region;
-use govfs_core::meta::{DegradedChunk, MetaOp, MetaReply};
+use govfs_core::meta::{ChunkPlace, DegradedChunk, MetaOp, MetaReply};
+use govfs_core::node::MAX_GRANTS;
 use govfs_core::president::ClusterMap;
 use govfs_core::raft::{GroupId, NodeId};
 use govfs_net::ClusterKey;
 
 /// Chunks asked for per `Degraded` page.
 const PAGE: u32 = 256;
+/// Files asked for per `Garbage` page.
+const GARBAGE_PAGE: u32 = 64;
 
 #[derive(Clone, Debug)]
 pub struct RepairSettings {
@@ -99,7 +110,9 @@ async fn run(settings: RepairSettings, stop: Arc<AtomicBool>) {
             }
         };
         match agent.round(&c).await {
-            Ok(moved) if moved > 0 => tracing::info!(moved, "re-replication round"),
+            Ok((moved, deleted)) if moved + deleted > 0 => {
+                tracing::info!(moved, deleted, "re-replication round")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!("re-replication round failed: {e}"),
         }
@@ -131,6 +144,8 @@ struct Agent {
 struct Plan {
     /// Down for at least the delay: their replicas move.
     gone: Vec<NodeId>,
+    /// Down for less than the delay.
+    down: Vec<NodeId>,
     /// Nodes that can take a replica: not down, not full.
     up: u32,
     /// Ministries whose settled minister is on this node.
@@ -143,12 +158,14 @@ impl Agent {
         for n in &map.down {
             self.down_since.entry(*n).or_insert(now);
         }
-        let gone = self
+        let (gone, down): (Vec<_>, Vec<_>) = self
             .down_since
             .iter()
-            .filter(|(_, since)| now.duration_since(**since) >= self.settings.delay)
-            .map(|(n, _)| *n)
-            .collect();
+            .partition(|(_, since)| now.duration_since(**since) >= self.settings.delay);
+        let (gone, down) = (
+            gone.into_iter().map(|(n, _)| *n).collect(),
+            down.into_iter().map(|(n, _)| *n).collect(),
+        );
         let up = map
             .nodes()
             .into_iter()
@@ -162,14 +179,20 @@ impl Agent {
             })
             .map(|m| m.id)
             .collect();
-        Plan { gone, up, mine }
+        Plan {
+            gone,
+            down,
+            up,
+            mine,
+        }
     }
 
-    /// One look at every ministry this node leads; returns the chunks moved.
-    async fn round(&mut self, client: &Client) -> Result<usize, String> {
+    /// One look at every ministry this node leads; returns the chunks
+    /// moved and deleted.
+    async fn round(&mut self, client: &Client) -> Result<(usize, usize), String> {
         let map = client.map().await.map_err(|e| e.to_string())?;
         let plan = self.plan(&map, Instant::now());
-        let mut moved = 0;
+        let (mut moved, mut deleted) = (0, 0);
         for ministry in &plan.mine {
             let mut fs = FileSystem::new(
                 client.clone(),
@@ -215,8 +238,104 @@ impl Agent {
                     None => break,
                 }
             }
+            deleted += self.collect(client, &mut fs, *ministry, &plan).await?;
         }
-        Ok(moved)
+        Ok((moved, deleted))
+    }
+
+    /// Deletes the chunks of gone files of `ministry` on their replicas;
+    /// returns how many chunks left the garbage list.
+    async fn collect(
+        &self,
+        client: &Client,
+        fs: &mut FileSystem,
+        ministry: GroupId,
+        plan: &Plan,
+    ) -> Result<usize, String> {
+        // This node leads the ministry: its own address reaches the minister.
+        let Some(minister) = client.node_addr(self.settings.node) else {
+            return Err(format!(
+                "node {} is not in the client's list",
+                self.settings.node
+            ));
+        };
+        let mut collected = 0;
+        let mut from = None;
+        loop {
+            let op = MetaOp::Garbage {
+                from,
+                limit: GARBAGE_PAGE,
+            };
+            let page = match fs.call(ministry, op, "garbage").await {
+                Ok(MetaReply::Garbage(page)) => page,
+                Ok(other) => return Err(format!("ministry {ministry}: answered {other:?}")),
+                Err(e) => return Err(format!("ministry {ministry}: {e}")),
+            };
+            for (ino, garbage) in &page.files {
+                for batch in garbage.chunks.chunks(MAX_GRANTS) {
+                    // Held back while a replica's node may still return.
+                    let ready: Vec<&ChunkPlace> = batch
+                        .iter()
+                        .filter(|c| !c.replicas.iter().any(|n| plan.down.contains(n)))
+                        .collect();
+                    if ready.is_empty() {
+                        continue;
+                    }
+                    let indexes = ready.iter().map(|c| c.index).collect();
+                    let grants = match client
+                        .delete_grants(minister, ministry, *ino, indexes)
+                        .await
+                    {
+                        Ok(g) => g,
+                        Err(e) => {
+                            tracing::debug!(ministry, ino = ino.0, "no delete grants: {e}");
+                            continue;
+                        }
+                    };
+                    let mut done = Vec::new();
+                    for (place, grant) in ready.iter().zip(&grants) {
+                        let mut all = true;
+                        for node in place.replicas.iter().filter(|n| !plan.gone.contains(n)) {
+                            if let Err(e) = client.delete_chunk(*node, grant).await {
+                                tracing::debug!(
+                                    ino = ino.0,
+                                    index = place.index,
+                                    node,
+                                    "chunk not deleted: {e}"
+                                );
+                                all = false;
+                            }
+                        }
+                        if all {
+                            done.push(place.index);
+                        }
+                    }
+                    if done.is_empty() {
+                        continue;
+                    }
+                    let count = done.len();
+                    let op = MetaOp::Collected {
+                        ino: *ino,
+                        indexes: done,
+                    };
+                    match fs.call(ministry, op, "collected").await {
+                        Ok(_) => {
+                            collected += count;
+                            metrics::counter!("govfs_chunks_collected_total")
+                                .increment(count as u64);
+                        }
+                        Err(e) => {
+                            tracing::debug!(ministry, ino = ino.0, "collected not recorded: {e}")
+                        }
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => from = Some(next),
+                None => break,
+            }
+        }
+        Ok(collected)
     }
 }
 
@@ -303,10 +422,12 @@ mod tests {
         let t0 = Instant::now();
         let p = a.plan(&map, t0);
         assert!(p.gone.is_empty(), "not down for long enough yet");
+        assert_eq!(p.down, vec![3], "its chunks are held back meanwhile");
         assert_eq!(p.up, 2, "node 3 is down and node 4 full");
         assert_eq!(p.mine, vec![1]);
         let p = a.plan(&map, t0 + Duration::from_secs(10));
         assert_eq!(p.gone, vec![3]);
+        assert!(p.down.is_empty());
         // Back up, then down again: the delay starts over.
         map.apply(&Order::NodeState {
             node: 3,

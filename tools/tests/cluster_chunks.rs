@@ -3,7 +3,8 @@
 //! forged, expired and out-of-range grants, a corrupted block found on read
 //! (the other replicas still serve), Lamport stamps that keep growing
 //! across a SIGKILL and restart of a storage node, and every node's free
-//! space reaching the cluster map that placement weighs nodes by.
+//! space reaching the cluster map that placement weighs nodes by; chunks
+//! deleted only under a delete grant for all of the chunk.
 //!
 //! The minister does not issue grants yet: the test signs them with the
 //! cluster's grant key, as the minister will.
@@ -15,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::TestCluster;
 use govfs_client::{Client, ClientError};
-use govfs_core::data::{ChunkRef, ChunkRefusal, GrantKey, SignedGrant, WriteGrant};
+use govfs_core::data::{ChunkRef, ChunkRefusal, GrantKey, SignedGrant, WriteGrant, DELETE_LEASE};
 use govfs_core::meta::types::Ino;
 use govfs_engine::chunk::format::data_offset;
 
@@ -274,4 +275,69 @@ async fn every_node_reports_its_free_space_into_the_map() {
         out.contains("storage free for chunks (placement weights): node 1 "),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_delete_grant_for_the_whole_chunk_deletes_it() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    let client = cluster.client().await;
+    let key = GrantKey::derive(cluster.key.secret()).expect("grant key");
+    let whole = (0, 4 << 20);
+    let write = key.sign(grant(3, 0, vec![1, 2], whole, 60));
+    let data = pattern(1 << 20, 3);
+    write_all(&client, &write, 0, &data, 1).await;
+    let delete_grant = |range| {
+        let mut g = grant(3, 0, vec![1, 2], range, 60);
+        g.lease = DELETE_LEASE;
+        g.session = 0;
+        key.sign(g)
+    };
+
+    // A write grant does not delete, even for the whole chunk.
+    let e = client.delete_chunk(1, &write).await.unwrap_err();
+    assert!(
+        matches!(refusal(e), ChunkRefusal::Grant(m) if m.contains("delete grant")),
+        "a write grant deletes nothing"
+    );
+    // A delete grant does not write.
+    let delete = delete_grant(whole);
+    let e = client.write_chunk(&delete, 0, b"x", 2).await.unwrap_err();
+    assert!(matches!(refusal(e), ChunkRefusal::Grant(m) if m.contains("does not allow writing")));
+    // A delete grant for part of the chunk, one that expired, or one for
+    // another node deletes nothing.
+    let e = client
+        .delete_chunk(1, &delete_grant((4096, 4 << 20)))
+        .await
+        .unwrap_err();
+    assert!(matches!(refusal(e), ChunkRefusal::Grant(_)));
+    let mut old = grant(3, 0, vec![1, 2], whole, -10);
+    old.lease = DELETE_LEASE;
+    let e = client.delete_chunk(1, &key.sign(old)).await.unwrap_err();
+    assert!(matches!(refusal(e), ChunkRefusal::Grant(m) if m.contains("expired")));
+    let e = client.delete_chunk(3, &delete).await.unwrap_err();
+    assert!(matches!(refusal(e), ChunkRefusal::Grant(_)));
+    for node in [1, 2] {
+        let got = client
+            .read_chunk(node, write.grant.chunk_id, 1, 0, 1 << 20)
+            .await
+            .expect("still there");
+        assert!(got == data, "node {node} kept the chunk");
+    }
+
+    // The real thing deletes it, and again is no error (a resend).
+    client.delete_chunk(1, &delete).await.expect("deleted");
+    client
+        .delete_chunk(1, &delete)
+        .await
+        .expect("deleted again");
+    let e = client
+        .read_chunk(1, write.grant.chunk_id, 1, 0, 4096)
+        .await
+        .unwrap_err();
+    assert!(matches!(refusal(e), ChunkRefusal::NoSuchChunk(_)));
+    let got = client
+        .read_chunk(2, write.grant.chunk_id, 1, 0, 1 << 20)
+        .await
+        .expect("the other replica is untouched");
+    assert!(got == data);
 }

@@ -3,7 +3,8 @@
 //! SIGKILLed; the president marks it down in the cluster map, new chunks
 //! are placed without it, and after the repair delay the minister's agent
 //! moves every chunk it held to a live node, with nobody asking. The data
-//! reads back whole, from every replica.
+//! reads back whole, from every replica. An unlinked file's chunks are
+//! deleted from every replica's disk by the same agent.
 
 mod common;
 
@@ -150,4 +151,112 @@ async fn chunks_on_a_dead_node_are_re_replicated_in_the_background() {
     let mut r = fs.open_file("/data", OpenMode::Read).await.expect("open");
     let all = r.read_at(0, CHUNKS * MIB).await.expect("read");
     assert!(all == data, "the file reads back whole");
+}
+
+/// Every file under `dir` named like chunk `id` (one per replica).
+fn chunk_files(dir: &std::path::Path, id: govfs_core::data::ChunkId) -> Vec<std::path::PathBuf> {
+    let name = format!("{:016x}.chunk", id.0);
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if e.file_name().to_string_lossy() == name {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlinked_files_chunks_are_deleted_on_every_replica() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let client = cluster.client().await;
+    let mut fs = FileSystem::new(client.clone(), FsOptions::default());
+    let layout = Layout {
+        chunk_size: MIB as u32,
+        stripe_count: 1,
+        replicas: 3,
+    };
+    let mut ids = Vec::new();
+    for (name, chunks) in [("/gone", 2u64), ("/kept", 1)] {
+        let (attr, _) = fs
+            .create_with_layout(name, 0o644, true, Some(layout))
+            .await
+            .expect("create");
+        let mut f = fs.open_file(name, OpenMode::Write).await.expect("open");
+        f.write_at(0, &pattern((chunks * MIB) as usize, chunks))
+            .await
+            .expect("write");
+        f.close().await.expect("close");
+        let list: Vec<_> = (0..chunks)
+            .map(|index| {
+                ChunkRef {
+                    file: attr.ino,
+                    index,
+                }
+                .id()
+                .expect("id")
+            })
+            .collect();
+        ids.push((attr.ino, list));
+    }
+    let (gone, gone_ids) = ids[0].clone();
+    let kept_ids = ids[1].1.clone();
+    for id in gone_ids.iter().chain(&kept_ids) {
+        assert_eq!(chunk_files(&cluster.path(), *id).len(), 3, "three replicas");
+    }
+    // The minister signs delete grants for garbage only.
+    let (minister, _) = cluster.ministry(1).await.expect("ministry 1");
+    let addr = client
+        .node_addr(node_of(minister))
+        .expect("minister's address");
+    let e = client
+        .delete_grants(addr, 1, gone, vec![0])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no chunks to delete"), "{e}");
+
+    fs.unlink("/gone").await.expect("unlink");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: usize = gone_ids
+            .iter()
+            .map(|id| chunk_files(&cluster.path(), *id).len())
+            .sum();
+        let op = MetaOp::Garbage {
+            from: None,
+            limit: 10,
+        };
+        let listed = match fs.call(1, op, "garbage").await.expect("garbage") {
+            MetaReply::Garbage(page) => page.files.len(),
+            other => panic!("a garbage page, not {other:?}"),
+        };
+        if left == 0 && listed == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} chunk files and {listed} listed files left after 30 s\nminister's log:\n{}",
+            cluster.log(node_of(minister))
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in &kept_ids {
+        assert_eq!(
+            chunk_files(&cluster.path(), *id).len(),
+            3,
+            "a live file keeps its chunks"
+        );
+    }
+    let mut r = fs.open_file("/kept", OpenMode::Read).await.expect("open");
+    let got = r.read_at(0, MIB).await.expect("read");
+    assert!(got == pattern(MIB as usize, 1), "the kept file reads back");
 }

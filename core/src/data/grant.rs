@@ -44,6 +44,11 @@ pub const KEY_LABEL: &[u8] = b"govfs data plane: write grant key v1";
 /// Shortest cluster secret a grant key is derived from.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// The lease id of a delete grant, which only the minister signs, for a
+/// chunk of a file that is gone; no lease ever has it. Storage nodes
+/// delete only under such a grant and write under any other.
+pub const DELETE_LEASE: LeaseId = LeaseId(0);
+
 /// Permission to write `range` of one chunk at `version`, on `replicas`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteGrant {

@@ -43,14 +43,19 @@ pub enum ChunkRequest {
         write: WriteId,
         lamport: Stamp,
     },
+    /// Delete the grant's chunk, of a file that is gone. The grant must be
+    /// a delete grant ([`super::grant::DELETE_LEASE`]) for the whole chunk.
+    /// Answered `Deleted` once the removal is durable, also when the chunk
+    /// was not here (a resend).
+    Delete { grant: SignedGrant, lamport: Stamp },
 }
 
 impl ChunkRequest {
     pub fn chunk(&self) -> ChunkId {
         match self {
-            ChunkRequest::Write { grant, .. } | ChunkRequest::Truncate { grant, .. } => {
-                grant.grant.chunk_id
-            }
+            ChunkRequest::Write { grant, .. }
+            | ChunkRequest::Truncate { grant, .. }
+            | ChunkRequest::Delete { grant, .. } => grant.grant.chunk_id,
             ChunkRequest::Read { chunk, .. } => *chunk,
         }
     }
@@ -75,6 +80,11 @@ pub enum ChunkReply {
         lamport: Stamp,
     },
     Refused(ChunkRefusal),
+    /// The chunk is gone from this node, durably. (After `Refused`: the
+    /// older variants keep their wire tags.)
+    Deleted {
+        lamport: Stamp,
+    },
 }
 
 /// Why a storage node did not do what was asked. Nothing was written.

@@ -29,7 +29,7 @@ pub mod messages;
 pub mod placement;
 
 pub use chunk::{pieces, ChunkError, ChunkId, ChunkRef, Piece, Pieces};
-pub use grant::{verify, GrantError, GrantKey, ShortSecret, SignedGrant, WriteGrant};
+pub use grant::{verify, GrantError, GrantKey, ShortSecret, SignedGrant, WriteGrant, DELETE_LEASE};
 pub use lamport::{
     Ack, LamportClock, LamportError, NodeTimes, Pending, Stamp, Watermark, WatermarkError, WriteId,
 };

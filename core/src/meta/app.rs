@@ -98,6 +98,7 @@ impl Namespace {
                 drop,
                 candidates,
             } => self.replace_chunk(&ctx, *ino, *index, drop, candidates),
+            MetaOp::Collected { ino, indexes } => self.collected(ctx.creds, *ino, indexes),
             _ => {
                 return self
                     .read(index, request)
@@ -161,6 +162,9 @@ impl Namespace {
             } => self
                 .degraded(creds, down, *up, *from, *limit)
                 .map(MetaReply::Degraded),
+            MetaOp::Garbage { from, limit } => {
+                self.garbage(creds, *from, *limit).map(MetaReply::Garbage)
+            }
             _ => return None,
         };
         Some(reply)
@@ -316,6 +320,14 @@ impl App for Namespace {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok((inode.chunk_size, places))
+    }
+
+    fn garbage_placements(
+        &self,
+        file: Ino,
+        indexes: &[u64],
+    ) -> Result<(u32, Vec<ChunkPlace>), String> {
+        Namespace::garbage_placements(self, file, indexes)
     }
 
     /// A new minister claims the inode ranges the president handed its

@@ -242,6 +242,15 @@ impl Namespace {
                 return fail(format!("invalid chunk list of {ino:?}"));
             }
         }
+        for (ino, g) in &self.garbage {
+            if self.inodes.get(*ino).is_some() {
+                return fail(format!("garbage chunks of live inode {ino:?}"));
+            }
+            let sorted = g.chunks.windows(2).all(|w| w[0].index < w[1].index);
+            if g.chunks.is_empty() || !sorted {
+                return fail(format!("invalid garbage list of {ino:?}"));
+            }
+        }
         Ok(())
     }
 

@@ -64,6 +64,7 @@ mod app;
 pub mod changes;
 pub mod chunks;
 mod create;
+pub mod garbage;
 mod image;
 mod invariants;
 mod links;

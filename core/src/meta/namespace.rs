@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeFeed;
 use super::chunks::ChunkPlace;
+use super::garbage::Garbage;
 use super::name::NAME_MAX;
 use super::table::{Inode, InodeTable};
 use super::transfer::{Export, Finished};
@@ -51,6 +52,8 @@ pub struct Namespace {
     pub(crate) xattrs: BTreeMap<Ino, Vec<Xattr>>,
     /// Per file, its placed chunks in index order (`chunks.rs`).
     pub(crate) chunks: BTreeMap<Ino, Vec<ChunkPlace>>,
+    /// Chunks of files that are gone, until deleted (`garbage.rs`).
+    pub(crate) garbage: BTreeMap<Ino, Garbage>,
     /// Roots of subtrees other ministries own, hanging in this namespace.
     pub(crate) foreign: BTreeMap<Ino, Mount>,
     /// Top-level roots besides `root`: subtrees attached from another
@@ -134,6 +137,7 @@ impl Namespace {
             symlinks: BTreeMap::new(),
             xattrs: BTreeMap::new(),
             chunks: BTreeMap::new(),
+            garbage: BTreeMap::new(),
             foreign: BTreeMap::new(),
             roots: BTreeSet::new(),
             exports: BTreeMap::new(),
@@ -367,8 +371,9 @@ impl Namespace {
         self.total_bytes -= u128::from(inode.size);
         self.symlinks.remove(&ino);
         self.xattrs.remove(&ino);
-        // The chunks' data stays on the storage nodes until they collect it.
-        self.chunks.remove(&ino);
+        // The chunks' data stays on the storage nodes until the minister's
+        // agent deletes it.
+        self.discard_chunks(ino, inode.chunk_size);
         debug_assert!(self
             .extra_links
             .range((ino, Ino(0))..=(ino, Ino(u64::MAX)))

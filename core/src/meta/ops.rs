@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangePage;
 use super::chunks::{ChunkPlace, DegradedPage};
+use super::garbage::GarbagePage;
 use super::image::SubtreeImage;
 use super::types::{Attr, Credentials, FileType, ForeignRoot, Ino, Layout, MinistryId, Nanos};
 use crate::data::StorageNode;
@@ -250,6 +251,19 @@ pub enum MetaOp {
         from: Option<(Ino, u64)>,
         limit: u32,
     },
+    /// Files that are gone whose chunks are still to delete, from `from`
+    /// on, at most `limit` files (1 to [`super::chunks::PLACE_MAX`]).
+    /// Root only.
+    Garbage {
+        from: Option<Ino>,
+        limit: u32,
+    },
+    /// Chunks `indexes` of gone file `ino` were deleted on every replica:
+    /// forget them (a change). Root only.
+    Collected {
+        ino: Ino,
+        indexes: Vec<u64>,
+    },
 }
 
 /// Largest readdir page.
@@ -315,6 +329,7 @@ pub enum MetaReply {
     /// PlaceChunks and Chunks, in index order.
     Chunks(Vec<ChunkPlace>),
     Degraded(DegradedPage),
+    Garbage(GarbagePage),
 }
 
 /// What a lookup found.

@@ -13,7 +13,8 @@
 //!
 //! Version 2 added the foreign root's kind, `roots`, `exports` and
 //! `finished` (moving subtrees between ministries); version 3 `chunks`:
-//! `{Ino -> [ChunkPlace]}` after `xattrs`.
+//! `{Ino -> [ChunkPlace]}` after `xattrs`; version 4 `garbage`:
+//! `{Ino -> Garbage}` after `chunks`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeFeed;
 use super::chunks::ChunkPlace;
+use super::garbage::Garbage;
 use super::invariants::Corrupt;
 use super::namespace::{Mount, Namespace, Xattr};
 use super::table::InodeTable;
@@ -29,7 +31,7 @@ use super::types::Ino;
 use crate::codec::{decode_exact, encode_into, DecodeError};
 
 /// First field of every snapshot: bumped when the encoding changes.
-pub const SNAPSHOT_VERSION: u8 = 3;
+pub const SNAPSHOT_VERSION: u8 = 4;
 
 /// Why a snapshot was refused.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,7 @@ struct Borrowed<'a> {
     symlinks: &'a BTreeMap<Ino, Box<[u8]>>,
     xattrs: &'a BTreeMap<Ino, Vec<Xattr>>,
     chunks: &'a BTreeMap<Ino, Vec<ChunkPlace>>,
+    garbage: &'a BTreeMap<Ino, Garbage>,
     foreign: &'a BTreeMap<Ino, Mount>,
     roots: &'a BTreeSet<Ino>,
     exports: &'a BTreeMap<u64, Export>,
@@ -71,6 +74,7 @@ struct Owned {
     symlinks: BTreeMap<Ino, Box<[u8]>>,
     xattrs: BTreeMap<Ino, Vec<Xattr>>,
     chunks: BTreeMap<Ino, Vec<ChunkPlace>>,
+    garbage: BTreeMap<Ino, Garbage>,
     foreign: BTreeMap<Ino, Mount>,
     roots: BTreeSet<Ino>,
     exports: BTreeMap<u64, Export>,
@@ -91,6 +95,7 @@ pub(crate) fn encode(ns: &Namespace) -> Vec<u8> {
         symlinks: &ns.symlinks,
         xattrs: &ns.xattrs,
         chunks: &ns.chunks,
+        garbage: &ns.garbage,
         foreign: &ns.foreign,
         roots: &ns.roots,
         exports: &ns.exports,
@@ -124,6 +129,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Namespace, RestoreError> {
         symlinks: s.symlinks,
         xattrs: s.xattrs,
         chunks: s.chunks,
+        garbage: s.garbage,
         foreign: s.foreign,
         roots: s.roots,
         exports: s.exports,

@@ -61,6 +61,16 @@ pub trait App: Default {
         Err("this application stores no file data".into())
     }
 
+    /// For delete grants: the chunk size of a file that is gone and the
+    /// placements of its chunks `indexes` that are still to delete.
+    fn garbage_placements(
+        &self,
+        _file: Ino,
+        _indexes: &[u64],
+    ) -> Result<(u32, Vec<ChunkPlace>), String> {
+        Err("this application stores no file data".into())
+    }
+
     /// `applied` is the index of the state it reads.
     fn query(&self, _applied: Index, _query: &[u8]) -> Option<Vec<u8>> {
         None

@@ -720,7 +720,10 @@ impl<A: App> NodeCore<A> {
                 .push((token, LeaseReply::Elsewhere { hint, members }));
             return;
         };
-        if matches!(req, LeaseRequest::Grants { .. }) {
+        if matches!(
+            req,
+            LeaseRequest::Grants { .. } | LeaseRequest::DeleteGrants { .. }
+        ) {
             self.write_grants(now, index, req, token, out);
             return;
         }

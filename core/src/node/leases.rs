@@ -142,6 +142,11 @@ impl ShardLeases {
         }
     }
 
+    /// Whether this shard is its ministry's minister and serves.
+    pub fn is_serving_minister(&self) -> bool {
+        self.serving && matches!(self.role, Role::Minister { .. })
+    }
+
     /// Clerks this minister counts fenced (for the member report).
     pub fn fenced_clerks(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.fenced.iter().copied()
@@ -326,9 +331,11 @@ impl ShardLeases {
         let answer = match (&mut self.role, req) {
             (Role::Idle, _) => elsewhere(hint),
             // NodeCore answers these itself (they need the namespace).
-            (_, LeaseRequest::Grants { .. }) => LeaseReply::Refused(LeaseRefusal::BadRequest(
-                "grants are answered by the node".into(),
-            )),
+            (_, LeaseRequest::Grants { .. } | LeaseRequest::DeleteGrants { .. }) => {
+                LeaseReply::Refused(LeaseRefusal::BadRequest(
+                    "grants are answered by the node".into(),
+                ))
+            }
             (_, LeaseRequest::Watch { session, .. }) => {
                 let taken: Vec<LeaseId> = self
                     .revoked

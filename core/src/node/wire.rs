@@ -196,7 +196,19 @@ pub enum LeaseRequest {
         lease: LeaseId,
         indexes: Vec<u64>,
     },
+    /// Delete grants for chunks `indexes` of `file`, a file that is gone
+    /// (`meta::garbage`), from the ministry's serving minister: each covers
+    /// the whole chunk, valid for [`DELETE_GRANT_US`]. For the minister's
+    /// agent, which deletes the chunks on their replicas.
+    DeleteGrants {
+        ministry: GroupId,
+        file: Ino,
+        indexes: Vec<u64>,
+    },
 }
+
+/// How long a delete grant is valid: the agent uses it at once.
+pub const DELETE_GRANT_US: u64 = 30_000_000;
 
 /// Chunks one grants request may name.
 pub const MAX_GRANTS: usize = 256;
@@ -208,7 +220,8 @@ impl LeaseRequest {
             | LeaseRequest::Refresh { ministry, .. }
             | LeaseRequest::Release { ministry, .. }
             | LeaseRequest::Watch { ministry, .. }
-            | LeaseRequest::Grants { ministry, .. } => *ministry,
+            | LeaseRequest::Grants { ministry, .. }
+            | LeaseRequest::DeleteGrants { ministry, .. } => *ministry,
         }
     }
 }

@@ -658,16 +658,20 @@ impl ChunkStore {
         Ok(bad)
     }
 
-    /// Deletes a chunk (no error if it does not exist).
+    /// Deletes a chunk (no error if it does not exist), durably: the
+    /// directory is synced, so a crash cannot bring the chunk back.
     pub fn remove(&mut self, chunk: ChunkId) -> Result<(), ChunkError> {
         self.open.remove(&chunk);
+        let dir_error = |source| ChunkError::Dir {
+            dir: self.dir.clone(),
+            source,
+        };
         match std::fs::remove_file(chunk_path(&self.dir, chunk)) {
-            Ok(()) => Ok(()),
+            Ok(()) => std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(dir_error),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(ChunkError::Dir {
-                dir: self.dir.clone(),
-                source,
-            }),
+            Err(source) => Err(dir_error(source)),
         }
     }
 

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use govfs_core::data::{
     verify, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock, Pending,
-    SignedGrant, Stamp, WriteId,
+    SignedGrant, Stamp, WriteId, DELETE_LEASE,
 };
 use govfs_core::node::ServerMsg;
 use govfs_core::president::StorageSpace;
@@ -362,6 +362,11 @@ impl Shard {
         change: impl FnOnce(&mut ChunkStore, u64) -> Result<(), ChunkError>,
     ) -> Result<Served, ChunkReply> {
         let chunk = grant.grant.chunk_id;
+        if grant.grant.lease == DELETE_LEASE {
+            return Err(ChunkReply::Refused(ChunkRefusal::Grant(
+                "a delete grant does not allow writing".into(),
+            )));
+        }
         let known = match self.store.stat(chunk.0) {
             Ok(s) => s.map(|(_, version)| version),
             Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
@@ -396,6 +401,53 @@ impl Shard {
         }
     }
 
+    /// Deletes a chunk of a file that is gone, under a delete grant for
+    /// all of it.
+    fn delete(&mut self, node: NodeId, grant: &SignedGrant) -> Result<Served, ChunkReply> {
+        let g = &grant.grant;
+        let chunk = g.chunk_id;
+        let refuse = |r: ChunkRefusal| Err(ChunkReply::Refused(r));
+        if g.lease != DELETE_LEASE || g.range.0 != 0 {
+            return refuse(ChunkRefusal::Grant(
+                "deleting needs a delete grant for the whole chunk".into(),
+            ));
+        }
+        let known = match self.store.stat(chunk.0) {
+            Ok(s) => s,
+            Err(e) => return refuse(refusal(chunk, e)),
+        };
+        if let Err(e) = verify(
+            &self.key,
+            grant,
+            unix_us(),
+            self.max_skew_us,
+            node,
+            g.range,
+            known.map(|(_, version)| version),
+        ) {
+            metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
+            return refuse(ChunkRefusal::Grant(e.to_string()));
+        }
+        if let Some((size, _)) = known {
+            if size > g.range.1 {
+                return refuse(ChunkRefusal::BadRequest(format!(
+                    "chunk holds {size} bytes, the grant covers {}",
+                    g.range.1
+                )));
+            }
+        }
+        if let Err(e) = self.store.remove(chunk.0) {
+            warn!(shard = self.index, ?chunk, "chunk delete failed: {e}");
+            return refuse(refusal(chunk, e));
+        }
+        if known.is_some() {
+            metrics::counter!("govfs_chunks_deleted_total").increment(1);
+        }
+        Ok(Served::Now(ChunkReply::Deleted {
+            lamport: self.pending.clock().now(),
+        }))
+    }
+
     fn serve(&mut self, node: NodeId, req: ChunkRequest) -> Served {
         match self.serve_one(node, req) {
             Ok(s) => s,
@@ -407,7 +459,8 @@ impl Shard {
         let lamport = match &req {
             ChunkRequest::Write { lamport, .. }
             | ChunkRequest::Read { lamport, .. }
-            | ChunkRequest::Truncate { lamport, .. } => *lamport,
+            | ChunkRequest::Truncate { lamport, .. }
+            | ChunkRequest::Delete { lamport, .. } => *lamport,
         };
         if let Err(e) = self.pending.observe(lamport) {
             return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())));
@@ -456,6 +509,7 @@ impl Shard {
                     }
                 })
             }
+            ChunkRequest::Delete { grant, .. } => self.delete(node, &grant),
             ChunkRequest::Read {
                 chunk,
                 version,

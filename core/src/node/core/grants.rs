@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use super::{NodeCore, Output};
-use crate::data::{ChunkRef, GrantKey, WriteGrant};
+use crate::data::{ChunkRef, GrantKey, WriteGrant, DELETE_LEASE};
 use crate::ids::ShardIndex;
 use crate::lease::LeaseError;
 use crate::node::app::App;
-use crate::node::wire::{LeaseRefusal, LeaseReply, LeaseRequest, MAX_GRANTS};
+use crate::node::wire::{LeaseRefusal, LeaseReply, LeaseRequest, DELETE_GRANT_US, MAX_GRANTS};
 use crate::raft::Micros;
 
 impl<A: App> NodeCore<A> {
@@ -48,6 +48,14 @@ impl<A: App> NodeCore<A> {
     }
 
     fn grants_answer(&self, now: Micros, index: ShardIndex, req: LeaseRequest) -> LeaseReply {
+        if let LeaseRequest::DeleteGrants {
+            ministry,
+            file,
+            indexes,
+        } = req
+        {
+            return self.delete_grants(now, index, ministry, file, indexes);
+        }
         let LeaseRequest::Grants {
             ministry,
             session,
@@ -124,6 +132,66 @@ impl<A: App> NodeCore<A> {
                 version: p.version,
                 replicas: p.replicas,
                 range: (s - fs, e - fs),
+                not_after_unix_us: not_after,
+            }));
+        }
+        LeaseReply::Grants(grants)
+    }
+
+    /// Grants to delete chunks of a file that is gone: only the serving
+    /// minister signs them, only for chunks its applied namespace lists as
+    /// garbage, each for the whole chunk at the version it had.
+    fn delete_grants(
+        &self,
+        now: Micros,
+        index: ShardIndex,
+        ministry: crate::raft::GroupId,
+        file: crate::meta::types::Ino,
+        indexes: Vec<u64>,
+    ) -> LeaseReply {
+        let refused = |why: String| LeaseReply::Refused(LeaseRefusal::BadRequest(why));
+        let (Some(key), Some(unix_at_zero)) = (&self.grant_key, self.unix_at_zero) else {
+            return refused("this node does not sign grants".into());
+        };
+        if indexes.is_empty() || indexes.len() > MAX_GRANTS {
+            return refused(format!("ask for 1 to {MAX_GRANTS} chunks at once"));
+        }
+        let Some(slot) = self.shards.get(&index) else {
+            return refused("no such shard".into());
+        };
+        let (Some(m), true) = (slot.member.as_ref(), slot.leases.is_serving_minister()) else {
+            let hint = self.map.ministries.get(&ministry).and_then(|i| i.minister);
+            return LeaseReply::Elsewhere {
+                hint,
+                members: Vec::new(),
+            };
+        };
+        let (chunk_size, places) = match m.app.garbage_placements(file, &indexes) {
+            Ok(p) => p,
+            Err(why) => return refused(why),
+        };
+        let not_after = unix_at_zero
+            .saturating_add(now)
+            .saturating_add(DELETE_GRANT_US);
+        let mut grants = Vec::with_capacity(places.len());
+        for p in places {
+            let chunk = ChunkRef {
+                file,
+                index: p.index,
+            };
+            let Ok(chunk_id) = chunk.id() else {
+                return refused(format!("chunk {} is beyond the largest file", p.index));
+            };
+            grants.push(key.sign(WriteGrant {
+                ministry,
+                term: slot.term(),
+                lease: DELETE_LEASE,
+                session: 0,
+                chunk,
+                chunk_id,
+                version: p.version,
+                replicas: p.replicas,
+                range: (0, u64::from(chunk_size)),
                 not_after_unix_us: not_after,
             }));
         }
