@@ -8,7 +8,9 @@ use govfs_core::lease::{
     NotServing, Region,
 };
 use govfs_core::meta::types::Ino;
-use govfs_core::node::{ClientMsg, LeaseMsg, LeaseRefusal, LeaseReply, LeaseRequest, ServerMsg};
+use govfs_core::node::{
+    ClientMsg, LeaseMsg, LeaseRefusal, LeaseReply, LeaseRequest, ServerMsg, Stamped,
+};
 use proptest::prelude::*;
 
 fn region() -> impl Strategy<Value = Region> {
@@ -52,6 +54,21 @@ fn request() -> impl Strategy<Value = LeaseRequest> {
             mode,
         }),
         (g, s).prop_map(|(ministry, session)| LeaseRequest::Watch { ministry, session }),
+        (g, s, l, prop::collection::vec(any::<u64>(), 0..8)).prop_map(
+            |(ministry, session, l, indexes)| LeaseRequest::Grants {
+                ministry,
+                session,
+                lease: LeaseId(l),
+                indexes,
+            }
+        ),
+        (g, any::<u64>(), prop::collection::vec(any::<u64>(), 0..8)).prop_map(
+            |(ministry, f, indexes)| LeaseRequest::DeleteGrants {
+                ministry,
+                file: Ino(f),
+                indexes,
+            }
+        ),
     ]
 }
 
@@ -206,9 +223,11 @@ proptest! {
     }
 
     #[test]
-    fn lease_messages_round_trip(msg in lease_msg()) {
-        let bytes = postcard::to_stdvec(&msg).unwrap();
-        prop_assert_eq!(decode_exact::<LeaseMsg>(&bytes).unwrap(), msg);
+    fn lease_messages_round_trip(msg in lease_msg(), lamport in any::<u64>()) {
+        // As nodes send them: with the sender's Lamport time.
+        let stamped = Stamped { lamport, msg };
+        let bytes = postcard::to_stdvec(&stamped).unwrap();
+        prop_assert_eq!(decode_exact::<Stamped<LeaseMsg>>(&bytes).unwrap(), stamped);
     }
 
     /// Any bytes: an error or a value, never a panic. Truncations and bit
@@ -223,14 +242,15 @@ proptest! {
         let _ = decode_exact::<ClientMsg>(&bytes);
         let _ = decode_exact::<ServerMsg>(&bytes);
         let _ = decode_exact::<LeaseMsg>(&bytes);
-        let mut real = postcard::to_stdvec(&msg).unwrap();
+        let _ = decode_exact::<Stamped<LeaseMsg>>(&bytes);
+        let mut real = postcard::to_stdvec(&Stamped { lamport: cut as u64, msg }).unwrap();
         if !real.is_empty() {
             let i = flip.0 % real.len();
             real[i] ^= flip.1;
         }
-        let _ = decode_exact::<LeaseMsg>(&real);
+        let _ = decode_exact::<Stamped<LeaseMsg>>(&real);
         real.truncate(cut % (real.len() + 1));
-        let _ = decode_exact::<LeaseMsg>(&real);
+        let _ = decode_exact::<Stamped<LeaseMsg>>(&real);
     }
 }
 

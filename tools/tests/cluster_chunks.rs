@@ -4,7 +4,8 @@
 //! (the other replicas still serve), Lamport stamps that keep growing
 //! across a SIGKILL and restart of a storage node, and every node's free
 //! space reaching the cluster map that placement weighs nodes by; chunks
-//! deleted only under a delete grant for all of the chunk.
+//! deleted only under a delete grant for all of the chunk; Lamport times
+//! carried from node to node on their own messages.
 //!
 //! The minister does not issue grants yet: the test signs them with the
 //! cluster's grant key, as the minister will.
@@ -16,8 +17,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::TestCluster;
 use govfs_client::{Client, ClientError};
-use govfs_core::data::{ChunkRef, ChunkRefusal, GrantKey, SignedGrant, WriteGrant, DELETE_LEASE};
+use govfs_core::data::{
+    ChunkId, ChunkRef, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, SignedGrant, WriteGrant,
+    DELETE_LEASE,
+};
 use govfs_core::meta::types::Ino;
+use govfs_core::node::{ClientMsg, ServerMsg};
 use govfs_engine::chunk::format::data_offset;
 
 /// The chunk size `[storage]` uses by default.
@@ -340,4 +345,51 @@ async fn only_a_delete_grant_for_the_whole_chunk_deletes_it() {
         .await
         .expect("the other replica is untouched");
     assert!(got == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lamport_times_travel_between_nodes_on_their_messages() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    let client = cluster.client().await;
+    // A client far ahead in time talks to node 1 only.
+    let far = 1u64 << 40;
+    let probe = ClientMsg::Chunk(ChunkRequest::Read {
+        chunk: ChunkId(12345),
+        version: 0,
+        offset: 0,
+        len: 1,
+        lamport: far,
+    });
+    let addr = client.node_addr(1).expect("node 1");
+    let answer = client.call(addr, &probe).await.expect("answered");
+    assert!(matches!(
+        answer,
+        ServerMsg::Chunk(ChunkReply::Refused(ChunkRefusal::NoSuchChunk(_)))
+    ));
+    // Nodes 2 and 3 never heard from that client, only from node 1 (Raft,
+    // reports, lock batches): a fresh client's write there is still
+    // stamped after it.
+    let key = GrantKey::derive(cluster.key.secret()).expect("grant key");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for node in [2, 3] {
+        let g = key.sign(grant(4, node, vec![node], (0, 4096), 60));
+        let mut id = 1;
+        loop {
+            let fresh = cluster.client().await;
+            let acks = fresh
+                .write_chunk(&g, 0, &pattern(4096, 4), id)
+                .await
+                .expect("written");
+            if acks[0].ack.stamp > far {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {node} stamps {} after 10 s, not past {far}",
+                acks[0].ack.stamp
+            );
+            id += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -32,6 +32,7 @@ pub use chunk::{pieces, ChunkError, ChunkId, ChunkRef, Piece, Pieces};
 pub use grant::{verify, GrantError, GrantKey, ShortSecret, SignedGrant, WriteGrant, DELETE_LEASE};
 pub use lamport::{
     Ack, LamportClock, LamportError, NodeTimes, Pending, Stamp, Watermark, WatermarkError, WriteId,
+    MAX_OBSERVED,
 };
 pub use messages::{ChunkRefusal, ChunkReply, ChunkRequest};
 pub use placement::{place, PlacementError, StorageNode, Want};

@@ -30,6 +30,16 @@ pub enum NodeMsg {
     },
 }
 
+/// What one node sends another ([`NodeMsg`] in `Raft` frames, [`LeaseMsg`]
+/// in `Control` frames): the message with the sender's Lamport time (seed
+/// 000), which the receiver's clock moves past before it acts on the
+/// message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamped<T> {
+    pub lamport: crate::data::Stamp,
+    pub msg: T,
+}
+
 /// Lease traffic between a ministry's minister and its clerks (issue 5).
 /// Its own type, sent between nodes in `Control` frames rather than as more
 /// [`NodeMsg`] variants, so that code matching every `NodeMsg` (the

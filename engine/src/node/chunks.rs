@@ -12,10 +12,12 @@
 //! written durably, and only then acknowledged, with the shard's Lamport
 //! time of the write and of its earliest write still pending. The Lamport
 //! clock never goes back across restarts: a floor ahead of it is kept on
-//! disk (`lamport` in the shard's directory).
+//! disk (`lamport` in the shard's directory). Each batch stamps past the
+//! node's clock (what the node heard from other nodes) and moves it past
+//! its stamps (what the node tells them next): see [`super::lamport`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,13 +33,12 @@ use govfs_core::raft::NodeId;
 use tracing::{info, warn};
 
 use super::core_loop::Shared;
+use super::lamport::Floor;
 use super::routing::{CoreMsg, ReplyTo};
 use crate::chunk::{ChunkError, ChunkOptions, ChunkStore};
 
 /// Requests queued per storage shard before new ones are refused as busy.
 const QUEUE: usize = 1024;
-/// The Lamport floor on disk runs this far ahead of the clock.
-const FLOOR_STEP: u64 = 1 << 20;
 /// Requests served between two group syncs at most.
 const MAX_BATCH: usize = 256;
 /// Largest read answered at once (a frame must hold it).
@@ -178,60 +179,6 @@ pub fn spawn(shards: Vec<Shard>, shared: Arc<Shared>) -> std::io::Result<Vec<Joi
         .collect()
 }
 
-/// The on-disk Lamport floor: the clock starts at it after a restart.
-struct Floor {
-    path: PathBuf,
-    at: u64,
-    /// What is on disk: the clock may run up to this before it is raised.
-    bound: u64,
-}
-
-impl Floor {
-    fn open(dir: &Path) -> std::io::Result<Floor> {
-        let path = dir.join("lamport");
-        let at = match std::fs::read(&path) {
-            Ok(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
-            Ok(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "lamport floor file is not 8 bytes",
-                ))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
-        let mut f = Floor {
-            path,
-            at,
-            bound: at,
-        };
-        f.raise(at)?;
-        Ok(f)
-    }
-
-    /// Makes sure the floor on disk is above `now` before a stamp past the
-    /// old floor is handed out.
-    fn raise(&mut self, now: u64) -> std::io::Result<()> {
-        if now < self.bound {
-            return Ok(());
-        }
-        let next = now.saturating_add(FLOOR_STEP);
-        let tmp = self.path.with_extension("tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&next.to_le_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        self.bound = next;
-        Ok(())
-    }
-}
-
 pub struct Shard {
     index: u32,
     store: ChunkStore,
@@ -301,6 +248,9 @@ impl Shard {
             }
             let mut synced: Vec<(ReplyTo, ChunkId, Stamp)> = Vec::new();
             let mut reads = Vec::new();
+            // Stamps go past everything the node heard from other nodes...
+            let heard = self.pending.observe(shared.clock.now());
+            debug_assert!(heard.is_ok(), "the node's clock stays below the bound");
             for Job { req, reply } in batch {
                 if let ChunkRequest::Read { chunk, .. } = &req {
                     if self.store.is_dirty(chunk.0) {
@@ -313,6 +263,9 @@ impl Shard {
                     Served::AfterSync(chunk, stamp) => synced.push((reply, chunk, stamp)),
                 }
             }
+            // ...and what the node tells them next goes past these stamps.
+            let told = shared.clock.observe(self.pending.clock().now());
+            debug_assert!(told.is_ok(), "a shard's clock stays below the bound");
             let mut failed: BTreeMap<ChunkId, String> = BTreeMap::new();
             for (_, chunk, _) in &synced {
                 if failed.contains_key(chunk) {

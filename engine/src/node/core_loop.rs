@@ -19,17 +19,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use govfs_core::codec::decode_exact;
-use govfs_core::data::{ChunkRefusal, ChunkReply};
+use govfs_core::data::{ChunkRefusal, ChunkReply, Stamp};
 use govfs_core::ids::{index_of, node_of};
 use govfs_core::node::{
     App, ClientMsg, ClientReply, ClientRequest, Disk, LeaseMsg, LeaseRequest, LogOp, NodeCore,
-    NodeMsg, NodeStatus, Observation, Output, ReadRequest, ServerMsg, ShardStatus,
+    NodeMsg, NodeStatus, Observation, Output, ReadRequest, ServerMsg, ShardStatus, Stamped,
 };
 use govfs_core::raft::{NodeId, Status, PRESIDENT_GROUP};
 use govfs_net::{Backoff, ConnId, FrameKind, NetEvent, Reactor, Role, Waker};
 use tracing::{debug, info, warn};
 
 use super::chunks::ChunkInbox;
+use super::lamport::NodeClock;
 use super::routing::{
     core_of_message, core_of_ministry, core_of_shard, CoreMsg, ReplyTo, SharedPresidentView,
     PRESIDENT_CORE,
@@ -59,6 +60,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// The storage service's shards, when this node stores chunks.
     pub chunks: Option<ChunkInbox>,
+    /// The node's Lamport clock, on every message to another node.
+    pub clock: NodeClock,
 }
 
 impl Shared {
@@ -305,14 +308,20 @@ impl<A: App> CoreLoop<A> {
                 let role = self.reactor.peer(conn).map(|p| p.role);
                 match (role, frame.kind) {
                     (Some(Role::Node), FrameKind::Raft) => {
-                        match decode_exact::<NodeMsg>(&frame.body) {
-                            Ok(msg) => self.node_msg(now, msg, out),
+                        match decode_exact::<Stamped<NodeMsg>>(&frame.body) {
+                            Ok(s) if self.observe(conn, s.lamport) => {
+                                self.node_msg(now, s.msg, out)
+                            }
+                            Ok(_) => {}
                             Err(e) => warn!(%conn, "undecodable node message: {e}"),
                         }
                     }
                     (Some(Role::Node), FrameKind::Control) => {
-                        match decode_exact::<LeaseMsg>(&frame.body) {
-                            Ok(msg) => self.lease_msg(now, msg, out),
+                        match decode_exact::<Stamped<LeaseMsg>>(&frame.body) {
+                            Ok(s) if self.observe(conn, s.lamport) => {
+                                self.lease_msg(now, s.msg, out)
+                            }
+                            Ok(_) => {}
                             Err(e) => warn!(%conn, "undecodable lease message: {e}"),
                         }
                     }
@@ -365,6 +374,18 @@ impl<A: App> CoreLoop<A> {
             NetEvent::Woken => {}
             NetEvent::Readable { token } => {
                 self.watching.remove(&token_disk(token));
+            }
+        }
+    }
+
+    /// Moves the node's clock past a peer's time; false (the message is
+    /// dropped: Raft and lock batches are resent) when the time is absurd.
+    fn observe(&self, conn: ConnId, lamport: Stamp) -> bool {
+        match self.shared.clock.observe(lamport) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(%conn, "peer message dropped: {e}");
+                false
             }
         }
     }
@@ -731,7 +752,11 @@ impl<A: App> CoreLoop<A> {
                 metrics::counter!("govfs_peer_drops_total").increment(1);
                 continue;
             };
-            let body = postcard::to_stdvec(&msg).expect("lease messages encode");
+            let stamped = Stamped {
+                lamport: self.shared.clock.send(),
+                msg: &msg,
+            };
+            let body = postcard::to_stdvec(&stamped).expect("lease messages encode");
             if let Err(e) = self.reactor.send(conn, FrameKind::Control, 0, &body) {
                 metrics::counter!("govfs_peer_drops_total").increment(1);
                 debug!(peer = node, "send failed: {e}");
@@ -760,7 +785,11 @@ impl<A: App> CoreLoop<A> {
                 metrics::counter!("govfs_peer_drops_total").increment(1);
                 continue;
             };
-            let body = postcard::to_stdvec(&msg).expect("node messages encode");
+            let stamped = Stamped {
+                lamport: self.shared.clock.send(),
+                msg: &msg,
+            };
+            let body = postcard::to_stdvec(&stamped).expect("node messages encode");
             if let Err(e) = self.reactor.send(conn, FrameKind::Raft, 0, &body) {
                 metrics::counter!("govfs_peer_drops_total").increment(1);
                 debug!(peer = node, "send failed: {e}");

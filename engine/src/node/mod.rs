@@ -3,6 +3,7 @@
 
 pub mod chunks;
 mod core_loop;
+pub mod lamport;
 mod listener;
 pub mod routing;
 pub mod runtime;

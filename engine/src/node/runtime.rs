@@ -21,6 +21,7 @@ use tracing::{error, info};
 
 use super::chunks::{self, StorageSettings};
 use super::core_loop::{CoreLoop, Shared};
+use super::lamport::NodeClock;
 use super::listener::bind_shared;
 use super::routing::{shards_of_core, SharedPresidentView, PRESIDENT_CORE};
 use super::storage::{CoreStorage, StorageError};
@@ -151,6 +152,8 @@ pub fn run<A: App + Send + 'static>(
         let (tx, rx) = bounded(INBOX_CAPACITY);
         parts.push((core, node, storage, reactor, tx, rx));
     }
+    let clock = NodeClock::open(&settings.data_dir)
+        .map_err(|e| NodeError::ChunkStore(format!("lamport clock: {e}")))?;
     let (chunks, storage_shards) = match &settings.storage {
         Some(s) => {
             let (inbox, shards) = chunks::open(s).map_err(NodeError::ChunkStore)?;
@@ -170,6 +173,7 @@ pub fn run<A: App + Send + 'static>(
         started,
         stop: Arc::clone(&stop),
         chunks,
+        clock,
     });
     let storage_threads =
         chunks::spawn(storage_shards, Arc::clone(&shared)).map_err(NodeError::Spawn)?;
