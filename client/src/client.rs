@@ -399,7 +399,7 @@ impl Client {
 
 /// A message as a request body, refused here if no node would take it.
 pub(crate) fn encode(msg: &ClientMsg) -> Result<Body, ClientError> {
-    let body = postcard::to_stdvec(msg).map_err(|e| ClientError::Encode(e.to_string()))?;
+    let body = govfs_core::codec::encode_sized(msg);
     if body.len() > DEFAULT_MAX_BODY_LEN as usize {
         return Err(ClientError::TooLarge {
             len: body.len(),

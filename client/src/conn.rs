@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 pub(crate) type Body = Arc<Vec<u8>>;
 
 use govfs_net::{
-    random_nonce, ClusterKey, ConnEvent, Connection, Frame, FrameKind, Identity, QueueError,
+    random_nonce, ClusterKey, ConnEvent, Connection, Frame, FrameHeader, FrameKind, Identity,
+    HEADER_LEN,
 };
+use std::io::IoSlice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -353,34 +355,56 @@ async fn read_loop(
     }
 }
 
+/// Everything queued goes out in one vectored write (up to a bound): each
+/// frame's header, then its body from the caller's own buffer, so a chunk
+/// write's data is never copied on its way to the socket.
 async fn write_loop(
     conn: &Mutex<Connection>,
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<(u64, Body)>,
 ) -> String {
     while let Some(first) = rx.recv().await {
-        let mut out = Vec::new();
+        let mut frames: Vec<(FrameHeader, Body)> = Vec::new();
+        let mut bytes = 0;
         let mut next = Some(first);
-        // Everything queued now goes out in one write (up to a bound).
         while let Some((id, body)) = next.take() {
-            let mut c = lock(conn);
-            if let Err(e) = c.queue_frame(FrameKind::Client, id, &body) {
-                let QueueError::OutputFull { .. } = e else {
-                    return NetError::Queue(e).to_string();
-                };
-                out.extend_from_slice(&c.take_transmit());
-                if let Err(e) = c.queue_frame(FrameKind::Client, id, &body) {
-                    return NetError::Queue(e).to_string();
-                }
-            }
-            if out.len() + c.transmit().len() < MAX_BATCH_BYTES {
+            let header = match lock(conn).frame_header(FrameKind::Client, id, &body) {
+                Ok(h) => h,
+                Err(e) => return NetError::Queue(e).to_string(),
+            };
+            bytes += HEADER_LEN + body.len();
+            frames.push((header, body));
+            if bytes < MAX_BATCH_BYTES {
                 next = rx.try_recv().ok();
             }
         }
-        out.extend_from_slice(&lock(conn).take_transmit());
-        if let Err(e) = wr.write_all(&out).await {
+        // Whatever the connection itself queued goes first (nothing, once
+        // the handshake is over).
+        let before = lock(conn).take_transmit();
+        let mut slices = Vec::with_capacity(1 + 2 * frames.len());
+        slices.push(IoSlice::new(&before));
+        for (header, body) in &frames {
+            slices.push(IoSlice::new(header.wire_bytes()));
+            slices.push(IoSlice::new(body));
+        }
+        if let Err(e) = write_all_vectored(&mut wr, &mut slices).await {
             return NetError::Io(e).to_string();
         }
     }
     "client closed".into()
+}
+
+async fn write_all_vectored(
+    wr: &mut OwnedWriteHalf,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let n = wr.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }

@@ -60,6 +60,19 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     postcard::to_io(value, &mut *out).expect("postcard encoding into a Vec cannot fail");
 }
 
+/// The postcard encoding of `value` in a buffer of exactly its size: a
+/// first pass measures it (no bytes are copied), so a message carrying a
+/// megabyte of chunk data is copied once, not again each time a growing
+/// buffer doubles (each a fresh allocation the kernel must zero).
+pub fn encode_sized<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let len = postcard::experimental::serialized_size(value)
+        .expect("postcard measures what it can encode");
+    let mut out = Vec::with_capacity(len);
+    encode_into(value, &mut out);
+    debug_assert_eq!(out.len(), len);
+    out
+}
+
 /// Decodes exactly one `T` from `bytes`: trailing bytes are an error.
 pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, rest) = postcard::take_from_bytes::<T>(bytes)?;

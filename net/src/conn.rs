@@ -21,7 +21,8 @@ use crate::auth::{
     AuthError, Awaiting, ClusterKey, Handshake, Identity, Nonce, Role, Side, MAX_AUTH_BODY_LEN,
 };
 use crate::frame::{
-    encode_frame, encoded_len, Frame, FrameDecoder, FrameError, FrameKind, DEFAULT_MAX_BODY_LEN,
+    encode_frame, encoded_len, Frame, FrameDecoder, FrameError, FrameHeader, FrameKind,
+    DEFAULT_MAX_BODY_LEN,
 };
 
 /// Bounds of one connection, fixed at creation.
@@ -237,6 +238,39 @@ impl Connection {
         request_id: u64,
         body: &[u8],
     ) -> Result<(), QueueError> {
+        self.check_frame(kind, body)?;
+        let pending = self.transmit().len();
+        let needed = encoded_len(body.len());
+        // An empty buffer takes any frame the body limit allows, so a
+        // frame is never refused for good.
+        if pending > 0 && pending + needed > self.limits.max_pending_out {
+            return Err(QueueError::OutputFull {
+                pending,
+                needed,
+                limit: self.limits.max_pending_out,
+            });
+        }
+        self.compact_out();
+        encode_frame(kind, request_id, body, &mut self.out);
+        Ok(())
+    }
+
+    /// The header of a frame carrying `body`, checked like
+    /// [`queue_frame`](Self::queue_frame), for drivers that write the body
+    /// from their own buffer (a vectored write) instead of copying it into
+    /// the output buffer. They must write [`transmit`](Self::transmit)
+    /// first, then the header, then the body.
+    pub fn frame_header(
+        &self,
+        kind: FrameKind,
+        request_id: u64,
+        body: &[u8],
+    ) -> Result<FrameHeader, QueueError> {
+        self.check_frame(kind, body)?;
+        Ok(FrameHeader::for_body(kind, request_id, body))
+    }
+
+    fn check_frame(&self, kind: FrameKind, body: &[u8]) -> Result<(), QueueError> {
         if let Some(err) = &self.dead {
             return Err(QueueError::Dead(err.clone()));
         }
@@ -252,19 +286,6 @@ impl Connection {
                 max: self.limits.max_body_len,
             });
         }
-        let pending = self.transmit().len();
-        let needed = encoded_len(body.len());
-        // An empty buffer takes any frame the body limit allows, so a
-        // frame is never refused for good.
-        if pending > 0 && pending + needed > self.limits.max_pending_out {
-            return Err(QueueError::OutputFull {
-                pending,
-                needed,
-                limit: self.limits.max_pending_out,
-            });
-        }
-        self.compact_out();
-        encode_frame(kind, request_id, body, &mut self.out);
         Ok(())
     }
 
@@ -294,6 +315,18 @@ impl Connection {
             self.out.clear();
             self.out_sent = 0;
         }
+    }
+
+    /// Takes every pending byte at once, leaving `spare` (emptied) to queue
+    /// what comes next in: a driver that hands its output buffer to the
+    /// kernel and gets it back afterwards reuses two buffers, copying
+    /// nothing.
+    pub fn swap_transmit(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+        spare.clear();
+        let mut out = std::mem::replace(&mut self.out, spare);
+        out.drain(..self.out_sent);
+        self.out_sent = 0;
+        out
     }
 
     /// Takes every pending byte at once, for drivers that hand buffers off.

@@ -154,6 +154,11 @@ impl FrameHeader {
         Ok(kind)
     }
 
+    /// The header's wire bytes.
+    pub fn wire_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+
     /// crc32c over this header's first 20 bytes and then `body`.
     pub fn checksum(&self, body: &[u8]) -> u32 {
         let head = crc32c::crc32c(&self.as_bytes()[..CRC_COVERED_LEN]);
@@ -214,6 +219,12 @@ pub fn encode_frame(kind: FrameKind, request_id: u64, body: &[u8], out: &mut Vec
 /// Memory: the buffer holds at most one partial frame (bounded by the body
 /// limit plus the header) plus the bytes of the latest push, provided the
 /// caller drains with `next_frame` after every push.
+///
+/// **Large bodies** (from [`DIRECT_BODY_LEN`]) are gathered straight into
+/// a buffer of their exact size once their header is in, and handed out as
+/// the frame's body, with the checksum computed as the bytes arrive: each
+/// byte is copied once, where a small frame's are copied into the stream
+/// buffer and then out of it (and a growing buffer copies them again).
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
@@ -221,6 +232,37 @@ pub struct FrameDecoder {
     start: usize,
     max_body_len: u32,
     poisoned: Option<FrameError>,
+    /// A large frame whose body is being gathered.
+    direct: Option<Direct>,
+}
+
+/// Bodies from this size on are gathered in a buffer of their own.
+pub const DIRECT_BODY_LEN: usize = 64 * 1024;
+
+#[derive(Debug)]
+struct Direct {
+    kind: FrameKind,
+    request_id: u64,
+    expected_crc: u32,
+    /// The checksum so far: header bytes, then the body gathered.
+    crc: u32,
+    body: Vec<u8>,
+    body_len: usize,
+}
+
+impl Direct {
+    /// Takes what it still needs from the front of `bytes`; returns the rest.
+    fn gather<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+        let take = (self.body_len - self.body.len()).min(bytes.len());
+        let (mine, rest) = bytes.split_at(take);
+        self.crc = crc32c::crc32c_append(self.crc, mine);
+        self.body.extend_from_slice(mine);
+        rest
+    }
+
+    fn complete(&self) -> bool {
+        self.body.len() == self.body_len
+    }
 }
 
 impl Default for FrameDecoder {
@@ -242,6 +284,7 @@ impl FrameDecoder {
             start: 0,
             max_body_len,
             poisoned: None,
+            direct: None,
         }
     }
 
@@ -259,7 +302,11 @@ impl FrameDecoder {
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered_len(&self) -> usize {
-        self.buf.len() - self.start
+        let direct = self
+            .direct
+            .as_ref()
+            .map_or(0, |d| HEADER_LEN + d.body.len());
+        self.buf.len() - self.start + direct
     }
 
     /// The error that poisoned this decoder, if any.
@@ -268,9 +315,17 @@ impl FrameDecoder {
     }
 
     /// Appends received bytes. Ignored once the decoder is poisoned.
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub fn push(&mut self, mut bytes: &[u8]) {
         if self.poisoned.is_some() {
             return;
+        }
+        if let Some(d) = &mut self.direct {
+            if !d.complete() {
+                bytes = d.gather(bytes);
+            }
+            if bytes.is_empty() {
+                return;
+            }
         }
         // Drop decoded bytes once they are at least half of the buffer, so
         // each byte is moved O(1) times on average.
@@ -293,12 +348,30 @@ impl FrameDecoder {
                 self.poisoned = Some(err.clone());
                 self.buf = Vec::new();
                 self.start = 0;
+                self.direct = None;
                 Err(err)
             }
         }
     }
 
     fn decode_one(&mut self) -> Result<Option<Frame>, FrameError> {
+        if let Some(d) = &self.direct {
+            if !d.complete() {
+                return Ok(None);
+            }
+            let d = self.direct.take().expect("checked above");
+            if d.crc != d.expected_crc {
+                return Err(FrameError::CrcMismatch {
+                    expected: d.expected_crc,
+                    actual: d.crc,
+                });
+            }
+            return Ok(Some(Frame {
+                kind: d.kind,
+                request_id: d.request_id,
+                body: d.body,
+            }));
+        }
         let pending = &self.buf[self.start..];
         let Ok((header, rest)) = FrameHeader::ref_from_prefix(pending) else {
             return Ok(None);
@@ -306,6 +379,22 @@ impl FrameDecoder {
         let kind = header.validate(self.max_body_len)?;
         let body_len = header.body_len.get() as usize;
         let Some(body) = rest.get(..body_len) else {
+            if body_len >= DIRECT_BODY_LEN {
+                // Gather the rest straight into the body's own buffer.
+                let mut d = Direct {
+                    kind,
+                    request_id: header.request_id.get(),
+                    expected_crc: header.crc.get(),
+                    crc: crc32c::crc32c(&header.as_bytes()[..CRC_COVERED_LEN]),
+                    body: Vec::with_capacity(body_len),
+                    body_len,
+                };
+                let rest = d.gather(rest);
+                debug_assert!(rest.is_empty(), "the body was incomplete");
+                self.direct = Some(d);
+                self.buf.clear();
+                self.start = 0;
+            }
             return Ok(None);
         };
         let actual = header.checksum(body);

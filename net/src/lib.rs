@@ -75,9 +75,10 @@ pub use batch::{BatchError, OutBatch};
 pub use conn::{ConnError, ConnEvent, ConnLimits, ConnState, Connection, QueueError};
 pub use frame::{
     encode_frame, encoded_len, Frame, FrameDecoder, FrameError, FrameHeader, FrameKind,
-    DEFAULT_MAX_BODY_LEN, HEADER_LEN, MAGIC, VERSION,
+    DEFAULT_MAX_BODY_LEN, DIRECT_BODY_LEN, HEADER_LEN, MAGIC, VERSION,
 };
 pub use reactor::{
-    BackendKind, Completion, ConnId, NetBackend, NetEvent, Reactor, ReactorConfig, SendError, Waker,
+    BackendKind, Completion, ConnId, NetBackend, NetEvent, Reactor, ReactorConfig, SendError,
+    Waker, ZeroCopy,
 };
 pub use tcp::{ListenerConfig, ListenerCounts, PeerInfo, TcpConn, TcpError, TcpListenerLoop};

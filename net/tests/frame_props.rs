@@ -1,7 +1,9 @@
 //! Property tests of the frame codec: the decoder never panics, frames
 //! survive any split of the stream, and corruption is always detected.
 
-use govfs_net::{encode_frame, Frame, FrameDecoder, FrameError, FrameKind, HEADER_LEN, MAGIC};
+use govfs_net::{
+    encode_frame, Frame, FrameDecoder, FrameError, FrameKind, DIRECT_BODY_LEN, HEADER_LEN, MAGIC,
+};
 use proptest::prelude::*;
 
 fn kind() -> impl Strategy<Value = FrameKind> {
@@ -19,6 +21,21 @@ fn frame() -> impl Strategy<Value = Frame> {
             request_id,
             body,
         })
+}
+
+/// Small frames and large ones (around [`DIRECT_BODY_LEN`], gathered in
+/// buffers of their own), their bodies a pattern from a seed.
+fn mixed_frame() -> impl Strategy<Value = Frame> {
+    let len = prop_oneof![
+        0usize..300,
+        (DIRECT_BODY_LEN - 2)..(DIRECT_BODY_LEN + 2),
+        DIRECT_BODY_LEN..(4 * DIRECT_BODY_LEN),
+    ];
+    (kind(), any::<u64>(), len, any::<u8>()).prop_map(|(kind, request_id, len, seed)| Frame {
+        kind,
+        request_id,
+        body: (0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect(),
+    })
 }
 
 /// Cuts `bytes` at the given points (taken modulo its length, in any order).
@@ -92,6 +109,38 @@ proptest! {
         let decoded = feed(&mut decoder, &split_at_points(&bytes, &cuts));
         prop_assert_eq!(decoded, Ok(frames));
         prop_assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn large_and_small_frames_round_trip_across_any_split(
+        frames in proptest::collection::vec(mixed_frame(), 0..6),
+        cuts in proptest::collection::vec(any::<usize>(), 0..24),
+    ) {
+        let mut bytes = Vec::new();
+        for frame in &frames {
+            frame.encode(&mut bytes);
+        }
+        let mut decoder = FrameDecoder::with_max_body_len(4 * DIRECT_BODY_LEN as u32);
+        let decoded = feed(&mut decoder, &split_at_points(&bytes, &cuts));
+        prop_assert_eq!(decoded, Ok(frames));
+        prop_assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_large_body_is_a_crc_mismatch(
+        frame in mixed_frame().prop_filter("large", |f| f.body.len() >= DIRECT_BODY_LEN),
+        index in any::<prop::sample::Index>(),
+        mask in 1u8..=255,
+        cuts in proptest::collection::vec(any::<usize>(), 0..4),
+    ) {
+        let mut bytes = Vec::new();
+        frame.encode(&mut bytes);
+        let at = HEADER_LEN + index.index(frame.body.len());
+        bytes[at] ^= mask;
+        let mut decoder = FrameDecoder::with_max_body_len(4 * DIRECT_BODY_LEN as u32);
+        let result = feed(&mut decoder, &split_at_points(&bytes, &cuts));
+        prop_assert!(matches!(result, Err(FrameError::CrcMismatch { .. })), "{:?}", result.map(|f| f.len()));
+        prop_assert_eq!(decoder.buffered_len(), 0, "poisoned: nothing kept");
     }
 
     #[test]

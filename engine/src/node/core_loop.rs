@@ -526,7 +526,7 @@ impl<A: App> CoreLoop<A> {
                 .hand_over(reply.core, CoreMsg::Reply { reply, msg });
             return;
         }
-        let body = postcard::to_stdvec(&msg).expect("answers encode");
+        let body = govfs_core::codec::encode_sized(&msg);
         if let Err(e) = self
             .reactor
             .send(reply.conn, FrameKind::Client, reply.request_id, &body)

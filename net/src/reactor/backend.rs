@@ -49,9 +49,18 @@ pub trait NetBackend {
     fn add_stream(&mut self, id: ConnId, stream: TcpStream) -> io::Result<()>;
     /// Starts a non-blocking dial; ends in `Connected` or `Failed`.
     fn connect(&mut self, id: ConnId, addr: SocketAddr) -> io::Result<()>;
-    /// Starts writing `bytes` (the backend copies what it needs to keep);
-    /// ends in `Sent` or `Failed`.
-    fn send(&mut self, id: ConnId, bytes: &[u8]) -> io::Result<()>;
+    /// Starts writing all of `buf`, which the backend owns (and the kernel
+    /// reads in place) until the send ends: in `Sent(id, buf.len())` once
+    /// every byte is written (the backend continues partial writes itself)
+    /// or in `Failed`. At most one send per connection at a time.
+    fn send(&mut self, id: ConnId, buf: Vec<u8>) -> io::Result<()>;
+    /// The emptied buffer of `id`'s last finished send, to queue the next
+    /// output in (its allocation reused), or a new one.
+    fn take_spare(&mut self, id: ConnId) -> Vec<u8>;
+    /// Sends submitted zero-copy so far.
+    fn zero_copy_sends(&self) -> u64 {
+        0
+    }
     /// Stops all IO on the socket and closes it (at once, or once the kernel
     /// returned every buffer).
     fn close(&mut self, id: ConnId);

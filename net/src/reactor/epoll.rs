@@ -5,9 +5,9 @@
 //!
 //! - Receive: readable sockets are read into one shared buffer (the sink
 //!   copies what it keeps before the next read).
-//! - Send: written at once; whatever the socket takes is reported `Sent` at
-//!   the next wait. If it takes nothing, the bytes are copied and written
-//!   when the socket reports writable (the only copy on this path).
+//! - Send: the buffer handed over is written at once as far as the socket
+//!   takes it, the rest when it reports writable (never copied); `Sent` is
+//!   reported at the next wait once all of it went.
 //! - Connect: non-blocking `connect`, then writable means done and
 //!   `SO_ERROR` says how.
 
@@ -51,9 +51,12 @@ pub struct EpollBackend {
 struct Sock {
     stream: TcpStream,
     connecting: bool,
-    /// Bytes of a send the socket did not take at once; written when it
-    /// reports writable.
+    /// A send the socket did not take at once, and how much of it went;
+    /// the rest is written when it reports writable.
     blocked: Vec<u8>,
+    blocked_off: usize,
+    /// The last finished send's buffer, for `take_spare`.
+    spare: Vec<u8>,
 }
 
 impl EpollBackend {
@@ -185,16 +188,17 @@ impl EpollBackend {
             }
         }
         if ready & libc::EPOLLOUT as u32 != 0 && !sock.blocked.is_empty() {
-            match send_now(&sock.stream, &sock.blocked) {
-                Ok(Some(n)) => {
-                    sock.blocked.clear();
+            match write_some(sock) {
+                Ok(true) => {
+                    let len = sock.spare.len();
+                    sock.spare.clear();
                     let sock = &self.socks[&id];
                     match self.set_interest(id, sock) {
-                        Ok(()) => sink(Completion::Sent(conn, n)),
+                        Ok(()) => sink(Completion::Sent(conn, len)),
                         Err(err) => sink(Completion::Failed(conn, "epoll_ctl", err)),
                     }
                 }
-                Ok(None) => {}
+                Ok(false) => {}
                 Err(err) => sink(Completion::Failed(conn, "send", err)),
             }
         }
@@ -202,6 +206,22 @@ impl EpollBackend {
 }
 
 /// One non-blocking `send`: `Some(n)` written, `None` if the socket is full.
+/// Writes what the socket takes of `sock.blocked`; true once all of it
+/// went (the buffer then moves to `sock.spare`, still holding its bytes so
+/// the caller can report their count).
+fn write_some(sock: &mut Sock) -> io::Result<bool> {
+    while sock.blocked_off < sock.blocked.len() {
+        match send_now(&sock.stream, &sock.blocked[sock.blocked_off..])? {
+            Some(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Some(n) => sock.blocked_off += n,
+            None => return Ok(false),
+        }
+    }
+    sock.blocked_off = 0;
+    sock.spare = std::mem::take(&mut sock.blocked);
+    Ok(true)
+}
+
 fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<Option<usize>> {
     loop {
         // SAFETY: reads `bytes.len()` bytes from a live slice. MSG_NOSIGNAL:
@@ -254,6 +274,8 @@ impl NetBackend for EpollBackend {
             stream,
             connecting: false,
             blocked: Vec::new(),
+            blocked_off: 0,
+            spare: Vec::new(),
         };
         self.socks.insert(id.0, sock);
         Ok(())
@@ -276,6 +298,8 @@ impl NetBackend for EpollBackend {
                         stream,
                         connecting: true,
                         blocked: Vec::new(),
+                        blocked_off: 0,
+                        spare: Vec::new(),
                     },
                 );
                 return Ok(());
@@ -292,27 +316,38 @@ impl NetBackend for EpollBackend {
             stream,
             connecting: true,
             blocked: Vec::new(),
+            blocked_off: 0,
+            spare: Vec::new(),
         };
         self.socks.insert(id.0, sock);
         Ok(())
     }
 
-    fn send(&mut self, id: ConnId, bytes: &[u8]) -> io::Result<()> {
+    fn send(&mut self, id: ConnId, buf: Vec<u8>) -> io::Result<()> {
         let Some(sock) = self.socks.get_mut(&id.0) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such socket"));
         };
         debug_assert!(!sock.connecting, "{id}: send before connected");
-        debug_assert!(sock.blocked.is_empty(), "{id}: two sends in flight");
-        debug_assert!(!bytes.is_empty(), "{id}: empty send");
-        match send_now(&sock.stream, bytes)? {
-            Some(n) => self.sent.push_back((id.0, n)),
-            None => {
-                sock.blocked.extend_from_slice(bytes);
-                let sock = &self.socks[&id.0];
-                self.set_interest(id.0, sock)?;
-            }
+        assert!(sock.blocked.is_empty(), "{id}: two sends in flight");
+        debug_assert!(!buf.is_empty(), "{id}: empty send");
+        sock.blocked = buf;
+        sock.blocked_off = 0;
+        if write_some(sock)? {
+            let len = sock.spare.len();
+            sock.spare.clear();
+            self.sent.push_back((id.0, len));
+        } else {
+            let sock = &self.socks[&id.0];
+            self.set_interest(id.0, sock)?;
         }
         Ok(())
+    }
+
+    fn take_spare(&mut self, id: ConnId) -> Vec<u8> {
+        self.socks
+            .get_mut(&id.0)
+            .map(|s| std::mem::take(&mut s.spare))
+            .unwrap_or_default()
     }
 
     fn close(&mut self, id: ConnId) {

@@ -9,9 +9,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-/// Most bytes handed to the backend in one send.
-const MAX_SEND: usize = 256 << 10;
-
 use tracing::{debug, warn};
 
 use super::backend::{Completion, NetBackend};
@@ -75,7 +72,12 @@ impl Reactor {
     /// A reactor on io_uring if it can be set up, else on epoll;
     /// [`chosen`](Self::chosen) says which and why.
     pub fn new(key: ClusterKey, local: Identity, cfg: ReactorConfig) -> io::Result<Reactor> {
-        match UringBackend::new(cfg.ring_entries, cfg.max_connections, cfg.recv_buf_len) {
+        match UringBackend::new(
+            cfg.ring_entries,
+            cfg.max_connections,
+            cfg.recv_buf_len,
+            cfg.zero_copy,
+        ) {
             Ok(backend) => {
                 let chosen = format!("io_uring ({} submission entries)", cfg.ring_entries);
                 Ok(Self::from_backend(
@@ -114,6 +116,7 @@ impl Reactor {
                     cfg.ring_entries,
                     cfg.max_connections,
                     cfg.recv_buf_len,
+                    cfg.zero_copy,
                 )?),
                 format!(
                     "io_uring ({} submission entries, as configured)",
@@ -158,6 +161,11 @@ impl Reactor {
     /// Which backend runs and why, for one log line at start.
     pub fn chosen(&self) -> &str {
         &self.chosen
+    }
+
+    /// Sends the backend made zero-copy so far (see [`super::ZeroCopy`]).
+    pub fn zero_copy_sends(&self) -> u64 {
+        self.backend.zero_copy_sends()
     }
 
     /// Accepts connections on `listener` in this loop, each as the acceptor
@@ -327,13 +335,13 @@ impl Reactor {
             {
                 continue;
             }
-            // The backend copies what it sends, and the kernel may take only
-            // part: bounding each send keeps a large frame from being
-            // copied again and again (quadratic in its size).
-            let pending = slot.conn.transmit();
-            let bytes = &pending[..pending.len().min(MAX_SEND)];
+            // The backend takes the output buffer itself (no copy) and the
+            // connection queues into the last send's emptied buffer.
+            let spare = self.backend.take_spare(*id);
+            let bytes = slot.conn.swap_transmit(spare);
+            let len = bytes.len();
             match self.backend.send(*id, bytes) {
-                Ok(()) => slot.sending = bytes.len(),
+                Ok(()) => slot.sending = len,
                 Err(err) => self.state.die(*id, format!("send failed: {err}")),
             }
         }
@@ -577,14 +585,12 @@ impl State {
                 self.die(id, reason);
             }
             Completion::Sent(_, n) => {
-                let pending = slot.conn.transmit().len();
-                if n == 0 || n > slot.sending || n > pending {
+                if n != slot.sending {
                     let asked = slot.sending;
-                    debug_assert!(n <= asked && n <= pending, "{id}: sent {n} of {asked}");
+                    debug_assert_eq!(n, asked, "{id}: sent {n} of {asked}");
                     self.die(id, format!("send wrote {n} of {asked} bytes"));
                     return;
                 }
-                slot.conn.consumed(n);
                 slot.sending = 0;
                 if slot.conn.has_transmit() {
                     self.mark_dirty(id);

@@ -3,7 +3,7 @@
 //! | op | user data | buffer the kernel uses until the completion |
 //! |---|---|---|
 //! | `Recv` | (Recv, conn id) | the connection's `recv_buf` |
-//! | `Send` | (Send, conn id) | the connection's `send_buf`, a copy of its transmit bytes |
+//! | `Send` or `SendZc` | (Send, conn id) | the connection's `send_buf`, its output handed over (not copied) |
 //! | `Connect` | (Connect, conn id) | the connection's `addr` |
 //! | `Accept` (one-shot, re-armed) | (Accept, listener index) | none |
 //! | `Read` of the waker's eventfd | (Wake, 0) | `wake_buf` |
@@ -20,6 +20,15 @@
 //! for everything and waits a bounded time; whatever is still in flight
 //! after that is leaked rather than freed.
 //!
+//! A send writes the buffer the reactor handed over in place, resubmitting
+//! the rest after a partial write, and reports `Sent` once all of it went.
+//! From [`ZeroCopy::min_len`] bytes on it is a zero-copy send (`SendZc`,
+//! Linux 6.0): the kernel sends from our pages instead of copying them, and
+//! a second completion (`IORING_CQE_F_NOTIF`) says when it no longer uses
+//! them; the buffer is kept, and `Sent` waits, until every such
+//! notification arrived. Over loopback the kernel copies anyway, so the
+//! reactor turns it on only for peers elsewhere unless told otherwise.
+//!
 //! Sockets are switched to blocking mode once connected: io_uring arms an
 //! internal poll for a socket that has no data, whatever its mode, and in
 //! blocking mode a completion can never be `EAGAIN`.
@@ -35,7 +44,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use tracing::{debug, error, warn};
 
 use super::backend::{Completion, NetBackend, Op};
@@ -59,8 +68,12 @@ pub struct UringBackend {
     watches: HashMap<u64, u64>,
     next_watch: u64,
     recv_buf_len: usize,
-    /// Completions copied out of the ring, reused across waits.
-    cqes: Vec<(u64, i32)>,
+    /// Zero-copy sends, when asked for and the kernel has them.
+    zero_copy: Option<ZeroCopy>,
+    zero_copy_sends: u64,
+    /// Completions copied out of the ring (user data, result, flags),
+    /// reused across waits.
+    cqes: Vec<(u64, i32, u32)>,
 }
 
 /// Which ops of one socket are in the kernel.
@@ -69,18 +82,39 @@ struct InFlight {
     recv: bool,
     send: bool,
     connect: bool,
+    /// Zero-copy notifications still to come: the kernel may still read
+    /// `send_buf`.
+    notifs: u32,
 }
 
 impl InFlight {
     fn any(self) -> bool {
-        self.recv || self.send || self.connect
+        self.recv || self.send || self.connect || self.notifs > 0
     }
+}
+
+/// When sends are zero-copy (`SendZc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeroCopy {
+    /// Sends of at least this many bytes (the pinning and the notification
+    /// cost more than copying a small buffer).
+    pub min_len: usize,
+    /// Also to peers on loopback, where the kernel copies anyway (for
+    /// tests of this path).
+    pub loopback: bool,
 }
 
 struct Sock {
     stream: TcpStream,
     recv_buf: Box<[u8]>,
+    /// The send in progress (its first `send_off` bytes written), or the
+    /// emptied buffer of the last one.
     send_buf: Vec<u8>,
+    send_off: usize,
+    /// Every byte is written; `Sent` waits for zero-copy notifications.
+    send_done: bool,
+    /// Whether this socket's sends may be zero-copy.
+    zero_copy: bool,
     /// The address a `Connect` in flight reads.
     addr: Option<Box<RawSockAddr>>,
     in_flight: InFlight,
@@ -92,7 +126,12 @@ struct Sock {
 impl UringBackend {
     /// Sets up a ring with `entries` submission entries and checks that the
     /// kernel has everything this backend uses. An error means: use epoll.
-    pub fn new(entries: u32, max_connections: usize, recv_buf_len: usize) -> io::Result<Self> {
+    pub fn new(
+        entries: u32,
+        max_connections: usize,
+        recv_buf_len: usize,
+        zero_copy: Option<ZeroCopy>,
+    ) -> io::Result<Self> {
         let cq_entries = entries
             .saturating_mul(4)
             .max(u32::try_from(max_connections.saturating_mul(4)).unwrap_or(u32::MAX));
@@ -124,6 +163,13 @@ impl UringBackend {
                 return Err(unsupported(name));
             }
         }
+        let zero_copy = zero_copy.filter(|_| {
+            let has = probe.is_supported(opcode::SendZc::CODE);
+            if !has {
+                debug!("io_uring has no zero-copy send (Linux 6.0): sends copy");
+            }
+            has
+        });
         // Blocking: io_uring polls it; a non-blocking eventfd would make the
         // read complete with EAGAIN instead.
         let wake_fd = Arc::new(eventfd(false)?);
@@ -137,6 +183,8 @@ impl UringBackend {
             watches: HashMap::new(),
             next_watch: 0,
             recv_buf_len: recv_buf_len.max(1),
+            zero_copy,
+            zero_copy_sends: 0,
             cqes: Vec::new(),
         };
         backend.arm_wake()?;
@@ -170,7 +218,13 @@ impl UringBackend {
         unsafe { push(&mut self.ring, &entry) }
     }
 
-    fn on_cqe(&mut self, data: u64, res: i32, sink: &mut dyn FnMut(Completion<'_>)) {
+    /// Whether sends to `peer` are zero-copy.
+    fn zero_copy_to(&self, peer: Option<SocketAddr>) -> bool {
+        self.zero_copy
+            .is_some_and(|z| z.loopback || peer.is_some_and(|p| !p.ip().is_loopback()))
+    }
+
+    fn on_cqe(&mut self, data: u64, res: i32, flags: u32, sink: &mut dyn FnMut(Completion<'_>)) {
         let Some((op, id)) = Op::decode(data) else {
             warn!(data, res, "io_uring completion with unknown user data");
             return;
@@ -210,22 +264,41 @@ impl UringBackend {
                 }
             }
             Op::Cancel => {}
-            Op::Recv | Op::Send | Op::Connect => self.on_sock_cqe(op, id, res, sink),
+            Op::Recv | Op::Send | Op::Connect => self.on_sock_cqe(op, id, res, flags, sink),
             Op::Sock => {
                 debug_assert!(false, "epoll-only op in an io_uring completion");
             }
         }
     }
 
-    fn on_sock_cqe(&mut self, op: Op, id: u64, res: i32, sink: &mut dyn FnMut(Completion<'_>)) {
+    fn on_sock_cqe(
+        &mut self,
+        op: Op,
+        id: u64,
+        res: i32,
+        flags: u32,
+        sink: &mut dyn FnMut(Completion<'_>),
+    ) {
         let conn = ConnId(id);
         let Some(sock) = self.socks.get_mut(&id) else {
             debug_assert!(false, "{op:?} completion for {conn}, which has no socket");
             return;
         };
+        let notif = op == Op::Send && cqueue::notif(flags);
         match op {
             Op::Recv => sock.in_flight.recv = false,
-            Op::Send => sock.in_flight.send = false,
+            // The kernel is done with the pages of one zero-copy send.
+            Op::Send if notif => {
+                assert!(sock.in_flight.notifs > 0, "{conn}: unexpected notification");
+                sock.in_flight.notifs -= 1;
+            }
+            Op::Send => {
+                sock.in_flight.send = false;
+                // A notification follows this completion.
+                if cqueue::more(flags) {
+                    sock.in_flight.notifs += 1;
+                }
+            }
             _ => sock.in_flight.connect = false,
         }
         if sock.closing {
@@ -247,7 +320,31 @@ impl UringBackend {
             }
             Op::Recv if res == 0 => sink(Completion::Eof(conn)),
             Op::Recv => sink(Completion::Failed(conn, "recv", errno(res))),
-            Op::Send if res >= 0 => sink(Completion::Sent(conn, res as usize)),
+            Op::Send if notif => {
+                if sock.send_done && sock.in_flight.notifs == 0 {
+                    sink(Completion::Sent(conn, finish_send(sock)));
+                }
+            }
+            Op::Send if res > 0 => {
+                sock.send_off += res as usize;
+                if sock.send_off < sock.send_buf.len() {
+                    let min = self.zero_copy.map_or(usize::MAX, |z| z.min_len);
+                    // SAFETY: as for the recv above.
+                    match unsafe { arm_send(&mut self.ring, id, sock, min) } {
+                        Ok(zc) => self.zero_copy_sends += u64::from(zc),
+                        Err(err) => sink(Completion::Failed(conn, "send", err)),
+                    }
+                } else if sock.in_flight.notifs == 0 {
+                    sink(Completion::Sent(conn, finish_send(sock)));
+                } else {
+                    sock.send_done = true;
+                }
+            }
+            Op::Send if res == 0 => sink(Completion::Failed(
+                conn,
+                "send",
+                io::Error::from(io::ErrorKind::WriteZero),
+            )),
             Op::Send => sink(Completion::Failed(conn, "send", errno(res))),
             _ if res < 0 => sink(Completion::Failed(conn, "connect", errno(res))),
             _ => {
@@ -289,16 +386,16 @@ impl UringBackend {
                 Err(err) if is_wait_noise(&err) => {}
                 Err(_) => break,
             }
-            let cqes: Vec<(u64, i32)> = self
+            let cqes: Vec<(u64, i32, u32)> = self
                 .ring
                 .completion()
-                .map(|cqe| (cqe.user_data(), cqe.result()))
+                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags()))
                 .collect();
-            for (data, res) in cqes {
+            for (data, res, flags) in cqes {
                 match Op::decode(data) {
                     Some((Op::Wake, _)) => self.wake_armed = false,
                     Some((op @ (Op::Recv | Op::Send | Op::Connect), id)) => {
-                        self.on_sock_cqe(op, id, res, &mut |_| {});
+                        self.on_sock_cqe(op, id, res, flags, &mut |_| {});
                     }
                     _ => {}
                 }
@@ -340,6 +437,47 @@ fn is_wait_noise(err: &io::Error) -> bool {
         err.raw_os_error(),
         Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
     )
+}
+
+/// Sends the rest of `sock.send_buf` (from `send_off`), zero-copy when it
+/// is at least `zero_copy_min` bytes and the socket allows it (returns
+/// whether it is).
+///
+/// # Safety
+/// `sock.send_buf` must not change or move until the completion and every
+/// notification arrived.
+unsafe fn arm_send(
+    ring: &mut IoUring,
+    id: u64,
+    sock: &mut Sock,
+    zero_copy_min: usize,
+) -> io::Result<bool> {
+    let rest = &sock.send_buf[sock.send_off..];
+    let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+    let fd = types::Fd(sock.stream.as_raw_fd());
+    let zero_copy = sock.zero_copy && rest.len() >= zero_copy_min;
+    let entry = if zero_copy {
+        opcode::SendZc::new(fd, rest.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    } else {
+        opcode::Send::new(fd, rest.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    };
+    // SAFETY: the caller keeps the buffer in place.
+    unsafe { push(ring, &entry.user_data(Op::Send.encode(id)))? };
+    sock.in_flight.send = true;
+    Ok(zero_copy)
+}
+
+/// A send is over: its byte count, and the buffer emptied for reuse.
+fn finish_send(sock: &mut Sock) -> usize {
+    let len = sock.send_buf.len();
+    sock.send_buf.clear();
+    sock.send_off = 0;
+    sock.send_done = false;
+    len
 }
 
 /// Queues one submission, submitting what is queued first if the
@@ -389,10 +527,14 @@ impl NetBackend for UringBackend {
         debug_assert!(!self.socks.contains_key(&id.0), "{id} added twice");
         stream.set_nonblocking(false)?;
         stream.set_nodelay(true)?;
+        let zero_copy = self.zero_copy_to(stream.peer_addr().ok());
         let mut sock = Sock {
             stream,
             recv_buf: vec![0; self.recv_buf_len].into_boxed_slice(),
             send_buf: Vec::new(),
+            send_off: 0,
+            send_done: false,
+            zero_copy,
             addr: None,
             in_flight: InFlight::default(),
             closing: false,
@@ -418,6 +560,9 @@ impl NetBackend for UringBackend {
             stream,
             recv_buf: vec![0; self.recv_buf_len].into_boxed_slice(),
             send_buf: Vec::new(),
+            send_off: 0,
+            send_done: false,
+            zero_copy: self.zero_copy_to(Some(addr)),
             addr: Some(raw),
             in_flight: InFlight {
                 connect: true,
@@ -429,30 +574,39 @@ impl NetBackend for UringBackend {
         Ok(())
     }
 
-    fn send(&mut self, id: ConnId, bytes: &[u8]) -> io::Result<()> {
+    fn send(&mut self, id: ConnId, buf: Vec<u8>) -> io::Result<()> {
+        let min = self.zero_copy.map_or(usize::MAX, |z| z.min_len);
         let Some(sock) = self.socks.get_mut(&id.0) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such socket"));
         };
-        assert!(!sock.in_flight.send, "{id}: two sends in flight");
-        debug_assert!(!sock.closing && !bytes.is_empty());
-        // The kernel reads this copy; the connection's own buffer may grow
-        // (and move) while the send is in flight.
-        sock.send_buf.clear();
-        sock.send_buf.extend_from_slice(bytes);
-        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-        let entry = opcode::Send::new(
-            types::Fd(sock.stream.as_raw_fd()),
-            sock.send_buf.as_ptr(),
-            len,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build()
-        .user_data(Op::Send.encode(id.0));
-        // SAFETY: `send_buf` is not touched again until this completes (the
-        // assert above), and the sock stays in the table until then.
-        unsafe { push(&mut self.ring, &entry)? };
-        sock.in_flight.send = true;
+        assert!(
+            !sock.in_flight.send && sock.in_flight.notifs == 0 && !sock.send_done,
+            "{id}: two sends in flight"
+        );
+        debug_assert!(!sock.closing && !buf.is_empty());
+        sock.send_buf = buf;
+        sock.send_off = 0;
+        // SAFETY: `send_buf` is not touched until the send and its
+        // notifications completed (the assert above), and the sock stays in
+        // the table until then.
+        let zc = unsafe { arm_send(&mut self.ring, id.0, sock, min)? };
+        self.zero_copy_sends += u64::from(zc);
         Ok(())
+    }
+
+    fn zero_copy_sends(&self) -> u64 {
+        self.zero_copy_sends
+    }
+
+    fn take_spare(&mut self, id: ConnId) -> Vec<u8> {
+        match self.socks.get_mut(&id.0) {
+            Some(s) if !s.in_flight.send && s.in_flight.notifs == 0 && !s.send_done => {
+                let mut spare = std::mem::take(&mut s.send_buf);
+                spare.clear();
+                spare
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn close(&mut self, id: ConnId) {
@@ -523,10 +677,10 @@ impl NetBackend for UringBackend {
         cqes.extend(
             self.ring
                 .completion()
-                .map(|cqe| (cqe.user_data(), cqe.result())),
+                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
         );
-        for &(data, res) in &cqes {
-            self.on_cqe(data, res, sink);
+        for &(data, res, flags) in &cqes {
+            self.on_cqe(data, res, flags, sink);
         }
         self.cqes = cqes;
         Ok(())
