@@ -872,6 +872,9 @@ impl File {
         let client = self.fs.session().client().clone();
         let mut last = None;
         let mut absent = 0;
+        // Replicas still at an older version: the chunk is being moved and
+        // its copy has not landed yet.
+        let mut behind: Vec<(NodeId, u64)> = Vec::new();
         for &node in &place.replicas {
             match client
                 .read_chunk(node, chunk, place.version, offset, len as u32)
@@ -882,6 +885,15 @@ impl File {
                     refusal: ChunkRefusal::NoSuchChunk(_),
                     ..
                 }) => absent += 1,
+                Err(
+                    e @ ClientError::Chunk {
+                        refusal: ChunkRefusal::Version { have, want, .. },
+                        ..
+                    },
+                ) if have < want => {
+                    behind.push((node, have));
+                    last = Some(e);
+                }
                 Err(e) => {
                     if let ClientError::Chunk {
                         refusal: ChunkRefusal::Corrupt { .. },
@@ -897,6 +909,21 @@ impl File {
         }
         if absent == place.replicas.len() {
             return Ok(Vec::new());
+        }
+        // No replica has the new version yet: a move is copying the chunk
+        // (under a write lease on all of it, so nobody wrote it since) or
+        // its copy failed. The replicas it kept hold the newest content, at
+        // the newest version any of them has: read that.
+        if let Some(newest) = behind.iter().map(|(_, have)| *have).max() {
+            for (node, _) in behind.iter().filter(|(_, have)| *have == newest) {
+                if let Ok(data) = client
+                    .read_chunk(*node, chunk, newest, offset, len as u32)
+                    .await
+                {
+                    tracing::debug!(path = %self.path, node, ?chunk, newest, want = place.version, "read a moving chunk at its older version");
+                    return Ok(data);
+                }
+            }
         }
         Err(match last {
             Some(e) => self.io_error(format!("no replica could serve chunk {chunk:?}: {e}")),

@@ -260,3 +260,63 @@ async fn an_unlinked_files_chunks_are_deleted_on_every_replica() {
     let got = r.read_at(0, MIB).await.expect("read");
     assert!(got == pattern(MIB as usize, 1), "the kept file reads back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_being_moved_reads_from_the_replicas_it_kept() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let client = cluster.client().await;
+    let mut fs = FileSystem::new(client.clone(), FsOptions::default());
+    let layout = Layout {
+        chunk_size: MIB as u32,
+        stripe_count: 1,
+        replicas: 3,
+    };
+    let (attr, _) = fs
+        .create_with_layout("/moving", 0o644, true, Some(layout))
+        .await
+        .expect("create");
+    let data = pattern(MIB as usize, 9);
+    let mut f = fs
+        .open_file("/moving", OpenMode::Write)
+        .await
+        .expect("open");
+    f.write_at(0, &data).await.expect("write");
+    f.close().await.expect("close");
+    let before = chunks(&mut fs, attr.ino, 1).await;
+    // The first step of a move, as `File::rereplicate` takes it: a new
+    // version through the log, before any copy lands.
+    let op = MetaOp::Replace {
+        ino: attr.ino,
+        index: 0,
+        drop: Vec::new(),
+        candidates: Vec::new(),
+    };
+    let after = match fs.call(1, op, "/moving").await.expect("replace") {
+        MetaReply::Chunks(list) => list,
+        other => panic!("chunks, not {other:?}"),
+    };
+    assert!(after[0].version > before[0].version);
+    let id = ChunkRef {
+        file: attr.ino,
+        index: 0,
+    }
+    .id()
+    .expect("id");
+    let e = client
+        .read_chunk(after[0].replicas[0], id, after[0].version, 0, 4096)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("version"),
+        "no replica has it yet: {e}"
+    );
+    // A reader still gets the content, from the replicas at the old version.
+    let mut reader = FileSystem::new(cluster.client().await, FsOptions::default());
+    let mut r = reader
+        .open_file("/moving", OpenMode::Read)
+        .await
+        .expect("open");
+    let got = r.read_at(0, MIB).await.expect("read during the move");
+    assert!(got == data, "the moving chunk reads whole");
+}
