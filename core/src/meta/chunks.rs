@@ -7,8 +7,9 @@
 //! them in from the cluster map before proposing ([`super::app`]), and
 //! applying runs [`crate::data::place`] over them, so the choice is
 //! deterministic on every member. A chunk's version is the log index that
-//! placed it: it only grows, so a storage node can tell a newer replica set
-//! from an older one.
+//! placed it (or, for a file that came from another ministry, one past its
+//! old version when that is larger): it only grows, so a storage node can
+//! tell a newer replica set from an older one.
 //!
 //! A chunk is placed on up to `layout.replicas` nodes: fewer when the
 //! cluster has fewer eligible nodes (the file is then under-replicated, as
@@ -154,9 +155,14 @@ impl Namespace {
             exclude: drop,
         };
         let replicas = place(candidates, &want).map_err(|_| Errno::ENOSPC)?;
+        // Usually this log index, but the chunk may have been placed by
+        // another ministry whose log is further along (the file came here
+        // with a moved subtree): a version only grows, or storage nodes
+        // would refuse every later write of the chunk as stale.
+        let version = ctx.index.max(old.version + 1);
         let placed = ChunkPlace {
             index,
-            version: ctx.index,
+            version,
             replicas,
         };
         let list = self.chunks.get_mut(&ino).expect("found above");
@@ -420,6 +426,28 @@ mod tests {
             Err(Errno::EACCES)
         );
         assert_eq!(ns.degraded(&root, &[2], 4, None, 0), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn a_new_replica_set_has_a_larger_version_even_from_a_younger_log() {
+        let mut ns = Namespace::new(ROOT, crate::meta::changes::ChangeFeed::new(64));
+        let f = file(&mut ns);
+        let Ok(MetaReply::Chunks(a)) = run(&mut ns, 1_000, place_op(f, 0, 1, nodes(4))) else {
+            panic!("placed");
+        };
+        assert_eq!(a[0].version, 1_000);
+        // As after a transfer to a ministry whose log is at index 20.
+        let replace = MetaOp::Replace {
+            ino: f,
+            index: 0,
+            drop: vec![a[0].replicas[0]],
+            candidates: nodes(4),
+        };
+        let Ok(MetaReply::Chunks(b)) = run(&mut ns, 20, replace) else {
+            panic!("replaced");
+        };
+        assert_eq!(b[0].version, 1_001);
+        assert!(!b[0].replicas.contains(&a[0].replicas[0]));
     }
 
     #[test]
