@@ -118,20 +118,23 @@ impl Client {
     }
 
     /// Delete grants for chunks `indexes` of `file`, a file that is gone,
-    /// from ministry `ministry`'s minister at `addr` (it signs them only
-    /// for chunks its namespace lists as garbage).
+    /// or with `on` for the copies of them left on that node, from ministry
+    /// `ministry`'s minister at `addr` (it signs them only for what its
+    /// namespace lists).
     pub async fn delete_grants(
         &self,
         addr: std::net::SocketAddr,
         ministry: govfs_core::raft::GroupId,
         file: govfs_core::meta::Ino,
         indexes: Vec<u64>,
+        on: Option<NodeId>,
     ) -> Result<Vec<SignedGrant>, ClientError> {
         let count = indexes.len();
         let msg = ClientMsg::Lease(govfs_core::node::LeaseRequest::DeleteGrants {
             ministry,
             file,
             indexes,
+            on,
         });
         match self.call(addr, &msg).await? {
             ServerMsg::Lease(govfs_core::node::LeaseReply::Grants(g)) if g.len() == count => Ok(g),

@@ -227,6 +227,7 @@ fn is_read(op: &MetaOp) -> bool {
             | MetaOp::Chunks { .. }
             | MetaOp::Degraded { .. }
             | MetaOp::Garbage { .. }
+            | MetaOp::LeftBehind { .. }
     )
 }
 

@@ -67,6 +67,7 @@ fn request() -> impl Strategy<Value = LeaseRequest> {
                 ministry,
                 file: Ino(f),
                 indexes,
+                on: (f % 2 == 0).then_some(f / 2),
             }
         ),
     ]

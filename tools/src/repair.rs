@@ -35,10 +35,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use govfs_client::{Client, ClientOptions, FileSystem, FsError, FsOptions, LeaseOptions};
+use govfs_client::{
+    Client, ClientError, ClientOptions, FileSystem, FsError, FsOptions, LeaseOptions,
+};
+use govfs_core::data::ChunkRefusal;
 use govfs_core::ids::node_of;
 use govfs_core::lease::Region;
-use govfs_core::meta::{ChunkPlace, DegradedChunk, MetaOp, MetaReply};
+use govfs_core::meta::{ChunkPlace, DegradedChunk, Ino, MetaOp, MetaReply};
 use govfs_core::node::MAX_GRANTS;
 use govfs_core::president::ClusterMap;
 use govfs_core::raft::{GroupId, NodeId};
@@ -146,6 +149,8 @@ struct Plan {
     gone: Vec<NodeId>,
     /// Down for less than the delay.
     down: Vec<NodeId>,
+    /// Up: copies left on them can be deleted.
+    live: Vec<NodeId>,
     /// Nodes that can take a replica: not down, not full.
     up: u32,
     /// Ministries whose settled minister is on this node.
@@ -179,9 +184,15 @@ impl Agent {
             })
             .map(|m| m.id)
             .collect();
+        let live = map
+            .nodes()
+            .into_iter()
+            .filter(|n| !map.down.contains(n))
+            .collect();
         Plan {
             gone,
             down,
+            live,
             up,
             mine,
         }
@@ -283,7 +294,7 @@ impl Agent {
                     }
                     let indexes = ready.iter().map(|c| c.index).collect();
                     let grants = match client
-                        .delete_grants(minister, ministry, *ino, indexes)
+                        .delete_grants(minister, ministry, *ino, indexes, None)
                         .await
                     {
                         Ok(g) => g,
@@ -314,9 +325,12 @@ impl Agent {
                         continue;
                     }
                     let count = done.len();
+                    // Copies on nodes down too long are recorded, and
+                    // deleted if those nodes come back.
                     let op = MetaOp::Collected {
                         ino: *ino,
                         indexes: done,
+                        left: plan.gone.clone(),
                     };
                     match fs.call(ministry, op, "collected").await {
                         Ok(_) => {
@@ -335,7 +349,90 @@ impl Agent {
                 None => break,
             }
         }
+        for node in &plan.live {
+            collected += self
+                .clear_left(client, fs, ministry, minister, *node)
+                .await?;
+        }
         Ok(collected)
+    }
+
+    /// Deletes the copies of `ministry`'s chunks left on `node` (up again);
+    /// returns how many records went.
+    async fn clear_left(
+        &self,
+        client: &Client,
+        fs: &mut FileSystem,
+        ministry: GroupId,
+        minister: std::net::SocketAddr,
+        node: NodeId,
+    ) -> Result<usize, String> {
+        let mut cleared = 0;
+        let mut from = None;
+        loop {
+            let op = MetaOp::LeftBehind {
+                node,
+                from,
+                limit: PAGE,
+            };
+            let page = match fs.call(ministry, op, "left behind").await {
+                Ok(MetaReply::Left(page)) => page,
+                Ok(other) => return Err(format!("ministry {ministry}: answered {other:?}")),
+                Err(e) => return Err(format!("ministry {ministry}: {e}")),
+            };
+            // The page is in (file, index) order: one grants request per file.
+            let mut files: BTreeMap<Ino, Vec<u64>> = BTreeMap::new();
+            for (ino, index, _) in &page.copies {
+                files.entry(*ino).or_default().push(*index);
+            }
+            for (ino, indexes) in files {
+                let grants = match client
+                    .delete_grants(minister, ministry, ino, indexes.clone(), Some(node))
+                    .await
+                {
+                    Ok(g) => g,
+                    Err(e) => {
+                        tracing::debug!(ministry, ino = ino.0, node, "no delete grants: {e}");
+                        continue;
+                    }
+                };
+                let mut done = Vec::new();
+                for (index, grant) in indexes.iter().zip(&grants) {
+                    match client.delete_chunk(node, grant).await {
+                        // Deleted, or the node has a newer copy: the chunk
+                        // came back to it since.
+                        Ok(())
+                        | Err(ClientError::Chunk {
+                            refusal: ChunkRefusal::Version { .. },
+                            ..
+                        }) => done.push((ino, *index)),
+                        Err(e) => {
+                            tracing::debug!(ino = ino.0, index, node, "left copy not deleted: {e}")
+                        }
+                    }
+                }
+                if done.is_empty() {
+                    continue;
+                }
+                let count = done.len();
+                let op = MetaOp::ForgetLeft {
+                    node,
+                    entries: done,
+                };
+                match fs.call(ministry, op, "forget left").await {
+                    Ok(_) => {
+                        cleared += count;
+                        metrics::counter!("govfs_chunks_collected_total").increment(count as u64);
+                    }
+                    Err(e) => tracing::debug!(ministry, node, "left copies not forgotten: {e}"),
+                }
+            }
+            match page.next {
+                Some(next) => from = Some(next),
+                None => break,
+            }
+        }
+        Ok(cleared)
     }
 }
 

@@ -3,7 +3,8 @@
 //! SIGKILLed; the president marks it down in the cluster map, new chunks
 //! are placed without it, and after the repair delay the minister's agent
 //! moves every chunk it held to a live node, with nobody asking. The data
-//! reads back whole, from every replica. An unlinked file's chunks are
+//! reads back whole, from every replica; when the node comes back, the
+//! copies it still holds are deleted. An unlinked file's chunks are
 //! deleted from every replica's disk by the same agent.
 
 mod common;
@@ -151,6 +152,38 @@ async fn chunks_on_a_dead_node_are_re_replicated_in_the_background() {
     let mut r = fs.open_file("/data", OpenMode::Read).await.expect("open");
     let all = r.read_at(0, CHUNKS * MIB).await.expect("read");
     assert!(all == data, "the file reads back whole");
+
+    // The victim comes back with its old copies: the agent deletes them.
+    let victim_dir = cluster.path().join(format!("n{victim}"));
+    let ids: Vec<_> = held
+        .iter()
+        .map(|index| {
+            ChunkRef {
+                file: attr.ino,
+                index: *index,
+            }
+            .id()
+            .expect("id")
+        })
+        .collect();
+    let on_victim = |ids: &[govfs_core::data::ChunkId]| -> usize {
+        ids.iter()
+            .map(|id| chunk_files(&victim_dir, *id).len())
+            .sum()
+    };
+    assert_eq!(on_victim(&ids), held.len(), "the old copies are there");
+    cluster.start(victim);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while on_victim(&ids) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "old copies still on node {victim} after 60 s\nminister's log:\n{}",
+            cluster.log(node_of(minister))
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all = r.read_at(0, CHUNKS * MIB).await.expect("read");
+    assert!(all == data, "and the file still reads back whole");
 }
 
 /// Every file under `dir` named like chunk `id` (one per replica).
@@ -219,7 +252,7 @@ async fn an_unlinked_files_chunks_are_deleted_on_every_replica() {
         .node_addr(node_of(minister))
         .expect("minister's address");
     let e = client
-        .delete_grants(addr, 1, gone, vec![0])
+        .delete_grants(addr, 1, gone, vec![0], None)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no chunks to delete"), "{e}");

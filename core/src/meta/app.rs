@@ -13,7 +13,7 @@ use crate::node::App;
 
 use crate::data::StorageNode;
 use crate::president::{ClusterMap, Step, Transfer, TransferKind};
-use crate::raft::{GroupId, Index};
+use crate::raft::{GroupId, Index, NodeId};
 
 /// The free space placement assumes for a node that has not reported its
 /// own yet (a fresh cluster's first writes): 1 TiB.
@@ -98,7 +98,10 @@ impl Namespace {
                 drop,
                 candidates,
             } => self.replace_chunk(&ctx, *ino, *index, drop, candidates),
-            MetaOp::Collected { ino, indexes } => self.collected(ctx.creds, *ino, indexes),
+            MetaOp::Collected { ino, indexes, left } => {
+                self.collected(ctx.creds, *ino, indexes, left)
+            }
+            MetaOp::ForgetLeft { node, entries } => self.forget_left(ctx.creds, *node, entries),
             _ => {
                 return self
                     .read(index, request)
@@ -165,6 +168,9 @@ impl Namespace {
             MetaOp::Garbage { from, limit } => {
                 self.garbage(creds, *from, *limit).map(MetaReply::Garbage)
             }
+            MetaOp::LeftBehind { node, from, limit } => self
+                .left_on(creds, *node, *from, *limit)
+                .map(MetaReply::Left),
             _ => return None,
         };
         Some(reply)
@@ -326,8 +332,12 @@ impl App for Namespace {
         &self,
         file: Ino,
         indexes: &[u64],
+        on: Option<NodeId>,
     ) -> Result<(u32, Vec<ChunkPlace>), String> {
-        Namespace::garbage_placements(self, file, indexes)
+        match on {
+            None => Namespace::garbage_placements(self, file, indexes),
+            Some(node) => self.left_placements(node, file, indexes),
+        }
     }
 
     /// A new minister claims the inode ranges the president handed its

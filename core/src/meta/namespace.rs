@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeFeed;
 use super::chunks::ChunkPlace;
-use super::garbage::Garbage;
+use super::garbage::{Garbage, LeftCopy};
 use super::name::NAME_MAX;
 use super::table::{Inode, InodeTable};
 use super::transfer::{Export, Finished};
@@ -21,7 +21,7 @@ use super::types::{
     Attr, Credentials, Errno, FileType, ForeignRoot, Ino, Layout, MetaResult, MinistryId, Nanos,
     ROOT,
 };
-use crate::raft::Index;
+use crate::raft::{Index, NodeId};
 
 /// Most names one file may have (as ext4).
 pub const LINK_MAX: u32 = 65_000;
@@ -54,6 +54,9 @@ pub struct Namespace {
     pub(crate) chunks: BTreeMap<Ino, Vec<ChunkPlace>>,
     /// Chunks of files that are gone, until deleted (`garbage.rs`).
     pub(crate) garbage: BTreeMap<Ino, Garbage>,
+    /// Stale copies of chunks on nodes, by (node, file, index), until
+    /// deleted (`garbage.rs`).
+    pub(crate) left: BTreeMap<(NodeId, Ino, u64), LeftCopy>,
     /// Roots of subtrees other ministries own, hanging in this namespace.
     pub(crate) foreign: BTreeMap<Ino, Mount>,
     /// Top-level roots besides `root`: subtrees attached from another
@@ -138,6 +141,7 @@ impl Namespace {
             xattrs: BTreeMap::new(),
             chunks: BTreeMap::new(),
             garbage: BTreeMap::new(),
+            left: BTreeMap::new(),
             foreign: BTreeMap::new(),
             roots: BTreeSet::new(),
             exports: BTreeMap::new(),

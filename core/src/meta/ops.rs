@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangePage;
 use super::chunks::{ChunkPlace, DegradedPage};
-use super::garbage::GarbagePage;
+use super::garbage::{GarbagePage, LeftPage};
 use super::image::SubtreeImage;
 use super::types::{Attr, Credentials, FileType, ForeignRoot, Ino, Layout, MinistryId, Nanos};
 use crate::data::StorageNode;
@@ -258,11 +258,27 @@ pub enum MetaOp {
         from: Option<Ino>,
         limit: u32,
     },
-    /// Chunks `indexes` of gone file `ino` were deleted on every replica:
-    /// forget them (a change). Root only.
+    /// Chunks `indexes` of gone file `ino` were deleted on every replica
+    /// but those on the nodes in `left` (down too long), whose copies are
+    /// recorded as left behind: forget them (a change). Root only.
     Collected {
         ino: Ino,
         indexes: Vec<u64>,
+        left: Vec<NodeId>,
+    },
+    /// Copies of chunks left on `node` (dropped from a replica set, or
+    /// garbage given up while it was down), from (file, index) `from` on,
+    /// at most `limit` (1 to [`super::chunks::PLACE_MAX`]). Root only.
+    LeftBehind {
+        node: NodeId,
+        from: Option<(Ino, u64)>,
+        limit: u32,
+    },
+    /// The copies `entries` (file, index) on `node` are deleted, or the
+    /// node holds a newer one: forget them (a change). Root only.
+    ForgetLeft {
+        node: NodeId,
+        entries: Vec<(Ino, u64)>,
     },
 }
 
@@ -330,6 +346,7 @@ pub enum MetaReply {
     Chunks(Vec<ChunkPlace>),
     Degraded(DegradedPage),
     Garbage(GarbagePage),
+    Left(LeftPage),
 }
 
 /// What a lookup found.

@@ -14,7 +14,8 @@
 //! Version 2 added the foreign root's kind, `roots`, `exports` and
 //! `finished` (moving subtrees between ministries); version 3 `chunks`:
 //! `{Ino -> [ChunkPlace]}` after `xattrs`; version 4 `garbage`:
-//! `{Ino -> Garbage}` after `chunks`.
+//! `{Ino -> Garbage}` after `chunks`; version 5 `left`:
+//! `{(node, Ino, index) -> LeftCopy}` after `garbage`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -22,16 +23,17 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeFeed;
 use super::chunks::ChunkPlace;
-use super::garbage::Garbage;
+use super::garbage::{Garbage, LeftCopy};
 use super::invariants::Corrupt;
 use super::namespace::{Mount, Namespace, Xattr};
 use super::table::InodeTable;
 use super::transfer::{Export, Finished};
 use super::types::Ino;
 use crate::codec::{decode_exact, encode_into, DecodeError};
+use crate::raft::NodeId;
 
 /// First field of every snapshot: bumped when the encoding changes.
-pub const SNAPSHOT_VERSION: u8 = 4;
+pub const SNAPSHOT_VERSION: u8 = 5;
 
 /// Why a snapshot was refused.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,7 @@ struct Borrowed<'a> {
     xattrs: &'a BTreeMap<Ino, Vec<Xattr>>,
     chunks: &'a BTreeMap<Ino, Vec<ChunkPlace>>,
     garbage: &'a BTreeMap<Ino, Garbage>,
+    left: &'a BTreeMap<(NodeId, Ino, u64), LeftCopy>,
     foreign: &'a BTreeMap<Ino, Mount>,
     roots: &'a BTreeSet<Ino>,
     exports: &'a BTreeMap<u64, Export>,
@@ -75,6 +78,7 @@ struct Owned {
     xattrs: BTreeMap<Ino, Vec<Xattr>>,
     chunks: BTreeMap<Ino, Vec<ChunkPlace>>,
     garbage: BTreeMap<Ino, Garbage>,
+    left: BTreeMap<(NodeId, Ino, u64), LeftCopy>,
     foreign: BTreeMap<Ino, Mount>,
     roots: BTreeSet<Ino>,
     exports: BTreeMap<u64, Export>,
@@ -96,6 +100,7 @@ pub(crate) fn encode(ns: &Namespace) -> Vec<u8> {
         xattrs: &ns.xattrs,
         chunks: &ns.chunks,
         garbage: &ns.garbage,
+        left: &ns.left,
         foreign: &ns.foreign,
         roots: &ns.roots,
         exports: &ns.exports,
@@ -130,6 +135,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Namespace, RestoreError> {
         xattrs: s.xattrs,
         chunks: s.chunks,
         garbage: s.garbage,
+        left: s.left,
         foreign: s.foreign,
         roots: s.roots,
         exports: s.exports,

@@ -62,11 +62,13 @@ pub trait App: Default {
     }
 
     /// For delete grants: the chunk size of a file that is gone and the
-    /// placements of its chunks `indexes` that are still to delete.
+    /// placements of its chunks `indexes` that are still to delete; with
+    /// `on`, the copies of `file`'s chunks `indexes` left on that node.
     fn garbage_placements(
         &self,
         _file: Ino,
         _indexes: &[u64],
+        _on: Option<crate::raft::NodeId>,
     ) -> Result<(u32, Vec<ChunkPlace>), String> {
         Err("this application stores no file data".into())
     }

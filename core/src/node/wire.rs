@@ -207,13 +207,15 @@ pub enum LeaseRequest {
         indexes: Vec<u64>,
     },
     /// Delete grants for chunks `indexes` of `file`, a file that is gone
-    /// (`meta::garbage`), from the ministry's serving minister: each covers
-    /// the whole chunk, valid for [`DELETE_GRANT_US`]. For the minister's
-    /// agent, which deletes the chunks on their replicas.
+    /// (`meta::garbage`), or with `on` for the copies of them left on that
+    /// node, from the ministry's serving minister: each covers the whole
+    /// chunk, valid for [`DELETE_GRANT_US`]. For the minister's agent,
+    /// which deletes the chunks on their replicas.
     DeleteGrants {
         ministry: GroupId,
         file: Ino,
         indexes: Vec<u64>,
+        on: Option<NodeId>,
     },
 }
 

@@ -369,6 +369,17 @@ impl Shard {
             Ok(s) => s,
             Err(e) => return refuse(refusal(chunk, e)),
         };
+        // A newer copy than the one the grant is for: the chunk came back
+        // here since, and stays.
+        if let Some((_, have)) = known {
+            if have > g.version {
+                return refuse(ChunkRefusal::Version {
+                    chunk,
+                    have,
+                    want: g.version,
+                });
+            }
+        }
         if let Err(e) = verify(
             &self.key,
             grant,

@@ -52,9 +52,10 @@ impl<A: App> NodeCore<A> {
             ministry,
             file,
             indexes,
+            on,
         } = req
         {
-            return self.delete_grants(now, index, ministry, file, indexes);
+            return self.delete_grants(now, index, ministry, file, indexes, on);
         }
         let LeaseRequest::Grants {
             ministry,
@@ -138,9 +139,10 @@ impl<A: App> NodeCore<A> {
         LeaseReply::Grants(grants)
     }
 
-    /// Grants to delete chunks of a file that is gone: only the serving
-    /// minister signs them, only for chunks its applied namespace lists as
-    /// garbage, each for the whole chunk at the version it had.
+    /// Grants to delete chunks of a file that is gone, or copies left on a
+    /// node: only the serving minister signs them, only for what its
+    /// applied namespace lists, each for the whole chunk at the version it
+    /// had (a copy left on a node: on that node alone).
     fn delete_grants(
         &self,
         now: Micros,
@@ -148,6 +150,7 @@ impl<A: App> NodeCore<A> {
         ministry: crate::raft::GroupId,
         file: crate::meta::types::Ino,
         indexes: Vec<u64>,
+        on: Option<crate::raft::NodeId>,
     ) -> LeaseReply {
         let refused = |why: String| LeaseReply::Refused(LeaseRefusal::BadRequest(why));
         let (Some(key), Some(unix_at_zero)) = (&self.grant_key, self.unix_at_zero) else {
@@ -166,7 +169,7 @@ impl<A: App> NodeCore<A> {
                 members: Vec::new(),
             };
         };
-        let (chunk_size, places) = match m.app.garbage_placements(file, &indexes) {
+        let (chunk_size, places) = match m.app.garbage_placements(file, &indexes, on) {
             Ok(p) => p,
             Err(why) => return refused(why),
         };
