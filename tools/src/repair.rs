@@ -21,8 +21,10 @@
 //! the minister signs (`LeaseRequest::DeleteGrants`), then dropped from
 //! the list through the log (`MetaOp::Collected`). A replica on a node
 //! down for less than the delay holds its chunk back until the node
-//! returns or the delay passes; one on a node down longer is given up
-//! (that node's copy stays behind if it ever comes back).
+//! returns or the delay passes; one on a node down longer is recorded as
+//! left behind. Copies left behind (those, and replicas dropped from a
+//! chunk's set when it moved) are deleted once their node is up again,
+//! under delete grants for exactly the version recorded.
 //!
 //! It runs on ministers, not on the president: each ministry repairs its
 //! own chunks, so the work spreads as ministries do, and the scan reads
