@@ -15,7 +15,7 @@ use common::{pattern, TestCluster};
 use govfs_client::{FileSystem, FsOptions, OpenMode};
 use govfs_core::data::ChunkRef;
 use govfs_core::ids::node_of;
-use govfs_core::meta::{ChunkPlace, Ino, Layout, MetaOp, MetaReply};
+use govfs_core::meta::{Attr, ChunkPlace, Ino, Layout, MetaOp, MetaReply};
 
 const MIB: u64 = 1 << 20;
 const CHUNKS: u64 = 8;
@@ -32,25 +32,37 @@ async fn chunks(fs: &mut FileSystem, ino: Ino, count: u64) -> Vec<ChunkPlace> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunks_on_a_dead_node_are_re_replicated_in_the_background() {
-    let cluster = TestCluster::up_args(4, 1, "meta", &["--repair-delay", "1"]);
-    cluster.wait_serving(1, Duration::from_secs(30)).await;
-    let client = cluster.client().await;
-    let mut fs = FileSystem::new(client.clone(), FsOptions::default());
+/// Creates `path` with 1 MiB chunks on 3 replicas and writes `chunks` of
+/// them (a pattern from `seed`); its attributes and the data.
+async fn file_with_data(
+    fs: &mut FileSystem,
+    path: &str,
+    chunks: u64,
+    seed: u64,
+) -> (Attr, Vec<u8>) {
     let layout = Layout {
         chunk_size: MIB as u32,
         stripe_count: 1,
         replicas: 3,
     };
     let (attr, _) = fs
-        .create_with_layout("/data", 0o644, true, Some(layout))
+        .create_with_layout(path, 0o644, true, Some(layout))
         .await
         .expect("create");
-    let data = pattern((CHUNKS * MIB) as usize, 7);
-    let mut f = fs.open_file("/data", OpenMode::Write).await.expect("open");
+    let data = pattern((chunks * MIB) as usize, seed);
+    let mut f = fs.open_file(path, OpenMode::Write).await.expect("open");
     f.write_at(0, &data).await.expect("write");
     f.close().await.expect("close");
+    (attr, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_on_a_dead_node_are_re_replicated_in_the_background() {
+    let cluster = TestCluster::up_args(4, 1, "meta", &["--repair-delay", "1"]);
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let client = cluster.client().await;
+    let mut fs = FileSystem::new(client.clone(), FsOptions::default());
+    let (attr, data) = file_with_data(&mut fs, "/data", CHUNKS, 7).await;
     let before = chunks(&mut fs, attr.ino, CHUNKS).await;
     assert_eq!(before.len() as u64, CHUNKS);
 
@@ -81,15 +93,7 @@ async fn chunks_on_a_dead_node_are_re_replicated_in_the_background() {
         assert!(Instant::now() < deadline, "node {victim} never marked down");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (fresh, _) = fs
-        .create_with_layout("/fresh", 0o644, true, Some(layout))
-        .await
-        .expect("create");
-    let mut f = fs.open_file("/fresh", OpenMode::Write).await.expect("open");
-    f.write_at(0, &pattern((4 * MIB) as usize, 8))
-        .await
-        .expect("write with a node down");
-    f.close().await.expect("close");
+    let (fresh, _) = file_with_data(&mut fs, "/fresh", 4, 8).await;
     for c in chunks(&mut fs, fresh.ino, 4).await {
         assert!(
             !c.replicas.contains(&victim),
@@ -98,13 +102,18 @@ async fn chunks_on_a_dead_node_are_re_replicated_in_the_background() {
         assert_eq!(c.replicas.len(), 3, "three live nodes remain: {c:?}");
     }
 
-    // Nobody asks: the agent moves every chunk the victim held.
+    // Nobody asks: the agent moves every chunk the victim held, and logs
+    // its round once the copies are in.
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
         let now = chunks(&mut fs, attr.ino, CHUNKS).await;
-        if now
+        let moved = now
             .iter()
-            .all(|c| !c.replicas.contains(&victim) && c.replicas.len() == 3)
+            .all(|c| !c.replicas.contains(&victim) && c.replicas.len() == 3);
+        if moved
+            && cluster
+                .log(node_of(minister))
+                .contains("re-replication round")
         {
             break now;
         }
@@ -115,11 +124,6 @@ async fn chunks_on_a_dead_node_are_re_replicated_in_the_background() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let log = cluster.log(node_of(minister));
-    assert!(
-        log.contains("re-replication round"),
-        "the minister's agent moved them:\n{log}"
-    );
     for (old, new) in before.iter().zip(&after) {
         if held.contains(&old.index) {
             assert!(new.version > old.version, "a moved chunk has a new version");
@@ -213,22 +217,9 @@ async fn an_unlinked_files_chunks_are_deleted_on_every_replica() {
     cluster.wait_serving(1, Duration::from_secs(30)).await;
     let client = cluster.client().await;
     let mut fs = FileSystem::new(client.clone(), FsOptions::default());
-    let layout = Layout {
-        chunk_size: MIB as u32,
-        stripe_count: 1,
-        replicas: 3,
-    };
     let mut ids = Vec::new();
     for (name, chunks) in [("/gone", 2u64), ("/kept", 1)] {
-        let (attr, _) = fs
-            .create_with_layout(name, 0o644, true, Some(layout))
-            .await
-            .expect("create");
-        let mut f = fs.open_file(name, OpenMode::Write).await.expect("open");
-        f.write_at(0, &pattern((chunks * MIB) as usize, chunks))
-            .await
-            .expect("write");
-        f.close().await.expect("close");
+        let (attr, _) = file_with_data(&mut fs, name, chunks, chunks).await;
         let list: Vec<_> = (0..chunks)
             .map(|index| {
                 ChunkRef {
@@ -300,22 +291,7 @@ async fn a_chunk_being_moved_reads_from_the_replicas_it_kept() {
     cluster.wait_serving(1, Duration::from_secs(30)).await;
     let client = cluster.client().await;
     let mut fs = FileSystem::new(client.clone(), FsOptions::default());
-    let layout = Layout {
-        chunk_size: MIB as u32,
-        stripe_count: 1,
-        replicas: 3,
-    };
-    let (attr, _) = fs
-        .create_with_layout("/moving", 0o644, true, Some(layout))
-        .await
-        .expect("create");
-    let data = pattern(MIB as usize, 9);
-    let mut f = fs
-        .open_file("/moving", OpenMode::Write)
-        .await
-        .expect("open");
-    f.write_at(0, &data).await.expect("write");
-    f.close().await.expect("close");
+    let (attr, data) = file_with_data(&mut fs, "/moving", 1, 9).await;
     let before = chunks(&mut fs, attr.ino, 1).await;
     // The first step of a move, as `File::rereplicate` takes it: a new
     // version through the log, before any copy lands.

@@ -306,12 +306,13 @@ fn range_ok(first: u64, count: u64, chunk_size: u32) -> MetaResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::meta::ops::{MetaOp, MetaRequest};
     use crate::meta::ROOT;
 
-    fn nodes(n: u64) -> Vec<StorageNode> {
+    /// Storage nodes 1..=n, each its own domain, with room.
+    pub(crate) fn nodes(n: u64) -> Vec<StorageNode> {
         (1..=n)
             .map(|node| StorageNode {
                 node,
@@ -322,7 +323,8 @@ mod tests {
             .collect()
     }
 
-    fn run(ns: &mut Namespace, index: u64, op: MetaOp) -> MetaResult<MetaReply> {
+    /// `op` as root, applied at log index `index`.
+    pub(crate) fn run(ns: &mut Namespace, index: u64, op: MetaOp) -> MetaResult<MetaReply> {
         ns.execute(
             index,
             &MetaRequest {
@@ -359,7 +361,12 @@ mod tests {
         }
     }
 
-    fn place_op(ino: Ino, first: u64, count: u64, candidates: Vec<StorageNode>) -> MetaOp {
+    pub(crate) fn place_op(
+        ino: Ino,
+        first: u64,
+        count: u64,
+        candidates: Vec<StorageNode>,
+    ) -> MetaOp {
         MetaOp::PlaceChunks {
             ino,
             first,

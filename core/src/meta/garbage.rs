@@ -259,20 +259,9 @@ impl Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::StorageNode;
-    use crate::meta::ops::{MetaOp, MetaRequest};
+    use crate::meta::chunks::tests::{nodes, place_op, run};
+    use crate::meta::ops::MetaOp;
     use crate::meta::ROOT;
-
-    fn run(ns: &mut Namespace, index: u64, op: MetaOp) -> MetaResult<MetaReply> {
-        ns.execute(
-            index,
-            &MetaRequest {
-                op,
-                creds: Credentials::root(),
-                now: index as i64,
-            },
-        )
-    }
 
     fn create(ns: &mut Namespace, index: u64, name: &[u8]) -> Ino {
         match run(
@@ -292,20 +281,7 @@ mod tests {
     }
 
     fn place(ns: &mut Namespace, index: u64, ino: Ino, count: u64) {
-        let candidates = (1..=3)
-            .map(|node| StorageNode {
-                node,
-                domain: node as u32,
-                free_bytes: 1 << 40,
-                up: true,
-            })
-            .collect();
-        let op = MetaOp::PlaceChunks {
-            ino,
-            first: 0,
-            count,
-            candidates,
-        };
+        let op = place_op(ino, 0, count, nodes(3));
         assert!(matches!(run(ns, index, op), Ok(MetaReply::Chunks(_))));
     }
 
@@ -461,19 +437,11 @@ mod tests {
         place(&mut ns, 3, f, 1);
         let old = ns.chunks[&f][0].clone();
         let dropped = old.replicas[0];
-        let candidates = (1..=4)
-            .map(|node| StorageNode {
-                node,
-                domain: node as u32,
-                free_bytes: 1 << 40,
-                up: true,
-            })
-            .collect();
         let replace = MetaOp::Replace {
             ino: f,
             index: 0,
             drop: vec![dropped, 99],
-            candidates,
+            candidates: nodes(4),
         };
         run(&mut ns, 4, replace).expect("replace");
         let root = Credentials::root();

@@ -324,18 +324,7 @@ impl Shard {
             Ok(s) => s.map(|(_, version)| version),
             Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
         };
-        if let Err(e) = verify(
-            &self.key,
-            grant,
-            unix_us(),
-            self.max_skew_us,
-            node,
-            range,
-            known,
-        ) {
-            metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
-            return Err(ChunkReply::Refused(ChunkRefusal::Grant(e.to_string())));
-        }
+        self.check(node, grant, range, known)?;
         let stamp = self.pending.accept(write);
         if let Err(e) = self.floor.raise(self.pending.clock().now()) {
             // Without the floor a restart could reuse stamps: refuse.
@@ -352,6 +341,30 @@ impl Shard {
                 Err(ChunkReply::Refused(refusal(chunk, e)))
             }
         }
+    }
+
+    /// Verifies `grant` for bytes `range` of its chunk here, which is at
+    /// version `known` (if it exists).
+    fn check(
+        &self,
+        node: NodeId,
+        grant: &SignedGrant,
+        range: (u64, u64),
+        known: Option<u64>,
+    ) -> Result<(), ChunkReply> {
+        verify(
+            &self.key,
+            grant,
+            unix_us(),
+            self.max_skew_us,
+            node,
+            range,
+            known,
+        )
+        .map_err(|e| {
+            metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
+            ChunkReply::Refused(ChunkRefusal::Grant(e.to_string()))
+        })
     }
 
     /// Deletes a chunk of a file that is gone, under a delete grant for
@@ -380,18 +393,7 @@ impl Shard {
                 });
             }
         }
-        if let Err(e) = verify(
-            &self.key,
-            grant,
-            unix_us(),
-            self.max_skew_us,
-            node,
-            g.range,
-            known.map(|(_, version)| version),
-        ) {
-            metrics::counter!("govfs_chunk_grant_refused_total").increment(1);
-            return refuse(ChunkRefusal::Grant(e.to_string()));
-        }
+        self.check(node, grant, g.range, known.map(|(_, version)| version))?;
         if let Some((size, _)) = known {
             if size > g.range.1 {
                 return refuse(ChunkRefusal::BadRequest(format!(
