@@ -331,10 +331,7 @@ impl Connection {
 
     /// Takes every pending byte at once, for drivers that hand buffers off.
     pub fn take_transmit(&mut self) -> Vec<u8> {
-        let mut out = std::mem::take(&mut self.out);
-        out.drain(..self.out_sent);
-        self.out_sent = 0;
-        out
+        self.swap_transmit(Vec::new())
     }
 
     /// The driver's handshake deadline passed. Kills the connection with

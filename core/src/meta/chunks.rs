@@ -165,19 +165,12 @@ impl Namespace {
             version,
             replicas,
         };
-        // The dropped replicas may come back with their copies.
-        let dropped: Vec<NodeId> = old
-            .replicas
-            .iter()
-            .copied()
-            .filter(|n| drop.contains(n))
-            .collect();
-        let old = old.clone();
-        for n in dropped {
-            self.leave(n, ino, &old, inode.chunk_size);
-        }
         let list = self.chunks.get_mut(&ino).expect("found above");
-        list[at] = placed.clone();
+        let old = std::mem::replace(&mut list[at], placed.clone());
+        // The dropped replicas may come back with their copies.
+        for n in old.replicas.iter().filter(|n| drop.contains(n)) {
+            self.leave(*n, ino, &old, inode.chunk_size);
+        }
         Ok(MetaReply::Chunks(vec![placed]))
     }
 

@@ -121,16 +121,10 @@ impl Namespace {
             return Ok(MetaReply::Done);
         };
         let chunk_size = g.chunk_size;
-        let mut kept = Vec::with_capacity(g.chunks.len());
-        let mut gone = Vec::new();
-        for c in std::mem::take(&mut g.chunks) {
-            if indexes.contains(&c.index) {
-                gone.push(c);
-            } else {
-                kept.push(c);
-            }
-        }
-        g.chunks = kept;
+        let gone: Vec<ChunkPlace> = g
+            .chunks
+            .extract_if(.., |c| indexes.contains(&c.index))
+            .collect();
         if g.chunks.is_empty() {
             self.garbage.remove(&ino);
         }

@@ -382,6 +382,9 @@ impl Shard {
             Ok(s) => s,
             Err(e) => return refuse(refusal(chunk, e)),
         };
+        // The tag first; the version is compared below, so that a newer
+        // copy answers `Version` rather than a grant error.
+        self.check(node, grant, g.range, None)?;
         // A newer copy than the one the grant is for: the chunk came back
         // here since, and stays.
         if let Some((_, have)) = known {
@@ -393,7 +396,6 @@ impl Shard {
                 });
             }
         }
-        self.check(node, grant, g.range, known.map(|(_, version)| version))?;
         if let Some((size, _)) = known {
             if size > g.range.1 {
                 return refuse(ChunkRefusal::BadRequest(format!(
