@@ -135,7 +135,9 @@ impl NodeConns {
     ) -> Result<Frame, NetError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
-        match tokio::time::timeout(timeout, self.call_on(slot, settings, request_id, body)).await {
+        let give_up = Instant::now() + timeout;
+        let call = self.call_on(slot, settings, request_id, body, give_up);
+        match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(NetError::NoAnswer(timeout)),
         }
@@ -147,6 +149,7 @@ impl NodeConns {
         settings: &ConnSettings,
         request_id: u64,
         body: Body,
+        give_up: Instant,
     ) -> Result<Frame, NetError> {
         let _permit: OwnedSemaphorePermit = Arc::clone(&slot.in_flight)
             .acquire_owned()
@@ -170,6 +173,7 @@ impl NodeConns {
             shared: &live.shared,
             request_id,
             frames_at_send: live.shared.frames_in.load(Ordering::Acquire),
+            give_up,
             answered: false,
         };
         if live.tx.send((request_id, body)).await.is_err() {
@@ -224,6 +228,10 @@ struct WaitGuard<'a> {
     shared: &'a Shared,
     request_id: u64,
     frames_at_send: u64,
+    /// When the call's timeout ends: a caller dropping the call before
+    /// (a read ahead no longer wanted, its own shorter deadline) says
+    /// nothing about the node.
+    give_up: Instant,
     answered: bool,
 }
 
@@ -236,11 +244,14 @@ impl Drop for WaitGuard<'_> {
             .as_mut()
             .and_then(|m| m.remove(&self.request_id))
             .is_some();
-        // Given up while still waiting, and not one frame arrived since the
+        // Timed out while still waiting, and not one frame arrived since the
         // request went out: the node is stuck or gone. Kill the connection
         // so every other waiter fails over too (a node that answers one
         // frame at a time would otherwise hold them all behind this one).
-        if was_waiting && self.shared.frames_in.load(Ordering::Acquire) == self.frames_at_send {
+        if was_waiting
+            && Instant::now() >= self.give_up
+            && self.shared.frames_in.load(Ordering::Acquire) == self.frames_at_send
+        {
             self.shared.kill.notify_one();
         }
     }

@@ -35,6 +35,7 @@ use crate::chunks::join_all;
 use crate::error::ClientError;
 use crate::fs::{FileSystem, FsError};
 use crate::lease::{LeaseOptions, OnRefresh, RegionLease};
+use crate::readahead::{Fetch, Readahead};
 
 /// Rounds of resending a write (after expired grants or replaced replicas).
 const MAX_WRITE_ROUNDS: usize = 4;
@@ -90,6 +91,7 @@ pub struct File {
     /// new one.
     reports: Arc<AsyncMutex<u64>>,
     truncates: Arc<AtomicU64>,
+    readahead: Readahead,
 }
 
 /// How an async write ended.
@@ -195,6 +197,7 @@ impl File {
             });
         }
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let readahead = Readahead::new(fs.options().readahead);
         let file = File {
             fs,
             path: path.to_string(),
@@ -218,6 +221,7 @@ impl File {
             durable: Arc::new(AtomicU64::new(0)),
             reports: Arc::new(AsyncMutex::new(0)),
             truncates: Arc::new(AtomicU64::new(0)),
+            readahead,
         };
         file.attach_reporter();
         Ok(file)
@@ -308,6 +312,17 @@ impl File {
         }
     }
 
+    /// Bytes read ahead of a sequential reader from now on (0: none;
+    /// [`crate::FsOptions::readahead`] until set).
+    pub fn set_readahead(&mut self, bytes: u64) {
+        self.readahead.set_window(bytes);
+    }
+
+    /// Reads this handle answered with bytes it had read ahead.
+    pub fn read_ahead_hits(&self) -> u64 {
+        self.readahead.hits
+    }
+
     /// The size: the ministry's as last seen, or past this handle's writes.
     pub fn size(&self) -> u64 {
         self.size.max(self.written_end)
@@ -322,6 +337,7 @@ impl File {
 
     /// Writes `data` at `offset`: durable on every replica when it returns.
     pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), FsError> {
+        self.readahead.clear();
         self.ensure_lease().await?;
         if data.is_empty() {
             return Ok(());
@@ -410,6 +426,7 @@ impl File {
     /// set at a new version) and copies its data there from a replica that
     /// stays. Needs a lease covering the whole chunk.
     pub async fn rereplicate(&mut self, index: u64, drop: &[NodeId]) -> Result<(), FsError> {
+        self.readahead.clear();
         let old = match self.places.get(&index) {
             Some(p) => p.clone(),
             None => {
@@ -498,6 +515,7 @@ impl File {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<(), FsError> {
+        self.readahead.clear();
         self.ensure_lease().await?;
         let end = offset.saturating_add(data.len() as u64);
         if let Some(last) = self.last_async.filter(|last| id <= *last) {
@@ -635,9 +653,26 @@ impl File {
             if p.len <= READ_PIECE {
                 if let Some(place) = self.places.get(&p.chunk.index).cloned() {
                     let chunk = p.chunk.id().map_err(|e| self.io_error(e))?;
-                    let mut got = self
-                        .read_replicas(&place, chunk, p.offset_in_chunk, p.len)
-                        .await?;
+                    let (fetch, sequential) = self.readahead.take(offset, p.len, place.version);
+                    if sequential {
+                        self.read_ahead(p.len, false).await;
+                    }
+                    let fetched = match fetch {
+                        Some(task) => self.fetched(task, place.index).await,
+                        None => None,
+                    };
+                    let mut got = match fetched {
+                        Some(data) => data,
+                        None => {
+                            self.read_replicas(&place, chunk, p.offset_in_chunk, p.len)
+                                .await?
+                        }
+                    };
+                    if sequential {
+                        // The next chunk is located now, off the path of
+                        // this read, with reads ahead already in flight.
+                        self.read_ahead(p.len, true).await;
+                    }
                     // Past what the replica holds, within the file: zeros.
                     got.resize(want, 0);
                     if !self.bad.is_empty() {
@@ -647,6 +682,7 @@ impl File {
                 }
             }
         }
+        self.readahead.passed(end);
         let mut out = vec![0u8; want];
         for p in parts {
             let Some(place) = self.places.get(&p.chunk.index).cloned() else {
@@ -707,6 +743,7 @@ impl File {
     /// finish may leave zeros where it was to cut, never old bytes past a
     /// finished one.
     pub async fn truncate(&mut self, size: u64) -> Result<Attr, FsError> {
+        self.readahead.clear();
         self.ensure_lease().await?;
         let covers = self.lease.as_ref().is_some_and(|l| {
             let r = l.grant().granted.region;
@@ -856,6 +893,73 @@ impl File {
                 Ok(())
             }
             other => Err(self.io_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Starts the reads of `len` bytes a sequential reader makes next, up
+    /// to the readahead window: within the file's size, each within one
+    /// chunk, spread over the replicas. Chunks not located yet stop it
+    /// unless `locate` (then they are asked for); a hole stops it.
+    async fn read_ahead(&mut self, len: u64, locate: bool) {
+        while let Some(at) = self.readahead.wants(len) {
+            let size = self.size();
+            if at >= size {
+                return;
+            }
+            let n = len.min(size - at);
+            let Ok(mut ps) = pieces(self.ino, &self.layout, at, n) else {
+                return;
+            };
+            let (Some(p), None) = (ps.next(), ps.next()) else {
+                return; // crosses into the next chunk
+            };
+            if locate
+                && !self.places.contains_key(&p.chunk.index)
+                && self.locate_chunks(&[p.chunk.index]).await.is_err()
+            {
+                return;
+            }
+            let (Some(place), Ok(chunk)) = (self.places.get(&p.chunk.index), p.chunk.id()) else {
+                return;
+            };
+            if place.replicas.is_empty() {
+                return;
+            }
+            let node = place.replicas[(at / len) as usize % place.replicas.len()];
+            let client = self.fs.session().client().clone();
+            // `n` <= `len` <= READ_PIECE: fits a u32.
+            self.readahead.start(
+                &client,
+                node,
+                chunk,
+                place.version,
+                at,
+                p.offset_in_chunk,
+                n as u32,
+            );
+        }
+    }
+
+    /// The bytes of a read started ahead, or `None` for the caller to read
+    /// them the usual way. A corrupt replica it met is noted for repair.
+    async fn fetched(&mut self, task: Fetch, index: u64) -> Option<Vec<u8>> {
+        match task.await {
+            Ok(Ok(data)) => {
+                self.readahead.hits += 1;
+                Some(data)
+            }
+            Ok(Err(e)) => {
+                if let ClientError::Chunk {
+                    refusal: ChunkRefusal::Corrupt { .. },
+                    node,
+                } = &e
+                {
+                    tracing::warn!(path = %self.path, node, index, "corrupt replica: {e}");
+                    self.bad.insert(index);
+                }
+                None
+            }
+            Err(_) => None, // aborted or panicked: read again
         }
     }
 

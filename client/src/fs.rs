@@ -59,6 +59,8 @@ pub struct FsOptions {
     pub reads: ReadConsistency,
     /// How long one call may take, resends included.
     pub deadline: Duration,
+    /// Bytes a file handle reads ahead of a sequential reader (0: none).
+    pub readahead: u64,
 }
 
 impl Default for FsOptions {
@@ -68,6 +70,7 @@ impl Default for FsOptions {
             creds: Credentials::root(),
             reads: ReadConsistency::Session,
             deadline: Duration::from_secs(20),
+            readahead: 8 << 20,
         }
     }
 }

@@ -129,6 +129,7 @@ mod error;
 mod file;
 mod fs;
 mod lease;
+mod readahead;
 mod session;
 
 pub use chunks::ReplicaAck;

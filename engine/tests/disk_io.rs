@@ -5,11 +5,13 @@ mod common;
 
 use common::*;
 use govfs_engine::io::{
-    self, AlignedBuf, BackendChoice, BlockingIo, Chosen, DiskError, DiskIo, OpenMode, UringIo,
-    UringOptions, BLOCK, WRITE_BUFFER_BYTES,
+    self, AlignedBuf, BackendChoice, BlockingIo, Chosen, DiskError, DiskIo, IoFile, OpenMode,
+    SubmissionId, UringIo, UringOptions, BLOCK, WRITE_BUFFER_BYTES,
 };
 use govfs_engine::log_store::SegmentedLog;
+use std::collections::BTreeMap;
 use std::fs;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 #[test]
@@ -137,6 +139,218 @@ fn o_direct_files_refuse_unaligned_writes() {
             ));
         } else {
             result.unwrap();
+        }
+    }
+}
+
+/// `blocks` blocks of bytes that differ from block to block and within
+/// each, so a read from the wrong offset shows.
+fn pattern(blocks: usize) -> Vec<u8> {
+    (0..blocks * BLOCK)
+        .map(|i| (i / BLOCK * 37 + i % 251) as u8)
+        .collect()
+}
+
+/// A new file `name` holding `data`, written (and synced) through `io`.
+fn file_with(io: &mut dyn DiskIo, dir: &Path, name: &str, data: &[u8]) -> IoFile {
+    let file = io
+        .open(&dir.join(format!("{name}.dat")), OpenMode::CreateNew)
+        .unwrap();
+    let mut buf = AlignedBuf::new(data.len());
+    buf.fill_from(data);
+    io.write_at_and_sync(&file, 0, &buf).unwrap();
+    file
+}
+
+/// Reaps completions until none is in flight; returns them by id.
+fn reap_all(io: &mut dyn DiskIo) -> BTreeMap<SubmissionId, Result<(), DiskError>> {
+    let start = std::time::Instant::now();
+    let mut all = BTreeMap::new();
+    let mut out = Vec::new();
+    while io.in_flight() > 0 {
+        assert!(start.elapsed().as_secs() < 10, "no completion in 10 s");
+        io.poll_completions(&mut out);
+        all.extend(out.drain(..));
+    }
+    all
+}
+
+#[test]
+fn submitted_reads_in_flight_together_return_the_file_bytes() {
+    const READS: usize = io::uring::MAX_IN_FLIGHT;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, mut io) in backends(dir.path()) {
+        let data = pattern(READS + 4);
+        let file = file_with(&mut *io, dir.path(), name, &data);
+        let uring = name != "blocking";
+        // Read `i` takes 1 to 3 blocks from block `i`: overlapping ranges of
+        // different lengths. The first buffer is the registered one, if any.
+        let range = |i: usize| i * BLOCK..(i + 1 + i % 3) * BLOCK;
+        let mut bufs: Vec<AlignedBuf> = (0..READS).map(|_| AlignedBuf::new(3 * BLOCK)).collect();
+        bufs[0] = io.buffer(WRITE_BUFFER_BYTES);
+        let registered = bufs[0].is_registered();
+        let mut ids = Vec::new();
+        // Submitted last block first, so completions need not follow ids.
+        for i in (0..READS).rev() {
+            let r = range(i);
+            let id = io
+                .submit_read(&file, r.start as u64, r.len(), &mut bufs[i])
+                .unwrap();
+            ids.push((id, i));
+        }
+        assert_eq!(io.in_flight(), READS, "{name}");
+        if uring {
+            // Nothing is reaped until asked, so all are still marked in flight.
+            assert!(bufs.iter().all(AlignedBuf::read_in_flight), "{name}");
+            let touched = catch_unwind(AssertUnwindSafe(|| bufs[0].as_slice().len()));
+            assert!(touched.is_err(), "{name}: touched a buffer being read into");
+            let again = io.submit_read(&file, 0, BLOCK, &mut bufs[0]);
+            assert!(matches!(again, Err(DiskError::BufferInUse)), "{name}");
+            // One more than the ring takes at once is refused, starting nothing.
+            let mut extra = AlignedBuf::new(BLOCK);
+            let too_many = io.submit_read(&file, 0, BLOCK, &mut extra);
+            assert!(
+                matches!(too_many, Err(DiskError::TooManyInFlight { limit: READS })),
+                "{name}: {too_many:?}"
+            );
+            assert!(!extra.read_in_flight());
+            assert_eq!(io.in_flight(), READS, "{name}");
+        } else {
+            assert!(!bufs.iter().any(AlignedBuf::read_in_flight), "{name}");
+        }
+        // A buffer dropped before its read completes: the backend keeps it.
+        let dropped = bufs.pop().unwrap();
+        drop(dropped);
+        // Wait for one in the middle, poll for the rest.
+        let (waited, _) = ids[READS / 2];
+        io.wait_completion(waited).unwrap();
+        let rest = reap_all(&mut *io);
+        assert_eq!(rest.len(), READS - 1, "{name}");
+        for (id, i) in &ids {
+            if *id != waited {
+                assert!(
+                    matches!(rest.get(id), Some(Ok(()))),
+                    "{name}: read {i}: {:?}",
+                    rest.get(id)
+                );
+            }
+        }
+        for (i, buf) in bufs.iter().enumerate() {
+            assert!(!buf.read_in_flight(), "{name}");
+            assert_eq!(buf.as_slice(), &data[range(i)], "{name}: read {i}");
+        }
+        // Reaped, the registered buffer returns to the ring's pool.
+        drop(bufs);
+        assert_eq!(
+            io.buffer(WRITE_BUFFER_BYTES).is_registered(),
+            registered,
+            "{name}"
+        );
+
+        // Past the end of the file: an error saying how much was read, the
+        // buffer holding the length asked for.
+        let end = data.len() as u64;
+        let mut buf = AlignedBuf::new(4 * BLOCK);
+        let id = io
+            .submit_read(&file, end - 2 * BLOCK as u64, 4 * BLOCK, &mut buf)
+            .unwrap();
+        let short = io.wait_completion(id);
+        match &short {
+            Err(DiskError::ShortRead { read, len }) => {
+                assert_eq!((*read, *len), (2 * BLOCK, 4 * BLOCK), "{name}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            short.unwrap_err().to_string(),
+            format!(
+                "short read: {} of {} bytes, the file ends there",
+                2 * BLOCK,
+                4 * BLOCK
+            )
+        );
+        assert_eq!(buf.len(), 4 * BLOCK, "{name}");
+        assert_eq!(
+            &buf.as_slice()[..2 * BLOCK],
+            &data[data.len() - 2 * BLOCK..]
+        );
+        let id = io.submit_read(&file, end, BLOCK, &mut buf).unwrap();
+        assert!(matches!(
+            io.wait_completion(id),
+            Err(DiskError::ShortRead { read: 0, .. })
+        ));
+        // An end of file inside a block (O_DIRECT reads stop there too).
+        io.truncate(&file, end - 100).unwrap();
+        let id = io
+            .submit_read(&file, end - 2 * BLOCK as u64, 2 * BLOCK, &mut buf)
+            .unwrap();
+        let short = io.wait_completion(id);
+        assert!(
+            matches!(short, Err(DiskError::ShortRead { read, .. }) if read == 2 * BLOCK - 100),
+            "{name}: {short:?}"
+        );
+        assert_eq!(
+            &buf.as_slice()[..2 * BLOCK - 100],
+            &data[data.len() - 2 * BLOCK..data.len() - 100]
+        );
+        // Nothing to read completes at once.
+        let id = io.submit_read(&file, 0, 0, &mut buf).unwrap();
+        io.wait_completion(id).unwrap();
+        assert!(buf.is_empty());
+
+        // Dropping the backend with reads in flight waits for them.
+        let id = io.submit_read(&file, 0, 2 * BLOCK, &mut buf).unwrap();
+        assert!(id > 0);
+        drop(io);
+        assert!(!buf.read_in_flight(), "{name}");
+        assert_eq!(buf.as_slice(), &data[..2 * BLOCK], "{name}");
+    }
+}
+
+#[test]
+fn o_direct_files_refuse_unaligned_submitted_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, mut io) in backends(dir.path()) {
+        let data = pattern(4);
+        let file = file_with(&mut *io, dir.path(), name, &data);
+        let mut buf = io.buffer(WRITE_BUFFER_BYTES);
+        if file.direct() {
+            let odd_offset = io.submit_read(&file, 512, BLOCK, &mut buf);
+            match odd_offset {
+                Err(
+                    e @ DiskError::Unaligned {
+                        offset: 512,
+                        len: BLOCK,
+                    },
+                ) => assert_eq!(
+                    e.to_string(),
+                    "IO of 4096 bytes at offset 512 is not block-aligned, as O_DIRECT needs"
+                ),
+                other => panic!("{name}: {other:?}"),
+            }
+            assert!(
+                matches!(
+                    io.submit_read(&file, 0, 100, &mut buf),
+                    Err(DiskError::Unaligned {
+                        offset: 0,
+                        len: 100
+                    })
+                ),
+                "{name}"
+            );
+            // Nothing started: nothing to reap, and the buffer is free.
+            assert_eq!(io.in_flight(), 0, "{name}");
+            assert!(!buf.read_in_flight(), "{name}");
+            let id = io
+                .submit_read(&file, BLOCK as u64, BLOCK, &mut buf)
+                .unwrap();
+            io.wait_completion(id).unwrap();
+            assert_eq!(buf.as_slice(), &data[BLOCK..2 * BLOCK], "{name}");
+        } else {
+            // Through the page cache any offset and length will do.
+            let id = io.submit_read(&file, 512, 100, &mut buf).unwrap();
+            io.wait_completion(id).unwrap();
+            assert_eq!(buf.as_slice(), &data[512..612], "{name}");
         }
     }
 }

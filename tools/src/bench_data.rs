@@ -4,8 +4,10 @@
 //! size, the same file system: the nodes' data directories and the raw
 //! file are both under the system's temporary directory).
 //!
-//! * sequential write and read, `--block` (1 MiB) at a time, R=1 and R=3
-//!   (every write durable on every replica before the next);
+//! * sequential write and read, `--block` (1 MiB) at a time, R=1 and R=3:
+//!   one at a time (every write durable on every replica before the next,
+//!   no readahead), and `--depth` blocks in flight (async writes, and the
+//!   client's readahead), against the raw disk at the same depth;
 //! * random 4 KiB reads, one at a time, R=1;
 //! * 4 KiB replicated writes (R=3), one at a time: p50 and p99 latency;
 //! * async 4 KiB writes (R=3) with `--window` in flight: acknowledgements
@@ -46,6 +48,9 @@ pub struct DataArgs {
     /// Async writes kept in flight.
     #[arg(long, default_value_t = 64)]
     window: usize,
+    /// Sequential blocks in flight in the pipelined rows (GovFS and raw).
+    #[arg(long, default_value_t = 8)]
+    depth: usize,
 }
 
 const K4: u64 = 4096;
@@ -76,23 +81,46 @@ async fn file(fs: &mut FileSystem, path: &str, replicas: u8) -> Result<File, Str
     fs.open_file(path, OpenMode::Write).await.map_err(e)
 }
 
-/// Sequential write then read of `a.bytes`; MiB/s each.
+/// Sequential write then read of `a.bytes`, `depth` blocks in flight (1:
+/// each write durable before the next, no readahead); MiB/s each.
 async fn sequential(
     fs: &mut FileSystem,
     path: &str,
     r: u8,
     a: &DataArgs,
+    depth: usize,
 ) -> Result<(f64, f64), String> {
     let mut f = file(fs, path, r).await?;
     let block = vec![0xA5u8; a.block as usize];
     let blocks = a.bytes / a.block;
     let t = Instant::now();
-    for i in 0..blocks {
-        f.write_at(i * a.block, &block).await.map_err(e)?;
+    if depth <= 1 {
+        for i in 0..blocks {
+            f.write_at(i * a.block, &block).await.map_err(e)?;
+        }
+    } else {
+        for i in 0..blocks {
+            while f.async_in_flight() >= depth {
+                if let Some(c) = f.next_completion().await {
+                    c.result.map_err(e)?;
+                }
+            }
+            f.write_async(i + 1, i * a.block, block.clone())
+                .await
+                .map_err(e)?;
+        }
+        while let Some(c) = f.next_completion().await {
+            c.result.map_err(e)?;
+        }
     }
     let write = t.elapsed().as_secs_f64();
     f.close().await.map_err(e)?;
     let mut f = fs.open_file(path, OpenMode::Read).await.map_err(e)?;
+    f.set_readahead(if depth <= 1 {
+        0
+    } else {
+        depth as u64 * a.block
+    });
     let t = Instant::now();
     for i in 0..blocks {
         let got = f.read_at(i * a.block, a.block).await.map_err(e)?;
@@ -108,6 +136,12 @@ async fn sequential(
 }
 
 pub async fn run(a: &DataArgs) -> Result<(), String> {
+    let most = govfs_engine::io::uring::MAX_IN_FLIGHT;
+    if a.depth == 0 || a.depth > most {
+        return Err(format!(
+            "--depth must be 1 to {most} (the raw disk's limit)"
+        ));
+    }
     if a.block == 0 || !a.block.is_multiple_of(K4) || a.block > 4 << 20 || a.bytes < a.block {
         return Err(
             "--block must be a multiple of 4096 up to 4 MiB, and --bytes at least that".into(),
@@ -123,7 +157,9 @@ pub async fn run(a: &DataArgs) -> Result<(), String> {
         a.bytes as usize,
         a.block as usize,
         a.random_reads,
+        1,
     )?;
+    let raw_d = raw_disk(tmp.path(), a.bytes as usize, a.block as usize, 0, a.depth)?;
     drop(tmp);
 
     let mut up = UpArgs::local(3);
@@ -135,10 +171,14 @@ pub async fn run(a: &DataArgs) -> Result<(), String> {
     let client = cluster.0.client_with(options).await?;
     let mut fs = FileSystem::new(client, FsOptions::default());
 
-    eprintln!("bench data: sequential, R=1");
-    let (w1, r1) = sequential(&mut fs, "/seq-r1", 1, a).await?;
-    eprintln!("bench data: sequential, R=3");
-    let (w3, r3) = sequential(&mut fs, "/seq-r3", 3, a).await?;
+    eprintln!("bench data: sequential, R=1, one at a time");
+    let (w1, r1) = sequential(&mut fs, "/seq-r1", 1, a, 1).await?;
+    eprintln!("bench data: sequential, R=3, one at a time");
+    let (w3, r3) = sequential(&mut fs, "/seq-r3", 3, a, 1).await?;
+    eprintln!("bench data: sequential, R=1, {} in flight", a.depth);
+    let (dw1, dr1) = sequential(&mut fs, "/seq-d-r1", 1, a, a.depth).await?;
+    eprintln!("bench data: sequential, R=3, {} in flight", a.depth);
+    let (dw3, dr3) = sequential(&mut fs, "/seq-d-r3", 3, a, a.depth).await?;
 
     eprintln!("bench data: random 4 KiB reads, R=1");
     let mut f = fs.open_file("/seq-r1", OpenMode::Read).await.map_err(e)?;
@@ -208,24 +248,45 @@ pub async fn run(a: &DataArgs) -> Result<(), String> {
     };
     let kib = a.block >> 10;
     row(
-        &format!("sequential write, {kib} KiB blocks, R=1 (MiB/s)"),
+        &format!("sequential write, {kib} KiB blocks, one at a time, R=1 (MiB/s)"),
         raw.write_mib_s,
         w1,
     );
     row(
-        &format!("sequential read, {kib} KiB blocks, R=1 (MiB/s)"),
+        &format!("sequential read, {kib} KiB blocks, one at a time, R=1 (MiB/s)"),
         raw.read_mib_s,
         r1,
     );
     row(
-        &format!("sequential write, {kib} KiB blocks, R=3 (MiB/s)"),
+        &format!("sequential write, {kib} KiB blocks, one at a time, R=3 (MiB/s)"),
         raw.write_mib_s,
         w3,
     );
     row(
-        &format!("sequential read, {kib} KiB blocks, R=3 (MiB/s)"),
+        &format!("sequential read, {kib} KiB blocks, one at a time, R=3 (MiB/s)"),
         raw.read_mib_s,
         r3,
+    );
+    let d = a.depth;
+    row(
+        &format!("sequential write, {kib} KiB blocks, {d} in flight, R=1 (MiB/s)"),
+        raw_d.write_mib_s,
+        dw1,
+    );
+    row(
+        &format!("sequential read, {kib} KiB blocks, {d} in flight, R=1 (MiB/s)"),
+        raw_d.read_mib_s,
+        dr1,
+    );
+    row(
+        &format!("sequential write, {kib} KiB blocks, {d} in flight, R=3 (MiB/s)"),
+        raw_d.write_mib_s,
+        dw3,
+    );
+    row(
+        &format!("sequential read, {kib} KiB blocks, {d} in flight, R=3 (MiB/s)"),
+        raw_d.read_mib_s,
+        dr3,
     );
     row(
         "random 4 KiB reads, one at a time, R=1 (IOPS)",

@@ -451,3 +451,94 @@ async fn a_writers_size_reaches_readers_with_its_lease_renewals() {
     f.close().await.expect("close");
     assert_eq!(b.stat("/grow").await.expect("stat").size, 10);
 }
+
+/// Reads `len` bytes at a time from `at` to the end; every one checked
+/// against `data`.
+async fn read_on(f: &mut govfs_client::File, data: &[u8], mut at: usize, len: usize) {
+    while at < data.len() {
+        let got = f.read_at(at as u64, len as u64).await.expect("read");
+        let end = (at + len).min(data.len());
+        assert!(got == data[at..end], "bytes {at}..{end}");
+        at = end;
+    }
+    let past = f.read_at(at as u64, len as u64).await.expect("read");
+    assert!(past.is_empty(), "nothing past the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_reads_ahead_return_exactly_what_plain_reads_do() {
+    let cluster = TestCluster::up_with(3, 1, "meta");
+    cluster.wait_serving(1, Duration::from_secs(30)).await;
+    let mut a = fs(&cluster).await;
+    a.create("/ra", 0o644, true).await.expect("create");
+    let mut data = pattern((10 * MIB + 777) as usize, 11);
+    let mut w = a.open_file("/ra", OpenMode::Write).await.expect("open");
+    w.write_at(0, &data).await.expect("write");
+    w.close().await.expect("close");
+
+    // Sequential 256 KiB reads across three chunks and the short end,
+    // with readahead (the default) and without.
+    let mut b = fs(&cluster).await;
+    let mut r = b.open_file("/ra", OpenMode::Read).await.expect("open");
+    read_on(&mut r, &data, 0, 256 << 10).await;
+    let hits = r.read_ahead_hits();
+    assert!(hits >= 30, "most of 41 reads came from readahead: {hits}");
+    let mut plain = b.open_file("/ra", OpenMode::Read).await.expect("open");
+    plain.set_readahead(0);
+    read_on(&mut plain, &data, 0, 256 << 10).await;
+    assert_eq!(plain.read_ahead_hits(), 0);
+    // A jump drops what was read ahead; reading on from there is right.
+    let mut r = b.open_file("/ra", OpenMode::Read).await.expect("open");
+    r.read_at(0, MIB).await.expect("read");
+    read_on(&mut r, &data, (7 * MIB + 3) as usize, MIB as usize).await;
+
+    // A handle that writes drops its reads ahead: reading on, it sees its
+    // own new bytes, not the old ones fetched before the write.
+    let mut w = a.open_file("/ra", OpenMode::Write).await.expect("open");
+    for k in 0..4u64 {
+        let got = w.read_at(k * MIB, MIB).await.expect("read");
+        assert!(got == data[(k * MIB) as usize..((k + 1) * MIB) as usize]);
+    }
+    let fresh = pattern(MIB as usize, 12);
+    w.write_at(5 * MIB, &fresh).await.expect("write");
+    data[(5 * MIB) as usize..(6 * MIB) as usize].copy_from_slice(&fresh);
+    read_on(&mut w, &data, (4 * MIB) as usize, MIB as usize).await;
+    w.close().await.expect("close");
+
+    // A corrupt block on the replica a read ahead goes to: the reader gets
+    // the right bytes from another replica and the chunk is repaired.
+    let (ministry, attr) = b.locate("/ra", true).await.expect("locate");
+    let places = chunks(&mut b, ministry, attr.ino, 1, 1).await;
+    let chunk = govfs_core::data::ChunkRef {
+        file: attr.ino,
+        index: 1,
+    }
+    .id()
+    .expect("id");
+    // Reads of 1 MiB ahead go to replica (offset / 1 MiB) mod 3: the one
+    // at 5 MiB (block 256 of chunk 1) to replica 2.
+    let victim = places[0].replicas[2];
+    let path = cluster
+        .path()
+        .join(format!("n{victim}/data/chunks/shard-0"))
+        .join(format!("{:016x}.chunk", chunk.0));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("chunk file");
+        f.seek(SeekFrom::Start(
+            govfs_engine::chunk::format::data_offset(64 << 20, 256) + 9,
+        ))
+        .expect("seek");
+        f.write_all(&[0xa5]).expect("corrupt");
+        f.sync_all().expect("sync");
+    }
+    let mut r = b.open_file("/ra", OpenMode::Read).await.expect("open");
+    read_on(&mut r, &data, 0, MIB as usize).await;
+    let now = chunks(&mut b, ministry, attr.ino, 1, 1).await;
+    assert!(
+        now[0].version > places[0].version,
+        "the corrupt replica was found by a read ahead and repaired"
+    );
+}

@@ -3,6 +3,7 @@
 use super::BLOCK;
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Heap memory aligned to [`BLOCK`], freed on drop. Shared (through `Arc`)
@@ -13,11 +14,15 @@ use std::sync::Arc;
 pub(crate) struct Allocation {
     ptr: NonNull<u8>,
     layout: Layout,
+    /// Set while an asynchronous read may write the bytes behind Rust's back:
+    /// the `AlignedBuf` then refuses to make references to them (a data race).
+    reading: AtomicBool,
 }
 
 // SAFETY: `Allocation` owns plain heap memory with no thread affinity. Every
 // access to the bytes goes through the single `AlignedBuf` holding it (`&` to
-// read, `&mut` to write), so Rust's borrow rules order the accesses.
+// read, `&mut` to write), so Rust's borrow rules order the accesses; while
+// the kernel may write them (`reading`), it makes no reference at all.
 unsafe impl Send for Allocation {}
 // SAFETY: as above; `&Allocation` gives no access to the bytes by itself.
 unsafe impl Sync for Allocation {}
@@ -36,7 +41,11 @@ impl Allocation {
         let Some(ptr) = NonNull::new(raw) else {
             alloc::handle_alloc_error(layout)
         };
-        Arc::new(Allocation { ptr, layout })
+        Arc::new(Allocation {
+            ptr,
+            layout,
+            reading: AtomicBool::new(false),
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *const u8 {
@@ -45,6 +54,16 @@ impl Allocation {
 
     pub(crate) fn capacity(&self) -> usize {
         self.layout.size()
+    }
+
+    /// Marks the bytes as (no longer) the target of an asynchronous read.
+    /// Release: the read's bytes are visible to whoever sees `false`.
+    pub(crate) fn set_reading(&self, reading: bool) {
+        self.reading.store(reading, Ordering::Release);
+    }
+
+    pub(crate) fn is_reading(&self) -> bool {
+        self.reading.load(Ordering::Acquire)
     }
 }
 
@@ -103,6 +122,22 @@ impl AlignedBuf {
         Arc::clone(&self.mem)
     }
 
+    /// Whether an asynchronous read into this buffer is still in flight
+    /// (submitted and not reaped): until then its bytes cannot be touched.
+    pub fn read_in_flight(&self) -> bool {
+        self.mem.is_reading()
+    }
+
+    /// Panics if the kernel may be writing the bytes: a reference to them
+    /// now would race with it. Reaping the read's completion clears this.
+    fn check_not_reading(&self) {
+        assert!(
+            !self.mem.is_reading(),
+            "AlignedBuf touched while an asynchronous read into it is in flight; \
+             reap its completion first"
+        );
+    }
+
     /// Whether a ring registered this buffer (writes from it skip pinning pages).
     pub fn is_registered(&self) -> bool {
         self.registration.is_some()
@@ -130,15 +165,18 @@ impl AlignedBuf {
     }
 
     pub fn as_slice(&self) -> &[u8] {
+        self.check_not_reading();
         // SAFETY: the first `len` bytes are initialized (the allocation is
         // zeroed) and within the allocation; `&self` keeps them from being
-        // written (see `Allocation`).
+        // written, and no asynchronous read writes them (checked above).
         unsafe { std::slice::from_raw_parts(self.mem.as_ptr(), self.len) }
     }
 
     fn whole_mut(&mut self) -> &mut [u8] {
+        self.check_not_reading();
         // SAFETY: the allocation is `capacity` initialized bytes; `&mut self`
-        // is the only way to reach them (see `Allocation`), so this is unique.
+        // is the only way to reach them (see `Allocation`) and no asynchronous
+        // read writes them (checked above), so this is unique.
         unsafe { std::slice::from_raw_parts_mut(self.mem.as_ptr().cast_mut(), self.capacity()) }
     }
 

@@ -2,9 +2,10 @@
 //! for hosts where io_uring is blocked (some container sandboxes) or for
 //! filesystems without `O_DIRECT`. Works everywhere; one syscall per step.
 //!
-//! Its "asynchronous" write+sync is synchronous: the work is done at submit
-//! time and the result handed out at the next poll. Callers get the same
-//! interface as with io_uring but no overlap of IO with their own work.
+//! Its "asynchronous" write+sync and read are synchronous: the work is done
+//! at submit time and the result handed out at the next poll. Callers get
+//! the same interface as with io_uring but no overlap of IO with their own
+//! work.
 
 use super::{AlignedBuf, Chosen, Completion, DiskError, DiskIo, IoFile, OpenMode, SubmissionId};
 use std::collections::VecDeque;
@@ -15,7 +16,7 @@ use std::path::Path;
 pub struct BlockingIo {
     /// Why io_uring is not used, for the log line (`None`: asked for).
     unavailable: Option<String>,
-    /// Last id handed out by `submit_write_and_sync`.
+    /// Last id handed out by `submit_write_and_sync` or `submit_read`.
     last_id: SubmissionId,
     /// Submissions done but not reaped yet, oldest first.
     done: VecDeque<Completion>,
@@ -114,6 +115,37 @@ impl DiskIo for BlockingIo {
     ) -> Result<SubmissionId, DiskError> {
         file.check_aligned(offset, buf)?;
         let result = self.write_at_and_sync(file, offset, buf);
+        self.last_id += 1;
+        self.done.push_back((self.last_id, result));
+        Ok(self.last_id)
+    }
+
+    /// Reads now; the result waits for the next poll. The buffer is never
+    /// left in flight, but one still in flight on another backend is refused.
+    fn submit_read(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<SubmissionId, DiskError> {
+        file.check_aligned_read(offset, len)?;
+        if buf.read_in_flight() {
+            return Err(DiskError::BufferInUse);
+        }
+        let dst = buf.prepare_read(len);
+        let mut done = 0;
+        let result = loop {
+            if done == len {
+                break Ok(());
+            }
+            match file.file().read_at(&mut dst[done..], offset + done as u64) {
+                Ok(0) => break Err(DiskError::ShortRead { read: done, len }),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(os("pread")(e)),
+            }
+        };
         self.last_id += 1;
         self.done.push_back((self.last_id, result));
         Ok(self.last_id)

@@ -9,11 +9,12 @@
 //! ```
 //!
 //! Besides the blocking calls, a backend can take a write linked to its
-//! `fdatasync` and report its completion later
-//! ([`DiskIo::submit_write_and_sync`], [`DiskIo::poll_completions`],
-//! [`DiskIo::wait_completion`]), so a caller can work while the disk does.
-//! Only io_uring overlaps: the blocking backend does the work at submit time
-//! and merely reports it at the next poll.
+//! `fdatasync`, or a read, and report its completion later
+//! ([`DiskIo::submit_write_and_sync`], [`DiskIo::submit_read`],
+//! [`DiskIo::poll_completions`], [`DiskIo::wait_completion`]), so a caller
+//! can work while the disk does, or keep several IOs in flight. Only
+//! io_uring overlaps: the blocking backend does the work at submit time and
+//! merely reports it at the next poll.
 //!
 //! [`open_backend`] picks one when a log opens and says which in one log line.
 //! Both take the same block-aligned writes from an [`AlignedBuf`], so the log
@@ -42,11 +43,13 @@ pub const BLOCK: usize = 4096;
 /// the default 8 MiB `RLIMIT_MEMLOCK`.
 pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
 
-/// Names one [`DiskIo::submit_write_and_sync`] until its completion is reaped.
+/// Names one asynchronous submission ([`DiskIo::submit_write_and_sync`],
+/// [`DiskIo::submit_read`]) until its completion is reaped.
 /// Ids count up from 1 per backend instance and are never reused.
 pub type SubmissionId = u64;
 
-/// A reaped submission: its id and whether the write and the sync succeeded.
+/// A reaped submission: its id and whether it succeeded (the write and the
+/// sync; or the whole read).
 pub type Completion = (SubmissionId, Result<(), DiskError>);
 
 /// What the log needs from a disk. Writes are positional and whole-buffer;
@@ -145,6 +148,36 @@ pub trait DiskIo: Send {
         buf: &AlignedBuf,
     ) -> Result<SubmissionId, DiskError>;
 
+    /// Starts reading `len` bytes at `offset` into `buf`, without waiting.
+    /// With `O_DIRECT`, `offset` and `len` must be multiples of [`BLOCK`]
+    /// (else [`DiskError::Unaligned`], as [`DiskIo::read_at`]); `len` must
+    /// fit `buf`'s capacity (else a panic, as [`AlignedBuf::prepare_read`]).
+    ///
+    /// `buf` holds `len` bytes from here on, whatever the outcome. Unlike
+    /// [`DiskIo::read_at`], which shortens the buffer at the end of the file,
+    /// the read completes `Ok` only if all `len` bytes were read: the
+    /// completion cannot resize a buffer the caller holds, so a read that
+    /// meets the end of the file completes with [`DiskError::ShortRead`]
+    /// (whose `read` first bytes are the file's).
+    ///
+    /// Until the completion is reaped ([`DiskIo::poll_completions`],
+    /// [`DiskIo::wait_completion`]) the kernel may write `buf`, so touching
+    /// its bytes panics ([`AlignedBuf::read_in_flight`] says whether one
+    /// can) and submitting it again fails with [`DiskError::BufferInUse`].
+    /// The backend keeps the memory and the file alive itself, so dropping
+    /// either early is safe. An `Err` here means nothing was started.
+    ///
+    /// io_uring submits one `Read` (`ReadFixed` from a buffer registered
+    /// with this ring) and returns; the blocking backend reads before
+    /// returning and reports the result at the next poll.
+    fn submit_read(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<SubmissionId, DiskError>;
+
     /// Appends to `out` every submission that completed since the last call,
     /// without blocking (io_uring peeks its completion queue, entering the
     /// kernel at most once, without waiting). An id reaped by
@@ -237,6 +270,14 @@ pub enum DiskError {
     /// The disk took no more bytes (ENOSPC is reported as `Os`; this is a zero-length write).
     #[error("short write: {written} of {len} bytes")]
     ShortWrite { written: usize, len: usize },
+    /// An asynchronous read met the end of the file: only the first `read`
+    /// bytes of the buffer are the file's.
+    #[error("short read: {read} of {len} bytes, the file ends there")]
+    ShortRead { read: usize, len: usize },
+    /// [`DiskIo::submit_read`] into a buffer that an earlier asynchronous
+    /// read, not reaped yet, may still be writing.
+    #[error("an asynchronous read into this buffer is still in flight; reap it first")]
+    BufferInUse,
     #[error("IO of {len} bytes at offset {offset} is not block-aligned, as O_DIRECT needs")]
     Unaligned { offset: u64, len: usize },
     #[error("io_uring unavailable: {0}")]

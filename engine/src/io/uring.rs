@@ -11,8 +11,10 @@
 //!
 //! Asynchronous write+sync ([`DiskIo::submit_write_and_sync`]) pushes the
 //! same linked pair, calls `io_uring_enter` without waiting and returns; the
-//! completions are peeked from the completion queue later. `user_data` tells
-//! them apart from the blocking calls' (0 and 1): `id << 1 | kind`, id >= 1.
+//! completions are peeked from the completion queue later. An asynchronous
+//! read ([`DiskIo::submit_read`]) is one entry, handled alike. `user_data`
+//! tells them apart from the blocking calls' (0 and 1): `id << 1 | kind`,
+//! id >= 1.
 
 use super::aligned_buf::{Allocation, Registration};
 use super::{
@@ -29,11 +31,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Submission queue size (the completion queue is twice that): room for the
-/// blocking calls' write and sync plus `MAX_IN_FLIGHT` asynchronous pairs.
-const RING_ENTRIES: u32 = 8;
-/// Asynchronous write+sync pairs in flight at once, at most (a log has one).
-const MAX_IN_FLIGHT: usize = 4;
+/// Submission queue size. The completion queue, twice that, has room for
+/// the blocking calls' write and sync plus `MAX_IN_FLIGHT` asynchronous pairs.
+const RING_ENTRIES: u32 = 32;
+/// Asynchronous submissions (write+sync pairs and reads) in flight at once,
+/// at most. A log has one; a benchmark keeping the disk's queue full, more.
+pub const MAX_IN_FLIGHT: usize = 16;
 /// Largest single write submitted (a write's length is a `u32`).
 const MAX_WRITE: usize = 1 << 30;
 /// `user_data` of the write and of the sync in one submission.
@@ -72,7 +75,7 @@ pub struct UringIo {
     pool: Vec<Arc<Allocation>>,
     /// A wait failed with operations possibly in flight: submit nothing more.
     broken: bool,
-    /// Last id handed out by `submit_write_and_sync`.
+    /// Last id handed out by `submit_write_and_sync` or `submit_read`.
     last_id: SubmissionId,
     /// Asynchronous submissions whose completions have not all arrived.
     pending: Vec<Pending>,
@@ -80,22 +83,34 @@ pub struct UringIo {
     done: VecDeque<Completion>,
 }
 
-/// An asynchronous write linked to an `fdatasync`, until both complete. Holds
-/// the buffer's memory and the file so neither goes away under the kernel.
+/// An asynchronous submission until all its entries complete. Holds the
+/// buffer's memory and the file so neither goes away under the kernel.
 struct Pending {
     id: SubmissionId,
     file: Arc<File>,
     mem: Option<Arc<Allocation>>,
     offset: u64,
     len: usize,
-    /// Completion results (`-errno` on failure) of the write and the sync.
-    write: Option<i32>,
-    sync: Option<i32>,
+    op: Op,
 }
 
-/// `user_data` kinds of an asynchronous submission's two entries.
+/// What a [`Pending`] submitted, with the completion result (`-errno` on
+/// failure) of each of its entries once in.
+enum Op {
+    /// A write linked to an `fdatasync`.
+    WriteSync {
+        write: Option<i32>,
+        sync: Option<i32>,
+    },
+    /// A read into `mem` (marked as being read into until it settles), of a
+    /// file opened with `O_DIRECT` or not.
+    Read { read: Option<i32>, direct: bool },
+}
+
+/// `user_data` kinds of an asynchronous submission's entries.
 const ASYNC_WRITE: u64 = 0;
 const ASYNC_SYNC: u64 = 1;
+const ASYNC_READ: u64 = 0;
 
 fn unavailable(step: &'static str) -> impl FnOnce(io::Error) -> DiskError {
     move |source| Unavailable::Os { step, source }.into()
@@ -366,6 +381,33 @@ impl UringIo {
 }
 
 impl UringIo {
+    /// Hands the entries of asynchronous submission `id`, just pushed, to the
+    /// kernel without waiting. If that fails the ring is broken, and `id`'s
+    /// failure is returned now rather than at a poll.
+    fn submit_pending(&mut self, id: SubmissionId) -> Result<SubmissionId, DiskError> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(id),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    // `id`'s entry, pushed last, is still queued if the kernel
+                    // took none; nothing is submitted on a broken ring, so its
+                    // buffer may be touched again (the memory leaks all the same).
+                    if !self.ring.submission().is_empty() {
+                        let p = self.pending.iter().find(|p| p.id == id);
+                        if let Some(mem) = p.and_then(|p| p.mem.as_ref()) {
+                            mem.set_reading(false);
+                        }
+                    }
+                    self.fail_pending(Some(source));
+                    let at = self.done.iter().position(|(d, _)| *d == id);
+                    let (_, result) = self.done.remove(at.expect("failed above")).expect("found");
+                    return Err(result.expect_err("failed above"));
+                }
+            }
+        }
+    }
+
     /// Takes every completion in the queue, without entering the kernel.
     fn reap(&mut self) {
         let cqes: Vec<(u64, i32)> = self
@@ -386,13 +428,34 @@ impl UringIo {
             return;
         };
         let p = &mut self.pending[at];
-        match user_data & 1 {
-            ASYNC_WRITE => p.write = Some(res),
-            _ => p.sync = Some(res),
-        }
-        if p.write.is_some() && p.sync.is_some() {
+        let complete = match (&mut p.op, user_data & 1) {
+            (Op::WriteSync { write, sync }, kind) => {
+                match kind {
+                    ASYNC_WRITE => *write = Some(res),
+                    _ => *sync = Some(res),
+                }
+                write.is_some() && sync.is_some()
+            }
+            (Op::Read { read, .. }, ASYNC_READ) => {
+                *read = Some(res);
+                true
+            }
+            // No read submits a second entry.
+            (Op::Read { .. }, _) => false,
+        };
+        if complete {
             let p = self.pending.swap_remove(at);
-            let result = settle(&p);
+            let result = match p.op {
+                Op::WriteSync { .. } => settle(&p),
+                Op::Read { .. } => {
+                    let result = settle_read(&p);
+                    // The kernel and `settle_read` are done with the bytes.
+                    if let Some(mem) = &p.mem {
+                        mem.set_reading(false);
+                    }
+                    result
+                }
+            };
             self.done.push_back((p.id, result));
         }
     }
@@ -403,6 +466,8 @@ impl UringIo {
     fn fail_pending(&mut self, mut source: Option<io::Error>) {
         self.broken = true;
         for p in std::mem::take(&mut self.pending) {
+            // A read's memory stays marked as being read into: the kernel may
+            // still write it, so its `AlignedBuf` must not touch it again.
             if let Some(mem) = p.mem {
                 std::mem::forget(mem);
             }
@@ -438,9 +503,12 @@ impl UringIo {
 /// link (the sync completed with `ECANCELED`): the rest is written and synced
 /// here with plain syscalls, which is rare enough not to matter.
 fn settle(p: &Pending) -> Result<(), DiskError> {
-    let written = completion("write", p.write.unwrap_or(0))?;
+    let Op::WriteSync { write, sync } = p.op else {
+        unreachable!("settle is for writes")
+    };
+    let written = completion("write", write.unwrap_or(0))?;
     if written >= p.len {
-        return completion("fdatasync", p.sync.unwrap_or(0)).map(drop);
+        return completion("fdatasync", sync.unwrap_or(0)).map(drop);
     }
     if written == 0 {
         return Err(DiskError::ShortWrite {
@@ -482,6 +550,60 @@ fn settle(p: &Pending) -> Result<(), DiskError> {
         }
     }
     p.file.sync_data().map_err(os("fdatasync"))
+}
+
+/// The result of a finished asynchronous read. A short read mid-file (rare:
+/// io_uring retries regular files itself) is finished here with `pread`;
+/// one at the end of the file is a [`DiskError::ShortRead`].
+fn settle_read(p: &Pending) -> Result<(), DiskError> {
+    let Op::Read { read, direct } = p.op else {
+        unreachable!("settle_read is for reads")
+    };
+    let mut done = completion("read", read.unwrap_or(0))?;
+    let Some(mem) = p.mem.as_ref() else {
+        return Ok(()); // nothing to read
+    };
+    while done < p.len {
+        // `O_DIRECT` moves whole blocks except at the end of the file (and
+        // refuses an unaligned `pread`): a partial block means the end.
+        if done == 0 || (direct && !done.is_multiple_of(BLOCK)) {
+            return Err(DiskError::ShortRead {
+                read: done,
+                len: p.len,
+            });
+        }
+        // SAFETY: `mem` holds at least `p.len` bytes and stays alive through
+        // the call; the kernel is done with the first read and its
+        // `AlignedBuf` makes no reference to the bytes (marked as being read
+        // into until this returns), so nothing else accesses them.
+        let n = unsafe {
+            libc::pread(
+                p.file.as_raw_fd(),
+                mem.as_ptr().cast_mut().add(done).cast(),
+                p.len - done,
+                (p.offset + done as u64) as libc::off_t,
+            )
+        };
+        match n {
+            0 => {
+                return Err(DiskError::ShortRead {
+                    read: done,
+                    len: p.len,
+                })
+            }
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(DiskError::Os {
+                        op: "pread",
+                        source: e,
+                    });
+                }
+            }
+            n => done += n as usize,
+        }
+    }
+    Ok(())
 }
 
 impl Drop for UringIo {
@@ -679,22 +801,100 @@ impl DiskIo for UringIo {
             mem: (!bytes.is_empty()).then(|| buf.share_memory()),
             offset,
             len: bytes.len(),
-            write: bytes.is_empty().then_some(0),
-            sync: None,
+            op: Op::WriteSync {
+                write: bytes.is_empty().then_some(0),
+                sync: None,
+            },
         });
-        loop {
-            match self.ring.submit() {
-                Ok(_) => return Ok(id),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    self.fail_pending(Some(source));
-                    // Report this submission's failure now, not at a poll.
-                    let at = self.done.iter().position(|(d, _)| *d == id);
-                    let (_, result) = self.done.remove(at.expect("failed above")).expect("found");
-                    return Err(result.expect_err("failed above"));
-                }
-            }
+        self.submit_pending(id)
+    }
+
+    fn submit_read(
+        &mut self,
+        file: &IoFile,
+        offset: u64,
+        len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<SubmissionId, DiskError> {
+        if self.broken {
+            return Err(DiskError::RingBroken);
         }
+        file.check_aligned_read(offset, len)?;
+        if buf.read_in_flight() {
+            return Err(DiskError::BufferInUse);
+        }
+        if self.pending.len() >= MAX_IN_FLIGHT {
+            return Err(DiskError::TooManyInFlight {
+                limit: MAX_IN_FLIGHT,
+            });
+        }
+        let fixed = buf
+            .registration()
+            .filter(|r| r.ring == self.id)
+            .map(|r: Registration| r.index);
+        // A raw pointer: from here on no reference to the bytes is made
+        // until the read settles.
+        let dst = buf.prepare_read(len).as_mut_ptr();
+        self.last_id += 1;
+        let id = self.last_id;
+        if len == 0 {
+            self.done.push_back((id, Ok(())));
+            return Ok(id);
+        }
+        if len > MAX_WRITE {
+            // Too long for one entry: not worth a chained asynchronous path.
+            let result = self.read_at(file, offset, len, buf).and_then(|()| {
+                let read = buf.len();
+                buf.prepare_read(len);
+                if read < len {
+                    return Err(DiskError::ShortRead { read, len });
+                }
+                Ok(())
+            });
+            self.done.push_back((id, result));
+            return Ok(id);
+        }
+        let fd = types::Fd(file.file().as_raw_fd());
+        // `len` <= MAX_WRITE fits a u32.
+        let read = match fixed {
+            Some(index) => opcode::ReadFixed::new(fd, dst, len as u32, index)
+                .offset(offset)
+                .build(),
+            None => opcode::Read::new(fd, dst, len as u32)
+                .offset(offset)
+                .build(),
+        }
+        .user_data(id << 1 | ASYNC_READ);
+        let mem = buf.share_memory();
+        // Before the kernel has the pointer: the buffer makes no reference
+        // to the bytes until the completion is reaped.
+        mem.set_reading(true);
+        // SAFETY: the entry points into `buf`'s memory (`len` bytes, checked
+        // by `prepare_read`) and at `file`'s descriptor; `Pending` keeps both
+        // alive until it completes (or forever, if the ring breaks first),
+        // and the memory is marked as being read into meanwhile, so no Rust
+        // reference to it races with the kernel's writes.
+        let pushed = unsafe { self.ring.submission().push(&read) };
+        if pushed.is_err() {
+            // Cannot happen: the queue has room for every submission in flight.
+            mem.set_reading(false);
+            return Err(DiskError::Os {
+                op: "io_uring push",
+                source: io::Error::other("submission queue full"),
+            });
+        }
+        self.pending.push(Pending {
+            id,
+            file: file.share_file(),
+            mem: Some(mem),
+            offset,
+            len,
+            op: Op::Read {
+                read: None,
+                direct: file.direct(),
+            },
+        });
+        self.submit_pending(id)
     }
 
     fn poll_completions(&mut self, out: &mut Vec<Completion>) {
