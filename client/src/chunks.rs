@@ -12,6 +12,7 @@ use std::task::Poll;
 use govfs_core::data::{
     Ack, ChunkId, ChunkReply, ChunkRequest, LamportClock, SignedGrant, Stamp, WriteId,
 };
+use govfs_core::node::wire::encode_chunk_write;
 use govfs_core::node::{ClientMsg, ServerMsg};
 use govfs_core::raft::NodeId;
 
@@ -88,14 +89,10 @@ impl Client {
         data: &[u8],
         write: WriteId,
     ) -> Vec<(NodeId, Result<ReplicaAck, ClientError>)> {
-        let msg = ClientMsg::Chunk(ChunkRequest::Write {
-            grant: grant.clone(),
-            offset,
-            data: data.to_vec(),
-            write,
-            lamport: self.lamport_clock().send(),
-        });
-        self.change_each(&msg, nodes).await
+        let lamport = self.lamport_clock().send();
+        let body = encode_chunk_write(grant, offset, data, write, lamport);
+        self.change_each_body(crate::client::sized(body), nodes)
+            .await
     }
 
     /// Cuts the grant's chunk to its first `keep` bytes on each of `nodes`
@@ -165,7 +162,16 @@ impl Client {
         msg: &ClientMsg,
         nodes: &[NodeId],
     ) -> Vec<(NodeId, Result<ReplicaAck, ClientError>)> {
-        let body = match crate::client::encode(msg) {
+        self.change_each_body(crate::client::encode(msg), nodes)
+            .await
+    }
+
+    async fn change_each_body(
+        &self,
+        body: Result<Body, ClientError>,
+        nodes: &[NodeId],
+    ) -> Vec<(NodeId, Result<ReplicaAck, ClientError>)> {
+        let body = match body {
             Ok(b) => b,
             Err(e) => {
                 let why = e.to_string();

@@ -399,7 +399,11 @@ impl Client {
 
 /// A message as a request body, refused here if no node would take it.
 pub(crate) fn encode(msg: &ClientMsg) -> Result<Body, ClientError> {
-    let body = govfs_core::codec::encode_sized(msg);
+    sized(govfs_core::codec::encode_sized(msg))
+}
+
+/// An encoded request as a body, refused here if no node would take it.
+pub(crate) fn sized(body: Vec<u8>) -> Result<Body, ClientError> {
     if body.len() > DEFAULT_MAX_BODY_LEN as usize {
         return Err(ClientError::TooLarge {
             len: body.len(),

@@ -9,6 +9,7 @@ use govfs_core::data::{
 };
 use govfs_core::lease::LeaseId;
 use govfs_core::meta::types::Ino;
+use govfs_core::node::wire::{decode_client_msg, encode_chunk_write};
 use govfs_core::node::{ClientMsg, ServerMsg};
 use proptest::prelude::*;
 
@@ -63,7 +64,7 @@ fn request() -> impl Strategy<Value = ChunkRequest> {
                 |(grant, offset, data, write, lamport)| ChunkRequest::Write {
                     grant,
                     offset,
-                    data,
+                    data: data.into(),
                     write,
                     lamport,
                 }
@@ -145,6 +146,38 @@ proptest! {
         let msg = ServerMsg::Chunk(reply);
         let bytes = postcard::to_stdvec(&msg).unwrap();
         prop_assert_eq!(decode_exact::<ServerMsg>(&bytes).unwrap(), msg);
+    }
+
+    /// A write encoded straight from the caller's bytes is the derived
+    /// encoding of the message, byte for byte.
+    #[test]
+    fn writes_encoded_from_a_slice_match_the_message(req in request()) {
+        if let ChunkRequest::Write { grant, offset, data, write, lamport } = &req {
+            let direct = encode_chunk_write(grant, *offset, data, *write, *lamport);
+            prop_assert_eq!(direct, postcard::to_stdvec(&ClientMsg::Chunk(req.clone())).unwrap());
+        }
+    }
+
+    /// The storage node's decoder, which keeps a write's body instead of
+    /// copying its data, agrees with the plain one on every message, and
+    /// on every truncation and bit flip of one.
+    #[test]
+    fn the_body_keeping_decoder_agrees_with_the_plain_one(
+        req in request(),
+        cut in any::<usize>(),
+        flip in any::<(usize, u8)>(),
+    ) {
+        let real = postcard::to_stdvec(&ClientMsg::Chunk(req.clone())).unwrap();
+        prop_assert_eq!(decode_client_msg(real.clone()).unwrap(), ClientMsg::Chunk(req));
+        let mut flipped = real.clone();
+        let i = flip.0 % flipped.len();
+        flipped[i] ^= flip.1;
+        let mut cut_short = real;
+        cut_short.truncate(cut % (cut_short.len() + 1));
+        for bytes in [flipped, cut_short] {
+            let plain = decode_exact::<ClientMsg>(&bytes).ok();
+            prop_assert_eq!(decode_client_msg(bytes).ok(), plain);
+        }
     }
 
     /// Truncations and bit flips of real messages reach deeper than random

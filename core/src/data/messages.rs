@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::chunk::ChunkId;
+use super::chunk_data::ChunkData;
 use super::grant::SignedGrant;
 use super::lamport::{Stamp, WriteId};
 
@@ -18,8 +19,7 @@ pub enum ChunkRequest {
     Write {
         grant: SignedGrant,
         offset: u64,
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: ChunkData,
         /// The client's id for this write (increasing, for its watermark).
         write: WriteId,
         lamport: Stamp,

@@ -23,12 +23,14 @@
 //!    is durable on all replicas".
 
 pub mod chunk;
+pub mod chunk_data;
 pub mod grant;
 pub mod lamport;
 pub mod messages;
 pub mod placement;
 
 pub use chunk::{pieces, ChunkError, ChunkId, ChunkRef, Piece, Pieces};
+pub use chunk_data::ChunkData;
 pub use grant::{verify, GrantError, GrantKey, ShortSecret, SignedGrant, WriteGrant, DELETE_LEASE};
 pub use lamport::{
     Ack, LamportClock, LamportError, NodeTimes, Pending, Stamp, Watermark, WatermarkError, WriteId,

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ChunkReply, ChunkRequest, SignedGrant};
+use crate::codec::{decode_exact, encode_sized, DecodeError};
+use crate::data::{ChunkData, ChunkReply, ChunkRequest, SignedGrant, Stamp, WriteId};
 use crate::lease::{self, LeaseId, Mode, NotServing, Region, SessionId};
 use crate::meta::types::Ino;
 use crate::president::{ClusterMap, MemberReport, Step, TransferRequest};
@@ -156,6 +157,58 @@ pub enum ClientMsg {
     Lease(LeaseRequest),
     /// Chunk data, for this node's storage service (issue 6).
     Chunk(ChunkRequest),
+}
+
+/// `ClientMsg::Chunk` and `ChunkRequest::Write` as postcard writes them:
+/// a variant is its index, a varint (checked by the tests below).
+const CLIENT_CHUNK: u32 = 6;
+const CHUNK_WRITE: u32 = 0;
+
+/// `ClientMsg::Chunk(ChunkRequest::Write { .. })` encoded straight from
+/// `data`: the bytes [`encode_sized`] gives for that message, without
+/// first copying `data` into one.
+pub fn encode_chunk_write(
+    grant: &SignedGrant,
+    offset: u64,
+    data: &[u8],
+    write: WriteId,
+    lamport: Stamp,
+) -> Vec<u8> {
+    let data = serde_bytes::Bytes::new(data);
+    encode_sized(&(
+        CLIENT_CHUNK,
+        CHUNK_WRITE,
+        grant,
+        offset,
+        data,
+        write,
+        lamport,
+    ))
+}
+
+/// Decodes exactly one client message from a frame body it takes over,
+/// as [`decode_exact`] would; a chunk write keeps the body and points into
+/// it, instead of copying its data out.
+pub fn decode_client_msg(body: Vec<u8>) -> Result<ClientMsg, DecodeError> {
+    type WriteRef<'a> = (u32, u32, SignedGrant, u64, &'a [u8], WriteId, Stamp);
+    let write = match postcard::take_from_bytes::<WriteRef>(&body) {
+        Ok(((CLIENT_CHUNK, CHUNK_WRITE, grant, offset, data, write, lamport), [])) => {
+            let start = data.as_ptr() as usize - body.as_ptr() as usize;
+            Some((grant, offset, start..start + data.len(), write, lamport))
+        }
+        _ => None,
+    };
+    let Some((grant, offset, range, write, lamport)) = write else {
+        return decode_exact(&body);
+    };
+    let data = ChunkData::within(body, range).expect("a slice of the body lies within it");
+    Ok(ClientMsg::Chunk(ChunkRequest::Write {
+        grant,
+        offset,
+        data,
+        write,
+        lamport,
+    }))
 }
 
 /// A lease request to a member of `ministry`. Write leases come from the

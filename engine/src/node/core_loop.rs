@@ -21,6 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use govfs_core::codec::decode_exact;
 use govfs_core::data::{ChunkRefusal, ChunkReply, Stamp};
 use govfs_core::ids::{index_of, node_of};
+use govfs_core::node::wire::decode_client_msg;
 use govfs_core::node::{
     App, ClientMsg, ClientReply, ClientRequest, Disk, LeaseMsg, LeaseRequest, LogOp, NodeCore,
     NodeMsg, NodeStatus, Observation, Output, ReadRequest, ServerMsg, ShardStatus, Stamped,
@@ -331,7 +332,7 @@ impl<A: App> CoreLoop<A> {
                             conn,
                             request_id: frame.request_id,
                         };
-                        match decode_exact::<ClientMsg>(&frame.body) {
+                        match decode_client_msg(frame.body) {
                             Ok(msg) => self.client_msg(now, msg, reply, out),
                             Err(e) => self.answer(
                                 reply,
