@@ -65,12 +65,16 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 /// megabyte of chunk data is copied once, not again each time a growing
 /// buffer doubles (each a fresh allocation the kernel must zero).
 pub fn encode_sized<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let len = postcard::experimental::serialized_size(value)
-        .expect("postcard measures what it can encode");
+    let len = encoded_len(value);
     let mut out = Vec::with_capacity(len);
     encode_into(value, &mut out);
     debug_assert_eq!(out.len(), len);
     out
+}
+
+/// The length of `value`'s postcard encoding, measured without encoding it.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).expect("postcard measures what it can encode")
 }
 
 /// Decodes exactly one `T` from `bytes`: trailing bytes are an error.

@@ -21,8 +21,8 @@ use crate::auth::{
     AuthError, Awaiting, ClusterKey, Handshake, Identity, Nonce, Role, Side, MAX_AUTH_BODY_LEN,
 };
 use crate::frame::{
-    encode_frame, encoded_len, Frame, FrameDecoder, FrameError, FrameHeader, FrameKind,
-    DEFAULT_MAX_BODY_LEN,
+    encode_frame, encode_frame_with, encoded_len, Frame, FrameDecoder, FrameError, FrameHeader,
+    FrameKind, DEFAULT_MAX_BODY_LEN,
 };
 
 /// Bounds of one connection, fixed at creation.
@@ -238,9 +238,27 @@ impl Connection {
         request_id: u64,
         body: &[u8],
     ) -> Result<(), QueueError> {
-        self.check_frame(kind, body)?;
+        self.queue_frame_with(kind, request_id, body.len(), |out| {
+            out.extend_from_slice(body)
+        })
+    }
+
+    /// [`queue_frame`](Self::queue_frame) for a body that `write` appends
+    /// to the output buffer itself (exactly `body_len` bytes; a message
+    /// encoded in place, without a buffer of its own to copy from).
+    ///
+    /// # Panics
+    /// If `write` appends another number of bytes.
+    pub fn queue_frame_with(
+        &mut self,
+        kind: FrameKind,
+        request_id: u64,
+        body_len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), QueueError> {
+        self.check_frame(kind, body_len)?;
         let pending = self.transmit().len();
-        let needed = encoded_len(body.len());
+        let needed = encoded_len(body_len);
         // An empty buffer takes any frame the body limit allows, so a
         // frame is never refused for good.
         if pending > 0 && pending + needed > self.limits.max_pending_out {
@@ -251,7 +269,7 @@ impl Connection {
             });
         }
         self.compact_out();
-        encode_frame(kind, request_id, body, &mut self.out);
+        encode_frame_with(kind, request_id, body_len, &mut self.out, write);
         Ok(())
     }
 
@@ -266,11 +284,11 @@ impl Connection {
         request_id: u64,
         body: &[u8],
     ) -> Result<FrameHeader, QueueError> {
-        self.check_frame(kind, body)?;
+        self.check_frame(kind, body.len())?;
         Ok(FrameHeader::for_body(kind, request_id, body))
     }
 
-    fn check_frame(&self, kind: FrameKind, body: &[u8]) -> Result<(), QueueError> {
+    fn check_frame(&self, kind: FrameKind, body_len: usize) -> Result<(), QueueError> {
         if let Some(err) = &self.dead {
             return Err(QueueError::Dead(err.clone()));
         }
@@ -280,9 +298,9 @@ impl Connection {
         if kind == FrameKind::Auth {
             return Err(QueueError::AuthKindReserved);
         }
-        if body.len() > self.limits.max_body_len as usize {
+        if body_len > self.limits.max_body_len as usize {
             return Err(QueueError::BodyTooLarge {
-                len: body.len(),
+                len: body_len,
                 max: self.limits.max_body_len,
             });
         }

@@ -201,6 +201,33 @@ pub fn encode_frame(kind: FrameKind, request_id: u64, body: &[u8], out: &mut Vec
     out.extend_from_slice(body);
 }
 
+/// Appends one frame whose body `write` appends to `out` itself, exactly
+/// `body_len` bytes: the header's place is kept, then filled in once the
+/// body is there to checksum.
+///
+/// # Panics
+/// If `write` appends another number of bytes (the header would lie).
+pub fn encode_frame_with(
+    kind: FrameKind,
+    request_id: u64,
+    body_len: usize,
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    out.reserve(encoded_len(body_len));
+    let at = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    write(out);
+    let body = &out[at + HEADER_LEN..];
+    assert_eq!(
+        body.len(),
+        body_len,
+        "a frame body of another length than announced"
+    );
+    let header = FrameHeader::for_body(kind, request_id, body);
+    out[at..at + HEADER_LEN].copy_from_slice(header.as_bytes());
+}
+
 /// Streaming frame decoder for one connection: [`push`](Self::push) bytes as
 /// they arrive, in pieces of any size, then call
 /// [`next_frame`](Self::next_frame) until it returns `Ok(None)`.
@@ -424,6 +451,27 @@ mod tests {
         let mut out = Vec::new();
         encode_frame(kind, request_id, body, &mut out);
         out
+    }
+
+    #[test]
+    fn a_body_written_in_place_makes_the_same_frame() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut out = b"queued before".to_vec();
+        encode_frame_with(FrameKind::Client, 7, body.len(), &mut out, |o| {
+            o.extend_from_slice(&body)
+        });
+        let mut expected = b"queued before".to_vec();
+        encode_frame(FrameKind::Client, 7, &body, &mut expected);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    #[should_panic(expected = "another length than announced")]
+    fn a_body_written_in_place_must_have_the_announced_length() {
+        let mut out = Vec::new();
+        encode_frame_with(FrameKind::Client, 7, 5, &mut out, |o| {
+            o.extend_from_slice(b"four")
+        });
     }
 
     fn decode_all(decoder: &mut FrameDecoder) -> Result<Vec<Frame>, FrameError> {

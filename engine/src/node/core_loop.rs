@@ -527,11 +527,16 @@ impl<A: App> CoreLoop<A> {
                 .hand_over(reply.core, CoreMsg::Reply { reply, msg });
             return;
         }
-        let body = govfs_core::codec::encode_sized(&msg);
-        if let Err(e) = self
-            .reactor
-            .send(reply.conn, FrameKind::Client, reply.request_id, &body)
-        {
+        // Encoded straight into the connection's output: a reply carrying
+        // chunk data is not copied through a buffer of its own first.
+        let len = govfs_core::codec::encoded_len(&msg);
+        if let Err(e) = self.reactor.send_with(
+            reply.conn,
+            FrameKind::Client,
+            reply.request_id,
+            len,
+            |out| govfs_core::codec::encode_into(&msg, out),
+        ) {
             debug!("answer to {} lost: {e}", reply.conn);
         }
     }

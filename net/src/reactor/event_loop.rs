@@ -223,13 +223,32 @@ impl Reactor {
         request_id: u64,
         body: &[u8],
     ) -> Result<(), SendError> {
+        self.send_with(conn, kind, request_id, body.len(), |out| {
+            out.extend_from_slice(body)
+        })
+    }
+
+    /// [`send`](Self::send) for a body that `write` appends to the
+    /// connection's output itself, exactly `body_len` bytes (a message
+    /// encoded in place rather than into a buffer of its own first).
+    pub fn send_with(
+        &mut self,
+        conn: ConnId,
+        kind: FrameKind,
+        request_id: u64,
+        body_len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), SendError> {
         let Some(slot) = self.state.conns.get_mut(&conn) else {
             return Err(self.state.missing(conn));
         };
         if slot.dying.is_some() {
             return Err(SendError::Closed(conn));
         }
-        match slot.conn.queue_frame(kind, request_id, body) {
+        match slot
+            .conn
+            .queue_frame_with(kind, request_id, body_len, write)
+        {
             Ok(()) => {
                 self.state.mark_dirty(conn);
                 Ok(())
