@@ -410,7 +410,7 @@ pub(crate) fn sized(body: Vec<u8>) -> Result<Body, ClientError> {
             max: DEFAULT_MAX_BODY_LEN,
         });
     }
-    Ok(Arc::new(body))
+    Ok(crate::conn::BodyBytes::new(body))
 }
 
 pub(crate) fn unexpected(addr: SocketAddr, msg: ServerMsg) -> ClientError {

@@ -17,13 +17,41 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// An encoded request body. Shared, so one request sent to several nodes
-/// (a chunk write to its replicas) is encoded once; the connection copies
-/// it into its output as it frames it.
-pub(crate) type Body = Arc<Vec<u8>>;
+/// (a chunk write to its replicas) is encoded and checksummed once; the
+/// connection writes it from here, after the frame's header.
+pub(crate) type Body = Arc<BodyBytes>;
+
+pub(crate) struct BodyBytes {
+    bytes: Vec<u8>,
+    crc: OnceLock<u32>,
+}
+
+impl BodyBytes {
+    pub(crate) fn new(bytes: Vec<u8>) -> Body {
+        Arc::new(BodyBytes {
+            bytes,
+            crc: OnceLock::new(),
+        })
+    }
+
+    /// The body's checksum, computed by the first connection that frames it.
+    fn crc(&self) -> u32 {
+        *self
+            .crc
+            .get_or_init(|| govfs_net::frame::body_crc(&self.bytes))
+    }
+}
+
+impl std::ops::Deref for BodyBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
 
 use govfs_net::{
     random_nonce, ClusterKey, ConnEvent, Connection, Frame, FrameHeader, FrameKind, Identity,
@@ -379,7 +407,8 @@ async fn write_loop(
         let mut bytes = 0;
         let mut next = Some(first);
         while let Some((id, body)) = next.take() {
-            let header = match lock(conn).frame_header(FrameKind::Client, id, &body) {
+            let crc = body.crc();
+            let header = match lock(conn).frame_header_crc(FrameKind::Client, id, body.len(), crc) {
                 Ok(h) => h,
                 Err(e) => return NetError::Queue(e).to_string(),
             };

@@ -288,6 +288,22 @@ impl Connection {
         Ok(FrameHeader::for_body(kind, request_id, body))
     }
 
+    /// [`frame_header`](Self::frame_header) from the body's length and
+    /// checksum ([`crate::frame::body_crc`]), for a body sent on several
+    /// connections.
+    pub fn frame_header_crc(
+        &self,
+        kind: FrameKind,
+        request_id: u64,
+        body_len: usize,
+        body_crc: u32,
+    ) -> Result<FrameHeader, QueueError> {
+        self.check_frame(kind, body_len)?;
+        Ok(FrameHeader::for_body_crc(
+            kind, request_id, body_len, body_crc,
+        ))
+    }
+
     fn check_frame(&self, kind: FrameKind, body_len: usize) -> Result<(), QueueError> {
         if let Some(err) = &self.dead {
             return Err(QueueError::Dead(err.clone()));

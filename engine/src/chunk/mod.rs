@@ -459,10 +459,15 @@ impl ChunkStore {
         if read_last {
             staged[n - BLOCK..].copy_from_slice(&last);
         }
-        staged[head..head + data.len()].copy_from_slice(data);
-
+        // Copied and checksummed a block at a time, each while it is in
+        // the cache, instead of two passes over the whole write.
         let o = self.open.get_mut(&chunk).expect("open");
-        for (k, block) in buf.as_slice().chunks_exact(BLOCK).enumerate() {
+        for (k, block) in staged.chunks_exact_mut(BLOCK).enumerate() {
+            let (lo, hi) = (k * BLOCK, (k + 1) * BLOCK);
+            let (from, to) = (lo.max(head), hi.min(head + data.len()));
+            if from < to {
+                block[from - lo..to - lo].copy_from_slice(&data[from - head..to - head]);
+            }
             o.table[b0 + k] = block_crc(b0 + k, block);
         }
         o.size = o.size.max(end);
@@ -604,22 +609,8 @@ impl ChunkStore {
         let o = self.open.get(&chunk).expect("open");
         let result = (|| {
             self.io.read_at(&o.file, data_offset(cs, b0), n, &mut buf)?;
-            // Verify every block before handing out any byte.
-            for k in 0..(b1 - b0) {
-                let want = o.table[b0 + k];
-                if want == 0 {
-                    continue; // a hole
-                }
-                match buf.as_slice().get(k * BLOCK..(k + 1) * BLOCK) {
-                    Some(block) if block_crc(b0 + k, block) == want => {}
-                    _ => {
-                        return Err(ChunkError::Corrupt {
-                            chunk,
-                            block: b0 + k,
-                        })
-                    }
-                }
-            }
+            // Each block is verified, then copied out while it is in the
+            // cache; on a bad one the caller gets nothing (`out` cleared).
             let head = (offset % BLOCK as u64) as usize;
             let want = (end - offset) as usize;
             out.reserve(want);
@@ -627,10 +618,21 @@ impl ChunkStore {
             while at < head + want {
                 let k = at / BLOCK;
                 let stop = ((k + 1) * BLOCK).min(head + want);
-                if o.table[b0 + k] == 0 {
-                    out.resize(out.len() + (stop - at), 0);
+                let crc = o.table[b0 + k];
+                if crc == 0 {
+                    out.resize(out.len() + (stop - at), 0); // a hole
                 } else {
-                    out.extend_from_slice(&buf.as_slice()[at..stop]);
+                    match buf.as_slice().get(k * BLOCK..(k + 1) * BLOCK) {
+                        Some(block) if block_crc(b0 + k, block) == crc => {
+                            out.extend_from_slice(&block[at - k * BLOCK..stop - k * BLOCK]);
+                        }
+                        _ => {
+                            return Err(ChunkError::Corrupt {
+                                chunk,
+                                block: b0 + k,
+                            })
+                        }
+                    }
                 }
                 at = stop;
             }
