@@ -105,31 +105,58 @@ pub struct ChunkStore {
     open: HashMap<ChunkId, Open>,
     uses: u64,
     buf: AlignedBuf,
+    /// Where a write's checksum-table blocks and header are staged.
+    meta: (AlignedBuf, AlignedBuf),
 }
 
-/// Writes the checksum-table blocks holding entries `blocks` and then the
-/// header of an open chunk, and marks it dirty (synced by the caller).
+/// Stages the checksum-table blocks holding entries `blocks` in `table`
+/// and the header of an open chunk in `header`; returns where the table
+/// blocks go in the file.
+fn stage_meta(
+    o: &Open,
+    chunk: ChunkId,
+    cs: usize,
+    blocks: std::ops::Range<usize>,
+    table: &mut AlignedBuf,
+    header: &mut AlignedBuf,
+) -> u64 {
+    let per_block = BLOCK / 4;
+    let (t0, t1) = (blocks.start / per_block, blocks.end.div_ceil(per_block));
+    if table.capacity() < (t1 - t0) * BLOCK {
+        *table = AlignedBuf::new((t1 - t0) * BLOCK);
+    }
+    table.clear();
+    for c in &o.table[t0 * per_block..(t1 * per_block).min(o.table.len())] {
+        table.fill_from(&c.to_le_bytes());
+    }
+    table.pad_to_block();
+    header.clear();
+    header.fill_from(Header::new(chunk, o.version, o.size, cs as u32).as_bytes());
+    header.pad_to_block();
+    ((1 + t0) * BLOCK) as u64
+}
+
+/// Writes the checksum-table blocks holding entries `blocks` and the
+/// header of an open chunk, with `data` (offset and bytes) if given, all
+/// submitted at once, and marks it dirty (synced by the caller). Their
+/// order does not matter: none is durable, nor acknowledged, before the
+/// sync.
+#[allow(clippy::too_many_arguments)]
 fn persist_meta(
     io: &mut dyn DiskIo,
     o: &mut Open,
     chunk: ChunkId,
     cs: usize,
     blocks: std::ops::Range<usize>,
-    buf: &mut AlignedBuf,
+    data: Option<(u64, &AlignedBuf)>,
+    (table, header): (&mut AlignedBuf, &mut AlignedBuf),
 ) -> Result<(), ChunkError> {
-    let per_block = BLOCK / 4;
-    let (t0, t1) = (blocks.start / per_block, blocks.end.div_ceil(per_block));
-    buf.clear();
-    for c in &o.table[t0 * per_block..(t1 * per_block).min(o.table.len())] {
-        buf.fill_from(&c.to_le_bytes());
+    let at = stage_meta(o, chunk, cs, blocks, table, header);
+    let meta = [(at, &*table), (0, &*header)];
+    match data {
+        Some(d) => io.write_all_at(&o.file, &[d, meta[0], meta[1]])?,
+        None => io.write_all_at(&o.file, &meta)?,
     }
-    buf.pad_to_block();
-    io.write_at(&o.file, ((1 + t0) * BLOCK) as u64, buf)?;
-    buf.clear();
-    let header = Header::new(chunk, o.version, o.size, cs as u32);
-    buf.fill_from(header.as_bytes());
-    buf.pad_to_block();
-    io.write_at(&o.file, 0, buf)?;
     o.dirty = true;
     Ok(())
 }
@@ -151,6 +178,7 @@ impl ChunkStore {
         })?;
         let (mut io, chosen) = open_backend(opts.backend, dir)?;
         let buf = io.buffer(BLOCK);
+        let meta = (io.buffer(BLOCK), io.buffer(BLOCK));
         Ok(ChunkStore {
             dir: dir.to_path_buf(),
             io,
@@ -159,6 +187,7 @@ impl ChunkStore {
             open: HashMap::new(),
             uses: 0,
             buf,
+            meta,
         })
     }
 
@@ -475,11 +504,16 @@ impl ChunkStore {
         // A cut not yet synced must not free blocks this write fills: its
         // space is then left to the next cut.
         o.punch = None;
-        let result = self
-            .io
-            .write_at(&o.file, data_offset(cs, b0), &buf)
-            .map_err(ChunkError::from)
-            .and_then(|()| persist_meta(&mut *self.io, o, chunk, cs, b0..b1, &mut buf));
+        let (table, header) = &mut self.meta;
+        let result = persist_meta(
+            &mut *self.io,
+            o,
+            chunk,
+            cs,
+            b0..b1,
+            Some((data_offset(cs, b0), &buf)),
+            (table, header),
+        );
         if result.is_err() {
             // What is on disk is unknown: reload it next time.
             self.open.remove(&chunk);
@@ -559,13 +593,15 @@ impl ChunkStore {
             }
             o.size = o.size.min(keep);
             o.version = version;
+            let (table, header) = &mut self.meta;
             persist_meta(
                 &mut *self.io,
                 o,
                 chunk,
                 cs,
                 kept..last.max(kept + 1),
-                &mut buf,
+                None,
+                (table, header),
             )
         })();
         if result.is_err() {

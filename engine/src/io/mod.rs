@@ -78,6 +78,21 @@ pub trait DiskIo: Send {
         buf: &AlignedBuf,
     ) -> Result<(), DiskError>;
 
+    /// Writes each `(offset, buf)` of `writes` to `file`, in no particular
+    /// order: done when all are (not durable before [`DiskIo::sync`]).
+    /// io_uring submits up to four at once and waits once, where
+    /// [`DiskIo::write_at`] one after another waits for each.
+    fn write_all_at(
+        &mut self,
+        file: &IoFile,
+        writes: &[(u64, &AlignedBuf)],
+    ) -> Result<(), DiskError> {
+        for (offset, buf) in writes {
+            self.write_at(file, *offset, buf)?;
+        }
+        Ok(())
+    }
+
     /// `fdatasync`: makes earlier writes durable.
     fn sync(&mut self, file: &IoFile) -> Result<(), DiskError>;
 

@@ -39,9 +39,15 @@ const RING_ENTRIES: u32 = 32;
 pub const MAX_IN_FLIGHT: usize = 16;
 /// Largest single write submitted (a write's length is a `u32`).
 const MAX_WRITE: usize = 1 << 30;
-/// `user_data` of the write and of the sync in one submission.
-const WRITE: u64 = 0;
-const SYNC: u64 = 1;
+/// `user_data` of the entries of one blocking call: `RUN | k` for its
+/// `k`th entry, apart from the asynchronous submissions' `id << 1 | kind`
+/// (ids stay far below bit 63).
+const RUN: u64 = 1 << 63;
+/// The write and the sync of one blocking call.
+const WRITE: u64 = RUN;
+const SYNC: u64 = RUN | 1;
+/// Entries one blocking call submits at most.
+const RUN_MAX: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct UringOptions {
@@ -263,7 +269,21 @@ impl UringIo {
         &mut self,
         entries: &[squeue::Entry],
         buf: Option<&AlignedBuf>,
-    ) -> Result<[Option<i32>; 2], DiskError> {
+    ) -> Result<[Option<i32>; RUN_MAX], DiskError> {
+        self.run_with(entries, buf.as_slice())
+    }
+
+    /// [`Self::run`] with the entries pointing into several buffers. The
+    /// results are by entry (`user_data` `RUN | k`).
+    fn run_with(
+        &mut self,
+        entries: &[squeue::Entry],
+        bufs: &[&AlignedBuf],
+    ) -> Result<[Option<i32>; RUN_MAX], DiskError> {
+        assert!(
+            entries.len() <= RUN_MAX,
+            "one call submits {RUN_MAX} entries at most"
+        );
         if self.broken {
             return Err(DiskError::RingBroken);
         }
@@ -280,7 +300,7 @@ impl UringIo {
                 source: io::Error::other("submission queue full"),
             });
         }
-        let mut results = [None; 2];
+        let mut results = [None; RUN_MAX];
         let mut pending = entries.len();
         while pending > 0 {
             match self.ring.submit_and_wait(pending) {
@@ -290,9 +310,10 @@ impl UringIo {
                     self.fail_pending(None);
                     // If the kernel took any entry, it may still read `buf`
                     // after we return: leak it. (Blocked by seccomp, it took none.)
-                    let taken = self.ring.submission().len() < entries.len();
-                    if let (true, Some(buf)) = (taken, buf) {
-                        std::mem::forget(buf.share_memory());
+                    if self.ring.submission().len() < entries.len() {
+                        for buf in bufs {
+                            std::mem::forget(buf.share_memory());
+                        }
                     }
                     return Err(DiskError::Os {
                         op: "io_uring_enter",
@@ -306,7 +327,8 @@ impl UringIo {
                 .map(|cqe| (cqe.user_data(), cqe.result()))
                 .collect();
             for (user_data, res) in cqes {
-                if let Some(slot @ None) = results.get_mut(user_data as usize) {
+                let run = (user_data & RUN != 0).then_some((user_data & !RUN) as usize);
+                if let Some(slot @ None) = run.and_then(|k| results.get_mut(k)) {
                     *slot = Some(res);
                     pending -= 1;
                 } else {
@@ -362,7 +384,7 @@ impl UringIo {
             } else {
                 self.run(&[write], Some(buf))?
             };
-            let written = completion("write", results[WRITE as usize].unwrap_or(0))?;
+            let written = completion("write", results[0].unwrap_or(0))?;
             if written == 0 {
                 return Err(DiskError::ShortWrite {
                     written: done,
@@ -373,7 +395,7 @@ impl UringIo {
             // A short write breaks the link (the sync completes with
             // ECANCELED); the loop writes the rest and links the sync again.
             if linked && written == chunk {
-                completion("fdatasync", results[SYNC as usize].unwrap_or(0))?;
+                completion("fdatasync", results[1].unwrap_or(0))?;
             }
         }
         Ok(())
@@ -684,6 +706,48 @@ impl DiskIo for UringIo {
         self.write(file, offset, buf, true)
     }
 
+    fn write_all_at(
+        &mut self,
+        file: &IoFile,
+        writes: &[(u64, &AlignedBuf)],
+    ) -> Result<(), DiskError> {
+        if writes.len() > RUN_MAX || writes.iter().any(|(_, b)| b.len() > MAX_WRITE) {
+            for (offset, buf) in writes {
+                self.write(file, *offset, buf, false)?;
+            }
+            return Ok(());
+        }
+        let fd = types::Fd(file.file().as_raw_fd());
+        let mut entries = Vec::with_capacity(writes.len());
+        let mut bufs = Vec::with_capacity(writes.len());
+        for (k, (offset, buf)) in writes.iter().enumerate() {
+            file.check_aligned(*offset, buf)?;
+            let bytes = buf.as_slice();
+            // `bytes.len()` <= MAX_WRITE fits a u32.
+            let len = bytes.len() as u32;
+            let write = match buf.registration().filter(|r| r.ring == self.id) {
+                Some(r) => opcode::WriteFixed::new(fd, bytes.as_ptr(), len, r.index)
+                    .offset(*offset)
+                    .build(),
+                None => opcode::Write::new(fd, bytes.as_ptr(), len)
+                    .offset(*offset)
+                    .build(),
+            };
+            entries.push(write.user_data(RUN | k as u64));
+            bufs.push(*buf);
+        }
+        let results = self.run_with(&entries, &bufs)?;
+        for (k, (offset, buf)) in writes.iter().enumerate() {
+            let written = completion("write", results[k].unwrap_or(0))?;
+            if written < buf.len() {
+                // Rare (a signal, a full disk): the whole buffer again, one
+                // write at a time, which reports what stops it.
+                self.write(file, *offset, buf, false)?;
+            }
+        }
+        Ok(())
+    }
+
     fn read_at(
         &mut self,
         file: &IoFile,
@@ -715,7 +779,7 @@ impl DiskIo for UringIo {
             }
             .user_data(WRITE);
             let results = self.run(&[read], Some(&*buf))?;
-            let got = completion("read", results[WRITE as usize].unwrap_or(0))?;
+            let got = completion("read", results[0].unwrap_or(0))?;
             if got == 0 {
                 break; // end of file
             }
@@ -731,7 +795,7 @@ impl DiskIo for UringIo {
             .build()
             .user_data(SYNC);
         let results = self.run(&[fsync], None)?;
-        completion("fdatasync", results[SYNC as usize].unwrap_or(0)).map(drop)
+        completion("fdatasync", results[1].unwrap_or(0)).map(drop)
     }
 
     fn submit_write_and_sync(
