@@ -43,6 +43,10 @@ const MAX_WRITE_ROUNDS: usize = 4;
 const GRANT_MARGIN: Duration = Duration::from_millis(100);
 /// Bytes read from one replica at once.
 const READ_PIECE: u64 = 4 << 20;
+/// Chunks placed and granted ahead of a writer appending to the file, in
+/// the same log entry and grant request as the chunk it needs: a stream of
+/// writes stops for the ministry once per this many chunks, not per chunk.
+const PLACE_AHEAD: u64 = 4;
 
 /// How to open a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -565,8 +569,29 @@ impl File {
             .map_err(|e| self.io_error(e))?
             .collect();
         let indexes = dedup(parts.iter().map(|p| p.chunk.index));
-        self.place(&indexes).await?;
+        let mut want = indexes.clone();
+        if let Some(&last) = indexes.last() {
+            if !self.places.contains_key(&last) && offset.saturating_add(len) >= self.size() {
+                want.extend(self.ahead_of(last));
+            }
+        }
+        self.place(&want).await?;
         Ok((parts, indexes))
+    }
+
+    /// The chunks after `last` to place and grant ahead of a writer: none
+    /// unless the lease reaches the end of the file (grants outside it are
+    /// refused).
+    fn ahead_of(&self, last: u64) -> std::ops::RangeInclusive<u64> {
+        let open_ended = self
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.grant().granted.region.end() == u64::MAX);
+        if open_ended {
+            last.saturating_add(1)..=last.saturating_add(PLACE_AHEAD)
+        } else {
+            1..=0
+        }
     }
 
     /// Waits until no async write in flight overlaps `[offset, end)`.
@@ -1185,16 +1210,18 @@ impl File {
         let lease = self.lease.as_ref().expect("checked by the caller");
         let held = lease.grant();
         let now = Instant::now();
-        let needed: Vec<u64> = indexes
-            .iter()
-            .copied()
-            .filter(|i| {
-                renew
-                    || self.grants.get(i).is_none_or(|(g, until)| {
-                        g.grant.lease != held.lease() || *until < now + GRANT_MARGIN
-                    })
-            })
-            .collect();
+        let stale = |i: &u64| {
+            renew
+                || self.grants.get(i).is_none_or(|(g, until)| {
+                    g.grant.lease != held.lease() || *until < now + GRANT_MARGIN
+                })
+        };
+        let mut needed: Vec<u64> = indexes.iter().copied().filter(stale).collect();
+        // Chunks placed ahead of a writer get their grants in this request.
+        if let Some(&last) = needed.last() {
+            let ahead = self.ahead_of(last).filter(|i| self.places.contains_key(i));
+            needed.extend(ahead.filter(stale));
+        }
         let client = self.fs.session().client().clone();
         for batch in needed.chunks(MAX_GRANTS) {
             let msg = ClientMsg::Lease(LeaseRequest::Grants {
