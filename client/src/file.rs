@@ -582,15 +582,15 @@ impl File {
     /// The chunks after `last` to place and grant ahead of a writer: none
     /// unless the lease reaches the end of the file (grants outside it are
     /// refused).
-    fn ahead_of(&self, last: u64) -> std::ops::RangeInclusive<u64> {
+    fn ahead_of(&self, last: u64) -> std::ops::Range<u64> {
         let open_ended = self
             .lease
             .as_ref()
             .is_some_and(|l| l.grant().granted.region.end() == u64::MAX);
         if open_ended {
-            last.saturating_add(1)..=last.saturating_add(PLACE_AHEAD)
+            last.saturating_add(1)..last.saturating_add(PLACE_AHEAD + 1)
         } else {
-            1..=0
+            0..0
         }
     }
 
