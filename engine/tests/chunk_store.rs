@@ -34,13 +34,32 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// With io_uring the store registers one buffer as large as a chunk, so
+/// all its IO uses it, unless the memory lock limit cannot be raised that
+/// far (then it says it has none and works unregistered).
 #[test]
-fn auto_uses_io_uring_here() {
+fn io_uring_stores_register_a_chunk_sized_buffer() {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(dir.path(), BackendChoice::Auto);
-    // Not a requirement of the code, but say what this machine tested.
+    let mut s = store(dir.path(), BackendChoice::Auto);
+    let data = pattern(9, CHUNK - 3 * BLOCK);
+    s.write(1, 0, 5, &data).expect("write");
+    assert_eq!(s.read(1, 5, data.len()).expect("read"), data);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
+    let room = known && limit.rlim_max >= (8 << 20);
     match s.chosen() {
-        Chosen::Uring { .. } => {}
+        Chosen::Uring {
+            registered_buffers, ..
+        } => {
+            assert!(*registered_buffers <= 1, "{registered_buffers}");
+            if room {
+                assert_eq!(*registered_buffers, 1, "a lock limit of {}", limit.rlim_max);
+            }
+        }
         other => eprintln!("io_uring unavailable here, tested the fallback twice: {other}"),
     }
 }

@@ -23,7 +23,7 @@ use clap::Args;
 use govfs_engine::chunk::{ChunkOptions, ChunkStore, DEFAULT_CHUNK_SIZE};
 use govfs_engine::io::uring::MAX_IN_FLIGHT;
 use govfs_engine::io::{
-    open_backend, AlignedBuf, BackendChoice, DiskError, DiskIo, OpenMode, SubmissionId, BLOCK,
+    open_backend_with, AlignedBuf, BackendChoice, DiskError, DiskIo, OpenMode, SubmissionId, BLOCK,
 };
 
 #[derive(Args, Debug)]
@@ -102,7 +102,10 @@ pub(crate) fn raw_disk(
         dir: None,
     };
     let a = &a;
-    let (mut io, chosen) = open_backend(BackendChoice::Auto, dir).map_err(|e| e.to_string())?;
+    // A registered buffer per block in flight, as the chunk store has one
+    // for the chunk it works on (where the memory lock limit allows).
+    let (mut io, chosen) =
+        open_backend_with(BackendChoice::Auto, dir, depth, block).map_err(|e| e.to_string())?;
     eprintln!("bench chunks: raw disk io: {chosen}");
     let path = dir.join("raw.bin");
     let file = io

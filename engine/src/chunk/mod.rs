@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use zerocopy::IntoBytes;
 
 use crate::io::{
-    open_backend, AlignedBuf, BackendChoice, Chosen, DiskError, DiskIo, IoFile, OpenMode, BLOCK,
+    open_backend_with, AlignedBuf, BackendChoice, Chosen, DiskError, DiskIo, IoFile, OpenMode,
+    BLOCK,
 };
 use format::{block_crc, data_offset, table_blocks, Header};
 
@@ -176,7 +177,9 @@ impl ChunkStore {
             dir: dir.to_path_buf(),
             source,
         })?;
-        let (mut io, chosen) = open_backend(opts.backend, dir)?;
+        // One registered buffer as large as a chunk: every write and read
+        // stages in it, so all chunk IO is `WriteFixed`/`ReadFixed`.
+        let (mut io, chosen) = open_backend_with(opts.backend, dir, 1, cs)?;
         let buf = io.buffer(BLOCK);
         let meta = (io.buffer(BLOCK), io.buffer(BLOCK));
         Ok(ChunkStore {

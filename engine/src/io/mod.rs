@@ -380,10 +380,29 @@ pub fn open_backend(
     pref: BackendChoice,
     dir: &Path,
 ) -> Result<(Box<dyn DiskIo>, Chosen), DiskError> {
+    let d = UringOptions::default();
+    open_backend_with(pref, dir, d.registered_buffers, d.buffer_bytes)
+}
+
+/// [`open_backend`] with io_uring registering `buffers` buffers of
+/// `buffer_bytes` (rounded up to [`BLOCK`]) for its callers' largest IOs,
+/// where the memory lock limit allows (else unregistered, with a warning;
+/// [`Chosen`] says how many it got).
+pub fn open_backend_with(
+    pref: BackendChoice,
+    dir: &Path,
+    buffers: usize,
+    buffer_bytes: usize,
+) -> Result<(Box<dyn DiskIo>, Chosen), DiskError> {
+    let opts = UringOptions {
+        registered_buffers: buffers,
+        buffer_bytes: buffer_bytes.div_ceil(BLOCK) * BLOCK,
+        ..UringOptions::default()
+    };
     let io: Box<dyn DiskIo> = match pref {
         BackendChoice::Blocking => Box::new(BlockingIo::new(None)),
-        BackendChoice::Uring => Box::new(UringIo::open(dir, UringOptions::default())?),
-        BackendChoice::Auto => match UringIo::open(dir, UringOptions::default()) {
+        BackendChoice::Uring => Box::new(UringIo::open(dir, opts)?),
+        BackendChoice::Auto => match UringIo::open(dir, opts) {
             Ok(uring) => Box::new(uring),
             Err(DiskError::Unavailable(why)) => Box::new(BlockingIo::new(Some(why.to_string()))),
             // The probe file in `dir` failed; the log's own files will say more.
