@@ -34,6 +34,38 @@ async fn chunks(
     }
 }
 
+/// Flips byte `at` of data block `block` of chunk `index` of `ino` in
+/// node `node`'s chunk file, on disk; returns the chunk's id.
+fn corrupt(
+    cluster: &TestCluster,
+    node: u64,
+    ino: Ino,
+    index: u64,
+    block: usize,
+    at: u64,
+) -> govfs_core::data::ChunkId {
+    let chunk = govfs_core::data::ChunkRef { file: ino, index }
+        .id()
+        .expect("id");
+    let path = cluster
+        .path()
+        .join(format!("n{node}/data/chunks/shard-0"))
+        .join(format!("{:016x}.chunk", chunk.0));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("chunk file");
+    let offset = govfs_engine::chunk::format::data_offset(64 << 20, block) + at;
+    let mut byte = [0u8];
+    f.seek(SeekFrom::Start(offset)).expect("seek");
+    std::io::Read::read_exact(&mut f, &mut byte).expect("read");
+    f.seek(SeekFrom::Start(offset)).expect("seek");
+    f.write_all(&[byte[0] ^ 0x5a]).expect("corrupt");
+    f.sync_all().expect("sync");
+    chunk
+}
+
 async fn fs(cluster: &TestCluster) -> FileSystem {
     FileSystem::new(cluster.client().await, FsOptions::default())
 }
@@ -92,28 +124,7 @@ async fn files_are_written_read_and_survive_bad_replicas() {
     // Flip a byte of chunk 1 on its first replica: the read finds it bad
     // there and reads another replica.
     let first = places[1].replicas[0];
-    let chunk = govfs_core::data::ChunkRef {
-        file: attr.ino,
-        index: 1,
-    }
-    .id()
-    .expect("id");
-    let path = cluster
-        .path()
-        .join(format!("n{first}/data/chunks/shard-0"))
-        .join(format!("{:016x}.chunk", chunk.0));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .expect("chunk file");
-        f.seek(SeekFrom::Start(
-            govfs_engine::chunk::format::data_offset(64 << 20, 0) + 5,
-        ))
-        .expect("seek");
-        f.write_all(&[0x5a]).expect("corrupt");
-        f.sync_all().expect("sync");
-    }
+    let chunk = corrupt(&cluster, first, attr.ino, 1, 0, 5);
     let mut r = b.open_file("/data", OpenMode::Read).await.expect("open");
     let got = r
         .read_at(4 * MIB, 4096)
@@ -516,31 +527,9 @@ async fn sequential_reads_ahead_return_exactly_what_plain_reads_do() {
     // the right bytes from another replica and the chunk is repaired.
     let (ministry, attr) = b.locate("/ra", true).await.expect("locate");
     let places = chunks(&mut b, ministry, attr.ino, 1, 1).await;
-    let chunk = govfs_core::data::ChunkRef {
-        file: attr.ino,
-        index: 1,
-    }
-    .id()
-    .expect("id");
     // Reads of 1 MiB ahead go to replica (offset / 1 MiB) mod 3: the one
     // at 5 MiB (block 256 of chunk 1) to replica 2.
-    let victim = places[0].replicas[2];
-    let path = cluster
-        .path()
-        .join(format!("n{victim}/data/chunks/shard-0"))
-        .join(format!("{:016x}.chunk", chunk.0));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .expect("chunk file");
-        f.seek(SeekFrom::Start(
-            govfs_engine::chunk::format::data_offset(64 << 20, 256) + 9,
-        ))
-        .expect("seek");
-        f.write_all(&[0xa5]).expect("corrupt");
-        f.sync_all().expect("sync");
-    }
+    corrupt(&cluster, places[0].replicas[2], attr.ino, 1, 256, 9);
     let mut r = b.open_file("/ra", OpenMode::Read).await.expect("open");
     read_on(&mut r, &data, 0, MIB as usize).await;
     let now = chunks(&mut b, ministry, attr.ino, 1, 1).await;
