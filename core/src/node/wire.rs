@@ -191,6 +191,12 @@ pub fn encode_chunk_write(
 /// it, instead of copying its data out.
 pub fn decode_client_msg(body: Vec<u8>) -> Result<ClientMsg, DecodeError> {
     type WriteRef<'a> = (u32, u32, SignedGrant, u64, &'a [u8], WriteId, Stamp);
+    // Both tags are below 128, so each is one byte: anything else (every
+    // other request) goes straight to the plain decoder.
+    const _: () = assert!(CLIENT_CHUNK < 128 && CHUNK_WRITE < 128);
+    if !body.starts_with(&[CLIENT_CHUNK as u8, CHUNK_WRITE as u8]) {
+        return decode_exact(&body);
+    }
     let write = match postcard::take_from_bytes::<WriteRef>(&body) {
         Ok(((CLIENT_CHUNK, CHUNK_WRITE, grant, offset, data, write, lamport), [])) => {
             let start = data.as_ptr() as usize - body.as_ptr() as usize;

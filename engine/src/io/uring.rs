@@ -13,8 +13,8 @@
 //! same linked pair, calls `io_uring_enter` without waiting and returns; the
 //! completions are peeked from the completion queue later. An asynchronous
 //! read ([`DiskIo::submit_read`]) is one entry, handled alike. `user_data`
-//! tells them apart from the blocking calls' (0 and 1): `id << 1 | kind`,
-//! id >= 1.
+//! tells them apart from the blocking calls' entries (`RUN | k`, bit 63
+//! set): `id << 1 | kind`, id >= 1.
 
 use super::aligned_buf::{Allocation, Registration};
 use super::{
@@ -31,8 +31,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Submission queue size. The completion queue, twice that, has room for
-/// the blocking calls' write and sync plus `MAX_IN_FLIGHT` asynchronous pairs.
+/// Submission queue size (every call submits what it pushes at once). The
+/// completion queue, twice that, has room for one blocking call's entries
+/// (`RUN_MAX`) plus `MAX_IN_FLIGHT` asynchronous pairs not reaped yet.
 const RING_ENTRIES: u32 = 32;
 /// Asynchronous submissions (write+sync pairs and reads) in flight at once,
 /// at most. A log has one; a benchmark keeping the disk's queue full, more.
