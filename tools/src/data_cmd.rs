@@ -11,6 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Bytes moved per call.
 const BLOCK: usize = 4 << 20;
+/// Blocks `put` keeps in flight.
+const PUT_WINDOW: usize = 4;
 /// Files at least this large get a progress bar.
 const BAR_FROM: u64 = 64 << 20;
 
@@ -40,16 +42,36 @@ pub async fn put(fs: &mut FileSystem, local: &Path, path: &str, quiet: bool) -> 
     fs.truncate(path, 0).await.map_err(fs_err)?;
     let mut file = fs.open_file(path, OpenMode::Write).await.map_err(fs_err)?;
     let progress = bar(len, quiet);
-    let mut buf = vec![0u8; BLOCK];
+    // Blocks go out as async writes, `PUT_WINDOW` in flight, so reading the
+    // next one overlaps the network and the disks; each is kept by the
+    // handle (and resent) until every replica has it.
     let mut at = 0u64;
+    let mut id = 0u64;
+    let mut durable = 0u64;
+    let mut done = |c: govfs_client::Completion, progress: &ProgressBar| {
+        c.result.map_err(fs_err)?;
+        durable += 1;
+        progress.set_position((durable * BLOCK as u64).min(len));
+        Ok::<(), String>(())
+    };
     loop {
+        let mut buf = vec![0u8; BLOCK];
         let n = read_full(&mut src, &mut buf).map_err(|e| format!("{}: {e}", local.display()))?;
         if n == 0 {
             break;
         }
-        file.write_at(at, &buf[..n]).await.map_err(fs_err)?;
+        buf.truncate(n);
+        while file.async_in_flight() >= PUT_WINDOW {
+            if let Some(c) = file.next_completion().await {
+                done(c, &progress)?;
+            }
+        }
+        id += 1;
+        file.write_async(id, at, buf).await.map_err(fs_err)?;
         at += n as u64;
-        progress.set_position(at);
+    }
+    while let Some(c) = file.next_completion().await {
+        done(c, &progress)?;
     }
     file.close().await.map_err(fs_err)?;
     progress.finish_and_clear();
