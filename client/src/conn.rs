@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 /// connection writes it from here, after the frame's header.
 pub(crate) type Body = Arc<BodyBytes>;
 
+/// Bodies at least this large are checksummed once for all their sends.
+const SHARED_CRC_FROM: usize = 64 << 10;
+
 pub(crate) struct BodyBytes {
     bytes: Vec<u8>,
     crc: OnceLock<u32>,
@@ -38,11 +41,15 @@ impl BodyBytes {
         })
     }
 
-    /// The body's checksum, computed by the first connection that frames it.
-    fn crc(&self) -> u32 {
-        *self
-            .crc
-            .get_or_init(|| govfs_net::frame::body_crc(&self.bytes))
+    /// The body's checksum, computed by the first connection that frames
+    /// it; `None` for a small body, cheaper checksummed with each header
+    /// than combined with one (`crc32c_combine` costs microseconds).
+    fn crc(&self) -> Option<u32> {
+        (self.bytes.len() >= SHARED_CRC_FROM).then(|| {
+            *self
+                .crc
+                .get_or_init(|| govfs_net::frame::body_crc(&self.bytes))
+        })
     }
 }
 
@@ -407,8 +414,11 @@ async fn write_loop(
         let mut bytes = 0;
         let mut next = Some(first);
         while let Some((id, body)) = next.take() {
-            let crc = body.crc();
-            let header = match lock(conn).frame_header_crc(FrameKind::Client, id, body.len(), crc) {
+            let header = match body.crc() {
+                Some(crc) => lock(conn).frame_header_crc(FrameKind::Client, id, body.len(), crc),
+                None => lock(conn).frame_header(FrameKind::Client, id, &body),
+            };
+            let header = match header {
                 Ok(h) => h,
                 Err(e) => return NetError::Queue(e).to_string(),
             };
