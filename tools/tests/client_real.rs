@@ -3,8 +3,9 @@
 //! their own answers, a small in-flight bound makes requests wait rather
 //! than fail, a stuck (SIGSTOPped) minister is timed out and its request
 //! applied once through its successor, a deadline ends in a `Timeout`
-//! naming the request, a wrong key is refused, and an unreachable address
-//! is reported alone.
+//! naming the request, a wrong key is refused, an unreachable address
+//! is reported alone, and a call dropped early by its caller leaves the
+//! others on its connection alone.
 
 mod common;
 
@@ -17,7 +18,9 @@ use std::time::{Duration, Instant};
 use common::{tcp_connections_to, TestCluster};
 use govfs_client::{Client, ClientError, ClientOptions, Session};
 use govfs_core::node::kv::{decode_len, decode_values, KvOp};
-use govfs_core::node::{ClientMsg, ClientReply, ClientRequest, ServerMsg};
+use govfs_core::node::{
+    ClientMsg, ClientReply, ClientRequest, LeaseReply, LeaseRequest, ServerMsg,
+};
 use govfs_net::ClusterKey;
 
 const MINISTRY: u64 = 1;
@@ -399,5 +402,41 @@ async fn an_unreachable_address_is_reported_alone() {
     {
         Err(ClientError::NoNode { last: Some(_) }) => {}
         other => panic!("expected NoNode, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// A call its caller drops before the timeout (a read ahead no longer
+/// wanted, a `select!` that took another branch) leaves the connection to
+/// the calls still waiting on it: only a call that timed out with nothing
+/// received meanwhile declares the node stuck (and fails them all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_early_does_not_fail_the_others_on_its_connection() {
+    let cluster = TestCluster::up(3, 1);
+    let client = connect(&cluster, ClientOptions::default().connections_per_node(1)).await;
+    let mut warm = client.session();
+    submit_append(&mut warm, 9, 0, Duration::from_secs(20)).await;
+    let minister = warm.last_answer_from().expect("answered");
+    for round in 0..3u64 {
+        // A lease watch with nothing to report is parked by the minister
+        // until its wait ends: in flight while `dropped` is sent and
+        // dropped, with nothing received in between.
+        let watch = ClientMsg::Lease(LeaseRequest::Watch {
+            ministry: MINISTRY,
+            session: 4242 + round,
+        });
+        let c = client.clone();
+        let waiting = tokio::spawn(async move { c.call(minister, &watch).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut dropped = Box::pin(client.call(minister, &ClientMsg::Status));
+        std::future::poll_fn(|cx| {
+            let _ = std::future::Future::poll(dropped.as_mut(), cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(dropped);
+        match waiting.await.expect("task") {
+            Ok(ServerMsg::Lease(LeaseReply::Done)) => {}
+            other => panic!("round {round}: the watch ended with {other:?}"),
+        }
     }
 }
