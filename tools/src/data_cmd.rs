@@ -55,12 +55,15 @@ pub async fn put(fs: &mut FileSystem, local: &Path, path: &str, quiet: bool) -> 
         Ok::<(), String>(())
     };
     loop {
-        let mut buf = vec![0u8; BLOCK];
-        let n = read_full(&mut src, &mut buf).map_err(|e| format!("{}: {e}", local.display()))?;
+        // Read into the buffer's spare capacity: not zeroed first.
+        let mut buf = Vec::with_capacity(BLOCK);
+        let n = (&mut src)
+            .take(BLOCK as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("{}: {e}", local.display()))?;
         if n == 0 {
             break;
         }
-        buf.truncate(n);
         while file.async_in_flight() >= PUT_WINDOW {
             if let Some(c) = file.next_completion().await {
                 done(c, &progress)?;
@@ -115,19 +118,6 @@ async fn copy_out(
     }
     progress.finish_and_clear();
     Ok(())
-}
-
-fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn fs_err(e: FsError) -> String {
