@@ -533,45 +533,31 @@ fn settle(p: &Pending) -> Result<(), DiskError> {
     if written >= p.len {
         return completion("fdatasync", sync.unwrap_or(0)).map(drop);
     }
-    if written == 0 {
-        return Err(DiskError::ShortWrite {
-            written,
-            len: p.len,
-        });
-    }
     let mem = p.mem.as_ref().expect("a non-empty write has memory");
-    let mut done = written;
-    while done < p.len {
-        // SAFETY: `mem` holds at least `p.len` bytes and stays alive through
-        // the call; the kernel only reads them (no Rust reference is made, so
-        // this holds even if the caller broke its promise not to modify them).
-        let n = unsafe {
-            libc::pwrite(
-                p.file.as_raw_fd(),
-                mem.as_ptr().add(done).cast(),
-                p.len - done,
-                (p.offset + done as u64) as libc::off_t,
-            )
-        };
-        match n {
-            0 => {
-                return Err(DiskError::ShortWrite {
-                    written: done,
-                    len: p.len,
-                })
+    let short = |written| DiskError::ShortWrite {
+        written,
+        len: p.len,
+    };
+    finish(
+        p,
+        written,
+        "pwrite",
+        |done| done == 0,
+        short,
+        |done| {
+            // SAFETY: `mem` holds at least `p.len` bytes and stays alive through
+            // the call; the kernel only reads them (no Rust reference is made, so
+            // this holds even if the caller broke its promise not to modify them).
+            unsafe {
+                libc::pwrite(
+                    p.file.as_raw_fd(),
+                    mem.as_ptr().add(done).cast(),
+                    p.len - done,
+                    (p.offset + done as u64) as libc::off_t,
+                )
             }
-            n if n < 0 => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(DiskError::Os {
-                        op: "pwrite",
-                        source: e,
-                    });
-                }
-            }
-            n => done += n as usize,
-        }
-    }
+        },
+    )?;
     p.file.sync_data().map_err(os("fdatasync"))
 }
 
@@ -582,45 +568,51 @@ fn settle_read(p: &Pending) -> Result<(), DiskError> {
     let Op::Read { read, direct } = p.op else {
         unreachable!("settle_read is for reads")
     };
-    let mut done = completion("read", read.unwrap_or(0))?;
+    let read = completion("read", read.unwrap_or(0))?;
     let Some(mem) = p.mem.as_ref() else {
         return Ok(()); // nothing to read
     };
-    while done < p.len {
-        // `O_DIRECT` moves whole blocks except at the end of the file (and
-        // refuses an unaligned `pread`): a partial block means the end.
-        if done == 0 || (direct && !done.is_multiple_of(BLOCK)) {
-            return Err(DiskError::ShortRead {
-                read: done,
-                len: p.len,
-            });
-        }
+    // `O_DIRECT` moves whole blocks except at the end of the file (and
+    // refuses an unaligned `pread`): a partial block means the end.
+    let at_end = |done: usize| done == 0 || (direct && !done.is_multiple_of(BLOCK));
+    let short = |read| DiskError::ShortRead { read, len: p.len };
+    finish(p, read, "pread", at_end, short, |done| {
         // SAFETY: `mem` holds at least `p.len` bytes and stays alive through
         // the call; the kernel is done with the first read and its
         // `AlignedBuf` makes no reference to the bytes (marked as being read
         // into until this returns), so nothing else accesses them.
-        let n = unsafe {
+        unsafe {
             libc::pread(
                 p.file.as_raw_fd(),
                 mem.as_ptr().cast_mut().add(done).cast(),
                 p.len - done,
                 (p.offset + done as u64) as libc::off_t,
             )
-        };
-        match n {
-            0 => {
-                return Err(DiskError::ShortRead {
-                    read: done,
-                    len: p.len,
-                })
-            }
+        }
+    })
+}
+
+/// Moves the rest of `p`'s bytes, from `done` on, with `call(done)` (a
+/// positional syscall), again after a signal. It ends with `short(done)`
+/// where `stop(done)` says no more can come, or a call moves nothing.
+fn finish(
+    p: &Pending,
+    mut done: usize,
+    op: &'static str,
+    stop: impl Fn(usize) -> bool,
+    short: impl Fn(usize) -> DiskError,
+    call: impl Fn(usize) -> isize,
+) -> Result<(), DiskError> {
+    while done < p.len {
+        if stop(done) {
+            return Err(short(done));
+        }
+        match call(done) {
+            0 => return Err(short(done)),
             n if n < 0 => {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(DiskError::Os {
-                        op: "pread",
-                        source: e,
-                    });
+                    return Err(DiskError::Os { op, source: e });
                 }
             }
             n => done += n as usize,
