@@ -954,7 +954,7 @@ impl File {
             let client = self.fs.session().client().clone();
             // `n` <= `len` <= READ_PIECE: fits a u32.
             self.readahead.start(
-                &client,
+                client,
                 node,
                 chunk,
                 place.version,

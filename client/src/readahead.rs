@@ -100,7 +100,7 @@ impl Readahead {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         &mut self,
-        client: &Client,
+        client: Client,
         node: NodeId,
         chunk: ChunkId,
         version: u64,
@@ -112,7 +112,6 @@ impl Readahead {
             self.ahead.back().map_or(self.end, |a| a.offset + a.len),
             offset
         );
-        let client = client.clone();
         let task = tokio::spawn(async move {
             client
                 .read_chunk(node, chunk, version, chunk_offset, len)
