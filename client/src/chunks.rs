@@ -39,6 +39,10 @@ impl Lamport {
     }
 }
 
+/// Room for an answer without data (an acknowledgement, a refusal) or for
+/// what comes with a read's data.
+const SMALL_ANSWER: usize = 4096;
+
 /// One replica's acknowledgement of a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplicaAck {
@@ -183,7 +187,7 @@ impl Client {
         };
         let calls = nodes
             .iter()
-            .map(|&node| self.chunk_call_body(node, Arc::clone(&body)));
+            .map(|&node| self.chunk_call_body(node, Arc::clone(&body), SMALL_ANSWER));
         let mut out = Vec::with_capacity(nodes.len());
         for (node, answer) in nodes.iter().zip(join_all(calls).await) {
             let r = match answer {
@@ -232,14 +236,30 @@ impl Client {
     }
 
     async fn chunk_call(&self, node: NodeId, msg: &ClientMsg) -> Result<ChunkReply, ClientError> {
-        self.chunk_call_body(node, crate::client::encode(msg)?)
+        let answer_len = match msg {
+            ClientMsg::Chunk(ChunkRequest::Read { len, .. }) => SMALL_ANSWER + *len as usize,
+            _ => SMALL_ANSWER,
+        };
+        self.chunk_call_body(node, crate::client::encode(msg)?, answer_len)
             .await
     }
 
-    async fn chunk_call_body(&self, node: NodeId, body: Body) -> Result<ChunkReply, ClientError> {
+    /// Sends a chunk request whose answer takes at most `answer_len` bytes
+    /// encoded: over the node's RDMA data path when there is one and both
+    /// fit it, over TCP otherwise.
+    async fn chunk_call_body(
+        &self,
+        node: NodeId,
+        body: Body,
+        answer_len: usize,
+    ) -> Result<ChunkReply, ClientError> {
         let addr = self.node_addr(node).ok_or(ClientError::UnknownNode(node))?;
         let timeout = self.options().request_timeout;
-        match self.call_body(addr, body, timeout).await? {
+        let answer = match self.over_data_path(addr, &body, answer_len, timeout).await {
+            Some(answer) => answer?,
+            None => self.call_body(addr, body, timeout).await?,
+        };
+        match answer {
             ServerMsg::Chunk(ChunkReply::Refused(refusal)) => {
                 Err(ClientError::Chunk { node, refusal })
             }

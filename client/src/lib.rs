@@ -125,6 +125,7 @@
 mod chunks;
 mod client;
 mod conn;
+mod data_path;
 mod error;
 mod file;
 mod fs;

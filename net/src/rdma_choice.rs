@@ -207,7 +207,24 @@ pub fn negotiate(stream: &mut TcpStream, local: LocalRdma) -> Result<Choice, Neg
     stream.write_all(&encode_offer(local))?;
     let mut buf = [0u8; OFFER_LEN];
     stream.read_exact(&mut buf)?;
+    chosen(stream, local, decode_offer(&buf)?)
+}
+
+/// [`negotiate`] for the end that speaks second: reads the peer's offer
+/// before writing ours. The RDMA data path dials this way, so that no byte
+/// of the choice can arrive while the node still reads its handshake.
+pub fn negotiate_second(
+    stream: &mut TcpStream,
+    local: LocalRdma,
+) -> Result<Choice, NegotiateError> {
+    let mut buf = [0u8; OFFER_LEN];
+    stream.read_exact(&mut buf)?;
     let peer = decode_offer(&buf)?;
+    stream.write_all(&encode_offer(local))?;
+    chosen(stream, local, peer)
+}
+
+fn chosen(stream: &TcpStream, local: LocalRdma, peer: LocalRdma) -> Result<Choice, NegotiateError> {
     let choice = choose(local, peer);
     let peer_addr = stream
         .peer_addr()

@@ -78,12 +78,54 @@ impl TcpConn {
         timeout: Duration,
     ) -> Result<TcpConn, TcpError> {
         let deadline = Instant::now() + timeout;
-        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        let nonce = random_nonce().map_err(TcpError::Random)?;
+        let conn = Connection::new_initiator(key, local, nonce);
+        Self::handshake(stream, conn, addr, deadline, timeout)
+    }
+
+    /// Runs the acceptor's side of the handshake on an accepted `stream`;
+    /// `timeout` bounds it and becomes the read and write timeout, as in
+    /// [`connect`](Self::connect).
+    pub fn accept(
+        stream: TcpStream,
+        key: &ClusterKey,
+        local: Identity,
+        timeout: Duration,
+    ) -> Result<TcpConn, TcpError> {
+        let deadline = Instant::now() + timeout;
+        let addr = stream.peer_addr()?;
+        let nonce = random_nonce().map_err(TcpError::Random)?;
+        let conn = Connection::new(Side::Acceptor, key, local, nonce, ConnLimits::default());
+        Self::handshake(stream, conn, addr, deadline, timeout)
+    }
+
+    /// Hands back the socket once authenticated, for a protocol of its
+    /// own (the RDMA data path's transport choice and queue-pair setup).
+    /// Refused if the peer already sent bytes past the handshake: they
+    /// would be lost with the framing state.
+    pub fn into_stream(mut self) -> Result<TcpStream, TcpError> {
+        write_pending(&mut self.stream, &mut self.conn)?;
+        let buffered = self.conn.buffered_len();
+        if buffered > 0 || self.conn.poll_event().is_some() {
+            return Err(TcpError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("peer sent {buffered} bytes past the handshake before its turn"),
+            )));
+        }
+        Ok(self.stream)
+    }
+
+    fn handshake(
+        mut stream: TcpStream,
+        mut conn: Connection,
+        addr: SocketAddr,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<TcpConn, TcpError> {
         // We batch frames ourselves; Nagle would only add latency.
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(timeout))?;
-        let nonce = random_nonce().map_err(TcpError::Random)?;
-        let mut conn = Connection::new_initiator(key, local, nonce);
         let mut read_buf = vec![0; READ_BUF_LEN].into_boxed_slice();
         write_pending(&mut stream, &mut conn)?;
         let peer = loop {

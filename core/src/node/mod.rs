@@ -26,9 +26,9 @@ pub use leases::LeaseSettings;
 pub use log_op::{Disk, LogOp};
 pub use session::{Dedup, Sessions};
 pub use wire::{
-    ClientMsg, ClientReply, ClientRequest, LeaseMsg, LeaseRefusal, LeaseReply, LeaseRequest,
-    NodeMsg, NodeStatus, Proposal, ReadReply, ReadRequest, ServerMsg, ShardStatus, Stamped,
-    TransferReply, MAX_GRANTS,
+    ClientMsg, ClientReply, ClientRequest, DataPathInfo, LeaseMsg, LeaseRefusal, LeaseReply,
+    LeaseRequest, NodeMsg, NodeStatus, Proposal, ReadReply, ReadRequest, ServerMsg, ShardStatus,
+    Stamped, TransferReply, MAX_GRANTS,
 };
 
 use crate::raft::{Entry, GroupId, Index, NodeId, Term};

@@ -157,6 +157,9 @@ pub enum ClientMsg {
     Lease(LeaseRequest),
     /// Chunk data, for this node's storage service (issue 6).
     Chunk(ChunkRequest),
+    /// Where this node takes chunk requests other than on this connection
+    /// (its RDMA data path).
+    DataPath,
 }
 
 /// `ClientMsg::Chunk` and `ChunkRequest::Write` as postcard writes them:
@@ -411,6 +414,16 @@ pub enum ServerMsg {
     Error(String),
     Lease(LeaseReply),
     Chunk(ChunkReply),
+    DataPath(DataPathInfo),
+}
+
+/// A node's other ways in for chunk requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPathInfo {
+    /// The port of its RDMA data-path listener (`govfs_net::data_path`), on
+    /// the address the client reached it at, when it has an RDMA device
+    /// and a build with the `rdma` feature.
+    pub rdma_port: Option<u16>,
 }
 
 /// Where a node stands: its president-group member and its shards.

@@ -75,7 +75,24 @@ enum Served {
 
 struct Job {
     req: ChunkRequest,
-    reply: ReplyTo,
+    reply: Answer,
+}
+
+/// Where a chunk request's answer goes.
+pub enum Answer {
+    /// Back through the core loop whose connection the request came in on.
+    Core(ReplyTo),
+    /// Into a channel, with the sender's token (the RDMA data path).
+    Channel {
+        tx: Sender<(u64, ChunkReply)>,
+        token: u64,
+    },
+}
+
+impl From<ReplyTo> for Answer {
+    fn from(reply: ReplyTo) -> Answer {
+        Answer::Core(reply)
+    }
 }
 
 /// Where core loops hand chunk requests.
@@ -112,8 +129,9 @@ impl ChunkInbox {
     }
 
     /// Queues `req` on its shard, or says why not (the caller answers).
-    pub fn submit(&self, req: ChunkRequest, reply: ReplyTo) -> Result<(), ChunkRefusal> {
+    pub fn submit(&self, req: ChunkRequest, reply: impl Into<Answer>) -> Result<(), ChunkRefusal> {
         let shard = (req.chunk().0 % self.shards.len() as u64) as usize;
+        let reply = reply.into();
         match self.shards[shard].try_send(Job { req, reply }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
@@ -220,14 +238,18 @@ impl Shard {
     /// crash could take back.
     fn run(&mut self, shared: &Shared) {
         use crossbeam_channel::RecvTimeoutError;
-        let answer = |reply: ReplyTo, a: ChunkReply| {
-            shared.hand_over(
+        let answer = |reply: Answer, a: ChunkReply| match reply {
+            Answer::Core(reply) => shared.hand_over(
                 reply.core,
                 CoreMsg::Reply {
                     reply,
                     msg: ServerMsg::Chunk(a),
                 },
-            )
+            ),
+            // A receiver gone (its connection closed) wants no answer.
+            Answer::Channel { tx, token } => {
+                let _ = tx.send((token, a));
+            }
         };
         loop {
             let first = match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
@@ -246,7 +268,7 @@ impl Shard {
                     Err(_) => break,
                 }
             }
-            let mut synced: Vec<(ReplyTo, ChunkId, Stamp)> = Vec::new();
+            let mut synced: Vec<(Answer, ChunkId, Stamp)> = Vec::new();
             let mut reads = Vec::new();
             // Stamps go past everything the node heard from other nodes...
             let heard = self.pending.observe(shared.clock.now());

@@ -23,8 +23,9 @@ use govfs_core::data::{ChunkRefusal, ChunkReply, Stamp};
 use govfs_core::ids::{index_of, node_of};
 use govfs_core::node::wire::decode_client_msg;
 use govfs_core::node::{
-    App, ClientMsg, ClientReply, ClientRequest, Disk, LeaseMsg, LeaseRequest, LogOp, NodeCore,
-    NodeMsg, NodeStatus, Observation, Output, ReadRequest, ServerMsg, ShardStatus, Stamped,
+    App, ClientMsg, ClientReply, ClientRequest, DataPathInfo, Disk, LeaseMsg, LeaseRequest, LogOp,
+    NodeCore, NodeMsg, NodeStatus, Observation, Output, ReadRequest, ServerMsg, ShardStatus,
+    Stamped,
 };
 use govfs_core::raft::{NodeId, Status, PRESIDENT_GROUP};
 use govfs_net::{Backoff, ConnId, FrameKind, NetEvent, Reactor, Role, Waker};
@@ -63,6 +64,8 @@ pub struct Shared {
     pub chunks: Option<ChunkInbox>,
     /// The node's Lamport clock, on every message to another node.
     pub clock: NodeClock,
+    /// Where the node's RDMA data path listens, when it runs one.
+    pub rdma_data: Option<std::net::SocketAddr>,
 }
 
 impl Shared {
@@ -456,6 +459,12 @@ impl<A: App> CoreLoop<A> {
                 if let Some(r) = refused {
                     self.answer(reply, ServerMsg::Chunk(ChunkReply::Refused(r)));
                 }
+            }
+            ClientMsg::DataPath => {
+                let info = DataPathInfo {
+                    rdma_port: self.shared.rdma_data.map(|a| a.port()),
+                };
+                self.answer(reply, ServerMsg::DataPath(info));
             }
             ClientMsg::Request(req) => {
                 metrics::counter!("govfs_client_requests_total").increment(1);

@@ -3,6 +3,7 @@
 
 pub mod chunks;
 mod core_loop;
+pub mod data_path;
 pub mod lamport;
 mod listener;
 pub mod routing;

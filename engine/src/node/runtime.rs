@@ -161,6 +161,22 @@ pub fn run<A: App + Send + 'static>(
         }
         None => (None, Vec::new()),
     };
+    #[cfg(feature = "rdma")]
+    let rdma_data = match &chunks {
+        Some(inbox) => super::data_path::start(
+            listen.ip(),
+            settings.key.clone(),
+            id,
+            inbox.clone(),
+            Arc::clone(&stop),
+        )
+        .map_err(NodeError::Spawn)?,
+        None => None,
+    };
+    #[cfg(feature = "rdma")]
+    let rdma_addr = rdma_data.as_ref().map(|r| r.addr);
+    #[cfg(not(feature = "rdma"))]
+    let rdma_addr = None;
     let shared = Arc::new(Shared {
         id,
         cores,
@@ -174,6 +190,7 @@ pub fn run<A: App + Send + 'static>(
         stop: Arc::clone(&stop),
         chunks,
         clock,
+        rdma_data: rdma_addr,
     });
     let storage_threads =
         chunks::spawn(storage_shards, Arc::clone(&shared)).map_err(NodeError::Spawn)?;
@@ -227,6 +244,10 @@ pub fn run<A: App + Send + 'static>(
         if t.join().is_err() {
             first_error.get_or_insert(NodeError::ChunkStore("a storage thread panicked".into()));
         }
+    }
+    #[cfg(feature = "rdma")]
+    if let Some(r) = rdma_data {
+        r.join();
     }
     info!(id, "stopped");
     first_error.map_or(Ok(()), Err)

@@ -1,0 +1,626 @@
+//! The RDMA data path between clients and storage nodes (issue 6, item 7):
+//! its setup and its call protocol, sans-IO but for the blocking setup
+//! helpers. Compiled in every build; the verbs themselves are behind the
+//! `rdma` feature (`crate::rdma`).
+//!
+//! Setup, over a TCP connection to the node's data-path listener (whose
+//! address the node tells a client that asks, `ClientMsg::DataPath`):
+//!
+//! 1. the cluster handshake ([`TcpConn::connect`] / [`TcpConn::accept`]),
+//!    the same proof of the cluster key as on every connection;
+//! 2. the transport choice ([`crate::rdma_choice`]): the node writes its
+//!    offer first and the client answers with its own, so no byte of it
+//!    can reach the node while it still reads its handshake;
+//! 3. when both chose RDMA, the queue-pair endpoint exchange
+//!    (`rdma::Connection::establish`), each end offering a receive buffer
+//!    of [`SlotLayout::buffer_len`] bytes. Anything else closes the socket
+//!    and the client stays on TCP.
+//!
+//! Calls. Both receive buffers are cut into the same [`SlotLayout`]: `slots`
+//! slots of `slot_len` bytes. A call takes a free slot `s`, chosen by the
+//! client ([`SlotPool`]). The client RDMA-writes the request body (exactly
+//! the bytes a TCP frame's body would hold: an encoded `ClientMsg::Chunk`)
+//! into slot `s` of the node's buffer with immediate value `s`; the node
+//! answers by RDMA-writing the encoded `ServerMsg` into slot `s` of the
+//! client's buffer, immediate `s`. The slot is the call's id and is free
+//! again when its answer has arrived. A message that does not fit a slot
+//! goes over TCP instead. The node checks every arrival
+//! ([`SlotLayout::arrived`]): an immediate that names no slot, or more
+//! bytes than a slot holds, ends the connection.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::auth::{ClusterKey, Identity};
+use crate::rdma_choice::{negotiate, negotiate_second, Choice, LocalRdma, NegotiateError};
+use crate::tcp::{TcpConn, TcpError};
+
+/// The largest slot: a chunk piece of 64 MiB and its request's header.
+pub const MAX_SLOT_LEN: u32 = (64 << 20) + (64 << 10);
+/// The most slots, so a call id fits any immediate value with room to spare.
+pub const MAX_SLOTS: u32 = 1024;
+
+/// How both ends cut their receive buffers into slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotLayout {
+    slots: u32,
+    slot_len: u32,
+}
+
+impl SlotLayout {
+    /// What nodes and clients use: 8 calls in flight per connection, each
+    /// up to a 4 MiB chunk piece (the default chunk size) and its header.
+    /// A larger piece goes over TCP.
+    pub const DEFAULT: SlotLayout = SlotLayout {
+        slots: 8,
+        slot_len: (4 << 20) + (64 << 10),
+    };
+
+    pub fn new(slots: u32, slot_len: u32) -> Result<SlotLayout, SlotError> {
+        if slots == 0 || slots > MAX_SLOTS {
+            return Err(SlotError::Layout("slots must be 1 to 1024"));
+        }
+        if slot_len == 0 || slot_len > MAX_SLOT_LEN || !slot_len.is_multiple_of(4096) {
+            return Err(SlotError::Layout(
+                "slot_len must be a multiple of 4096, at most 64 MiB + 64 KiB",
+            ));
+        }
+        Ok(SlotLayout { slots, slot_len })
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    pub fn slot_len(&self) -> u32 {
+        self.slot_len
+    }
+
+    /// Bytes of each end's receive buffer.
+    pub fn buffer_len(&self) -> usize {
+        self.slots as usize * self.slot_len as usize
+    }
+
+    /// Where slot `slot` starts in a receive buffer.
+    pub fn offset(&self, slot: u32) -> u64 {
+        assert!(slot < self.slots, "slot {slot} of {}", self.slots);
+        u64::from(slot) * u64::from(self.slot_len)
+    }
+
+    /// Whether a message of `len` bytes fits one slot.
+    pub fn fits(&self, len: usize) -> bool {
+        len <= self.slot_len as usize
+    }
+
+    /// Checks an RDMA write the peer announced with immediate `imm` and
+    /// `byte_len` bytes: the slot it names, if it is one.
+    pub fn arrived(&self, imm: u32, byte_len: u32) -> Result<u32, SlotError> {
+        if imm >= self.slots {
+            return Err(SlotError::NoSuchSlot {
+                imm,
+                slots: self.slots,
+            });
+        }
+        if byte_len > self.slot_len {
+            return Err(SlotError::TooLong {
+                len: byte_len,
+                slot_len: self.slot_len,
+            });
+        }
+        Ok(imm)
+    }
+}
+
+/// A client's slots: which are free for a new call.
+#[derive(Debug)]
+pub struct SlotPool {
+    free: Vec<u32>,
+    busy: Vec<bool>,
+}
+
+impl SlotPool {
+    pub fn new(layout: SlotLayout) -> SlotPool {
+        SlotPool {
+            // Reversed, so slot 0 goes first.
+            free: (0..layout.slots).rev().collect(),
+            busy: vec![false; layout.slots as usize],
+        }
+    }
+
+    /// A free slot for a new call, if any.
+    pub fn take(&mut self) -> Option<u32> {
+        let slot = self.free.pop()?;
+        debug_assert!(!self.busy[slot as usize], "a free slot is not busy");
+        self.busy[slot as usize] = true;
+        Some(slot)
+    }
+
+    /// Whether `slot` holds a call waiting for its answer.
+    pub fn is_busy(&self, slot: u32) -> bool {
+        self.busy.get(slot as usize).copied().unwrap_or(false)
+    }
+
+    /// Frees `slot` once its answer has arrived; an answer for a slot with
+    /// no call in it is the peer's error.
+    pub fn give_back(&mut self, slot: u32) -> Result<(), SlotError> {
+        match self.busy.get_mut(slot as usize) {
+            Some(busy) if *busy => {
+                *busy = false;
+                self.free.push(slot);
+                Ok(())
+            }
+            _ => Err(SlotError::NotBusy { slot }),
+        }
+    }
+
+    /// Calls waiting for their answers.
+    pub fn in_flight(&self) -> usize {
+        self.busy.len() - self.free.len()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum SlotError {
+    #[error("bad slot layout: {0}")]
+    Layout(&'static str),
+    #[error("immediate value {imm} names no slot (there are {slots})")]
+    NoSuchSlot { imm: u32, slots: u32 },
+    #[error("{len} bytes written into a slot of {slot_len}")]
+    TooLong { len: u32, slot_len: u32 },
+    #[error("an answer in slot {slot}, which holds no call")]
+    NotBusy { slot: u32 },
+}
+
+/// Why a data-path connection broke.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+    #[error("the peer sent a control message; the data path has none")]
+    Control,
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// One end of an established data-path connection, whatever carries it:
+/// RDMA verbs ([`RdmaSlots`], feature `rdma`) or memory ([`mem_pair`], for
+/// tests of the layers above, which cannot otherwise run where there is
+/// no RDMA device).
+pub trait SlotLink: Send {
+    fn layout(&self) -> SlotLayout;
+    /// What carries it, for logs (`mlx5_0`, `rxe0`, `memory`).
+    fn name(&self) -> String;
+    /// The next message the peer wrote into one of our slots: its slot and
+    /// length, checked against the layout. An error breaks the link.
+    fn poll(&mut self) -> Result<Option<(u32, u32)>, LinkError>;
+    /// The first `len` bytes of our slot `slot`, once [`poll`](Self::poll)
+    /// announced them.
+    fn read(&self, slot: u32, len: u32) -> Result<Vec<u8>, LinkError>;
+    /// Lets `fill` write a message into a slot-sized buffer (it returns
+    /// how many bytes it wrote) and writes them into the peer's slot
+    /// `slot`, announced by immediate value `slot`.
+    fn write(
+        &mut self,
+        slot: u32,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, LinkError>,
+    ) -> Result<(), LinkError>;
+}
+
+/// An in-memory pair of linked ends: what one writes, the other polls.
+/// [`MemSlots::break_link`] fails both, as a broken queue pair would.
+pub fn mem_pair(layout: SlotLayout) -> (MemSlots, MemSlots) {
+    let side = || {
+        Arc::new(MemSide {
+            buffer: Mutex::new(vec![0; layout.buffer_len()]),
+            arrived: Mutex::new(VecDeque::new()),
+        })
+    };
+    let (a, b) = (side(), side());
+    let broken = Arc::new(AtomicBool::new(false));
+    (
+        MemSlots {
+            layout,
+            ours: Arc::clone(&a),
+            theirs: Arc::clone(&b),
+            broken: Arc::clone(&broken),
+        },
+        MemSlots {
+            layout,
+            ours: b,
+            theirs: a,
+            broken,
+        },
+    )
+}
+
+struct MemSide {
+    /// This end's receive buffer.
+    buffer: Mutex<Vec<u8>>,
+    /// Announced writes into it, in order: (immediate, length).
+    arrived: Mutex<VecDeque<(u32, u32)>>,
+}
+
+/// One end of a [`mem_pair`].
+pub struct MemSlots {
+    layout: SlotLayout,
+    ours: Arc<MemSide>,
+    theirs: Arc<MemSide>,
+    broken: Arc<AtomicBool>,
+}
+
+impl MemSlots {
+    /// Breaks the link for both ends.
+    pub fn break_link(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes raw bytes with any immediate into the peer's buffer at
+    /// `offset`, unchecked: a misbehaving peer, for tests.
+    pub fn write_raw(&self, imm: u32, offset: usize, bytes: &[u8]) {
+        lock(&self.theirs.buffer)[offset..offset + bytes.len()].copy_from_slice(bytes);
+        lock(&self.theirs.arrived).push_back((imm, bytes.len() as u32));
+    }
+
+    fn check(&self) -> Result<(), LinkError> {
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(LinkError::Transport("link broken".into()));
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SlotLink for MemSlots {
+    fn layout(&self) -> SlotLayout {
+        self.layout
+    }
+
+    fn name(&self) -> String {
+        "memory".into()
+    }
+
+    fn poll(&mut self) -> Result<Option<(u32, u32)>, LinkError> {
+        self.check()?;
+        match lock(&self.ours.arrived).pop_front() {
+            Some((imm, len)) => Ok(Some((self.layout.arrived(imm, len)?, len))),
+            None => Ok(None),
+        }
+    }
+
+    fn read(&self, slot: u32, len: u32) -> Result<Vec<u8>, LinkError> {
+        self.check()?;
+        let start = self.layout.offset(slot) as usize;
+        Ok(lock(&self.ours.buffer)[start..start + len as usize].to_vec())
+    }
+
+    fn write(
+        &mut self,
+        slot: u32,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, LinkError>,
+    ) -> Result<(), LinkError> {
+        self.check()?;
+        let start = self.layout.offset(slot) as usize;
+        let mut staging = vec![0u8; self.layout.slot_len() as usize];
+        let len = fill(&mut staging)?;
+        assert!(len <= staging.len(), "a message fits its slot");
+        self.write_raw(slot, start, &staging[..len]);
+        Ok(())
+    }
+}
+
+/// A data-path connection over RDMA verbs: a queue pair with the
+/// layout's receive buffer and a staging region as large, each message
+/// one RDMA write with immediate.
+#[cfg(feature = "rdma")]
+pub struct RdmaSlots {
+    conn: crate::rdma::Connection,
+    staging: crate::rdma::MemoryRegion,
+    layout: SlotLayout,
+    /// Arrivals polled while waiting for a write to complete.
+    early: VecDeque<(u32, u32)>,
+}
+
+#[cfg(feature = "rdma")]
+impl RdmaSlots {
+    /// Step 3 of the setup, on the stream steps 1 and 2 left (both ends
+    /// call this).
+    pub fn establish(stream: &mut TcpStream, layout: SlotLayout) -> Result<RdmaSlots, LinkError> {
+        let transport = |e: crate::rdma::RdmaError| LinkError::Transport(e.to_string());
+        let config = crate::rdma::ConnectionConfig {
+            recv_buffer_len: layout.buffer_len(),
+            // Every write with immediate takes a posted receive: one per slot.
+            control_slots: layout.slots(),
+            max_writes_in_flight: layout.slots(),
+            ..crate::rdma::ConnectionConfig::default()
+        };
+        let conn = crate::rdma::Connection::establish(stream, &config).map_err(transport)?;
+        let remote = conn.remote_endpoint().recv_len;
+        if remote != layout.buffer_len() as u64 {
+            return Err(LinkError::Transport(format!(
+                "the peer offers a {remote}-byte buffer, the layout needs {}",
+                layout.buffer_len()
+            )));
+        }
+        let staging = conn.register(layout.buffer_len()).map_err(transport)?;
+        Ok(RdmaSlots {
+            conn,
+            staging,
+            layout,
+            early: VecDeque::new(),
+        })
+    }
+
+    /// The next completion that matters: an arrival, checked. Completions
+    /// of our own writes only free their places in the send queue.
+    fn next(&mut self) -> Result<Option<(u32, u32)>, LinkError> {
+        use crate::rdma::Event;
+        loop {
+            match self.conn.poll() {
+                Ok(None) => return Ok(None),
+                Ok(Some(Event::WriteComplete { .. } | Event::SendComplete { .. })) => continue,
+                Ok(Some(Event::Control(_))) => return Err(LinkError::Control),
+                Ok(Some(Event::DataWritten { imm, byte_len })) => {
+                    return Ok(Some((self.layout.arrived(imm, byte_len)?, byte_len)))
+                }
+                Err(e) => return Err(LinkError::Transport(e.to_string())),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "rdma")]
+impl SlotLink for RdmaSlots {
+    fn layout(&self) -> SlotLayout {
+        self.layout
+    }
+
+    fn name(&self) -> String {
+        self.conn.device_name().to_string()
+    }
+
+    fn poll(&mut self) -> Result<Option<(u32, u32)>, LinkError> {
+        match self.early.pop_front() {
+            Some(arrival) => Ok(Some(arrival)),
+            None => self.next(),
+        }
+    }
+
+    fn read(&self, slot: u32, len: u32) -> Result<Vec<u8>, LinkError> {
+        let mut out = vec![0u8; len as usize];
+        self.conn
+            .read_received(self.layout.offset(slot) as usize, &mut out)
+            .map_err(|e| LinkError::Transport(e.to_string()))?;
+        Ok(out)
+    }
+
+    fn write(
+        &mut self,
+        slot: u32,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, LinkError>,
+    ) -> Result<(), LinkError> {
+        let offset = self.layout.offset(slot) as usize;
+        let slot_len = self.layout.slot_len() as usize;
+        // The peer answers (or asks) in a slot only after it read what we
+        // last wrote from this one, so its staging bytes are free again.
+        let len = fill(&mut self.staging.as_mut_slice()[offset..offset + slot_len])?;
+        assert!(len <= slot_len, "a message fits its slot");
+        // One write per slot is out at a time, but the completion of the
+        // last one from a slot may not have been polled when the next one
+        // goes: then wait for completions (keeping arrivals for `poll`).
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let local = self
+                .staging
+                .slice(offset, len)
+                .map_err(|e| LinkError::Transport(e.to_string()))?;
+            match self.conn.write_with_imm(local, offset as u64, slot) {
+                Ok(_) => return Ok(()),
+                Err(crate::rdma::RdmaError::SendQueueFull { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    if let Some(arrival) = self.next()? {
+                        self.early.push_back(arrival);
+                    }
+                }
+                Err(e) => return Err(LinkError::Transport(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Why setting up a data-path connection failed.
+#[derive(Debug, Error)]
+pub enum DataPathError {
+    #[error("data path handshake: {0}")]
+    Handshake(#[from] TcpError),
+    #[error(transparent)]
+    Negotiate(#[from] NegotiateError),
+    #[error("data path i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The client's side of steps 1 and 2: dials the node's data-path
+/// listener at `addr`, proves the cluster key, and learns the transport.
+/// The stream is left for the queue-pair exchange when the choice is RDMA.
+pub fn dial(
+    addr: SocketAddr,
+    key: &ClusterKey,
+    local: Identity,
+    rdma: LocalRdma,
+    timeout: Duration,
+) -> Result<(TcpStream, Choice), DataPathError> {
+    let mut stream = TcpConn::connect(addr, key, local, timeout)?.into_stream()?;
+    let choice = negotiate_second(&mut stream, rdma)?;
+    Ok((stream, choice))
+}
+
+/// The node's side of steps 1 and 2 on an accepted `stream`: who dialed
+/// (proven), the stream, and the transport.
+pub fn answer(
+    stream: TcpStream,
+    key: &ClusterKey,
+    local: Identity,
+    rdma: LocalRdma,
+    timeout: Duration,
+) -> Result<(TcpStream, Choice, Identity), DataPathError> {
+    let conn = TcpConn::accept(stream, key, local, timeout)?;
+    let peer = conn.peer();
+    let mut stream = conn.into_stream()?;
+    let choice = negotiate(&mut stream, rdma)?;
+    Ok((stream, choice, peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::rdma_choice::TcpReason;
+    use proptest::prelude::*;
+
+    #[test]
+    fn layouts_out_of_bounds_are_refused() {
+        assert!(SlotLayout::new(0, 4096).is_err());
+        assert!(SlotLayout::new(MAX_SLOTS + 1, 4096).is_err());
+        assert!(SlotLayout::new(1, 0).is_err());
+        assert!(SlotLayout::new(1, 4097).is_err());
+        assert!(SlotLayout::new(1, MAX_SLOT_LEN + 4096).is_err());
+        let d = SlotLayout::DEFAULT;
+        assert_eq!(SlotLayout::new(d.slots(), d.slot_len()), Ok(d));
+        assert_eq!(d.buffer_len(), 8 * ((4 << 20) + (64 << 10)));
+        assert_eq!(d.offset(7), 7 * u64::from(d.slot_len()));
+    }
+
+    proptest! {
+        /// An arrival is accepted exactly when it names a slot and fits it,
+        /// and then it lies inside the receive buffer.
+        #[test]
+        fn arrivals_name_a_slot_and_fit_it(
+            slots in 1u32..64, pages in 1u32..32, imm in any::<u32>(), len in any::<u32>()
+        ) {
+            let layout = SlotLayout::new(slots, pages * 4096).unwrap();
+            let imm = imm % (slots * 2);
+            let len = len % (pages * 4096 * 2);
+            match layout.arrived(imm, len) {
+                Ok(slot) => {
+                    prop_assert!(slot < slots && len <= layout.slot_len());
+                    prop_assert!(layout.offset(slot) + u64::from(len) <= layout.buffer_len() as u64);
+                }
+                Err(_) => prop_assert!(imm >= slots || len > layout.slot_len()),
+            }
+        }
+
+        /// Slots are never handed out twice, and an answer for a free
+        /// slot is refused, under any interleaving of calls and answers.
+        #[test]
+        fn the_pool_hands_each_slot_to_one_call(ops in proptest::collection::vec(any::<(bool, u8)>(), 0..200)) {
+            let layout = SlotLayout::new(5, 4096).unwrap();
+            let mut pool = SlotPool::new(layout);
+            let mut held = std::collections::BTreeSet::new();
+            for (take, which) in ops {
+                if take {
+                    match pool.take() {
+                        Some(s) => prop_assert!(held.insert(s), "slot {} handed out twice", s),
+                        None => prop_assert_eq!(held.len(), 5),
+                    }
+                } else {
+                    let s = u32::from(which % 7);
+                    let was_held = held.remove(&s);
+                    prop_assert_eq!(pool.give_back(s).is_ok(), was_held);
+                }
+                prop_assert_eq!(pool.in_flight(), held.len());
+                for s in 0..7 {
+                    prop_assert_eq!(pool.is_busy(s), held.contains(&s));
+                }
+            }
+        }
+    }
+
+    fn identity(node_id: u64, role: Role) -> Identity {
+        Identity { node_id, role }
+    }
+
+    /// Steps 1 and 2 over real TCP: both ends agree on the transport (TCP
+    /// here, as this end offers no device), the node learns who dialed,
+    /// and the stream carries bytes on afterwards with nothing lost.
+    #[test]
+    fn dial_and_answer_agree_and_leave_the_stream_clean() {
+        use std::io::{Read, Write};
+        let key = ClusterKey::from_bytes(&[7; 32]).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let node_key = key.clone();
+        let node = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let (mut stream, choice, peer) = answer(
+                stream,
+                &node_key,
+                identity(1, Role::Node),
+                LocalRdma::Available,
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            let mut buf = [0u8; 5];
+            stream.read_exact(&mut buf).unwrap();
+            stream.write_all(b"world").unwrap();
+            (choice, peer, buf)
+        });
+        let (mut stream, choice) = dial(
+            addr,
+            &key,
+            identity(9, Role::Client),
+            LocalRdma::NoDevice,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        stream.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).unwrap();
+        let (node_choice, peer, got) = node.join().unwrap();
+        assert_eq!(choice, Choice::Tcp(TcpReason::NoLocalDevice));
+        assert_eq!(node_choice, Choice::Tcp(TcpReason::PeerNoDevice));
+        assert_eq!(peer, identity(9, Role::Client));
+        assert_eq!(&got, b"hello");
+        assert_eq!(&buf, b"world");
+    }
+
+    /// A dialer without the cluster key never reaches the choice.
+    #[test]
+    fn a_wrong_key_is_refused_before_the_choice() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let node = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            answer(
+                stream,
+                &ClusterKey::from_bytes(&[1; 32]).unwrap(),
+                identity(1, Role::Node),
+                LocalRdma::Available,
+                Duration::from_secs(5),
+            )
+            .map(|_| ())
+        });
+        let dialed = dial(
+            addr,
+            &ClusterKey::from_bytes(&[2; 32]).unwrap(),
+            identity(9, Role::Client),
+            LocalRdma::Available,
+            Duration::from_secs(5),
+        );
+        assert!(
+            matches!(dialed, Err(DataPathError::Handshake(_))),
+            "{dialed:?}"
+        );
+        assert!(matches!(
+            node.join().unwrap(),
+            Err(DataPathError::Handshake(_))
+        ));
+    }
+}
