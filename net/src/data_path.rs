@@ -18,15 +18,18 @@
 //!
 //! Calls. Both receive buffers are cut into the same [`SlotLayout`]: `slots`
 //! slots of `slot_len` bytes. A call takes a free slot `s`, chosen by the
-//! client ([`SlotPool`]). The client RDMA-writes the request body (exactly
-//! the bytes a TCP frame's body would hold: an encoded `ClientMsg::Chunk`)
-//! into slot `s` of the node's buffer with immediate value `s`; the node
-//! answers by RDMA-writing the encoded `ServerMsg` into slot `s` of the
-//! client's buffer, immediate `s`. The slot is the call's id and is free
-//! again when its answer has arrived. A message that does not fit a slot
-//! goes over TCP instead. The node checks every arrival
-//! ([`SlotLayout::arrived`]): an immediate that names no slot, or more
-//! bytes than a slot holds, ends the connection.
+//! client ([`SlotPool`]), and is one message each way, both for slot `s`:
+//! the request's body (exactly the bytes a TCP frame's body would hold: an
+//! encoded `ClientMsg::Chunk`), then the node's encoded `ServerMsg`. A
+//! message carrying chunk data (a write's request, a read's answer) is one
+//! RDMA write with immediate value `s` into slot `s` of the peer's buffer;
+//! a small one (up to [`MAX_CONTROL_MESSAGE`] bytes: a read request, an
+//! acknowledgement, a refusal) is one send into the peer's posted
+//! receives, `s` in its first four bytes. The slot is the call's id and
+//! is free again when its answer has arrived. A message that does not fit
+//! a slot goes over TCP instead. Every arrival is checked
+//! ([`SlotLayout::arrived`], [`parse_control`]): a slot that does not
+//! exist, or more bytes than a slot holds, ends the connection.
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
@@ -181,10 +184,35 @@ pub enum SlotError {
 pub enum LinkError {
     #[error(transparent)]
     Slot(#[from] SlotError),
-    #[error("the peer sent a control message; the data path has none")]
-    Control,
+    #[error("a control message of {len} bytes, too short to name a slot")]
+    ShortControl { len: usize },
     #[error("{0}")]
     Transport(String),
+}
+
+/// Messages up to this size travel as control messages (RDMA send and
+/// receive), with the slot in a 4-byte prefix; larger ones, which carry
+/// chunk data, by RDMA write with immediate into the slot.
+pub const MAX_CONTROL_MESSAGE: usize = 4096 - CONTROL_PREFIX;
+/// The slot, little-endian, before a control message's body.
+pub const CONTROL_PREFIX: usize = 4;
+
+/// `[slot][message]`: a message as it travels by send and receive.
+pub fn control_message(slot: u32, message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CONTROL_PREFIX + message.len());
+    out.extend_from_slice(&slot.to_le_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// The slot and message of a control message, the slot checked.
+pub fn parse_control(layout: SlotLayout, mut raw: Vec<u8>) -> Result<(u32, Vec<u8>), LinkError> {
+    let Some(prefix) = raw.first_chunk::<CONTROL_PREFIX>() else {
+        return Err(LinkError::ShortControl { len: raw.len() });
+    };
+    let slot = layout.arrived(u32::from_le_bytes(*prefix), 0)?;
+    raw.drain(..CONTROL_PREFIX);
+    Ok((slot, raw))
 }
 
 /// One end of an established data-path connection, whatever carries it:
@@ -195,15 +223,13 @@ pub trait SlotLink: Send {
     fn layout(&self) -> SlotLayout;
     /// What carries it, for logs (`mlx5_0`, `rxe0`, `memory`).
     fn name(&self) -> String;
-    /// The next message the peer wrote into one of our slots: its slot and
-    /// length, checked against the layout. An error breaks the link.
-    fn poll(&mut self) -> Result<Option<(u32, u32)>, LinkError>;
-    /// The first `len` bytes of our slot `slot`, once [`poll`](Self::poll)
-    /// announced them.
-    fn read(&self, slot: u32, len: u32) -> Result<Vec<u8>, LinkError>;
+    /// The next message from the peer, and the slot it is for (checked
+    /// against the layout). An error breaks the link.
+    fn poll(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError>;
     /// Lets `fill` write a message into a slot-sized buffer (it returns
-    /// how many bytes it wrote) and writes them into the peer's slot
-    /// `slot`, announced by immediate value `slot`.
+    /// how many bytes it wrote) and sends it to the peer for slot `slot`:
+    /// as a control message if it is at most [`MAX_CONTROL_MESSAGE`]
+    /// bytes, into the peer's slot otherwise.
     fn write(
         &mut self,
         slot: u32,
@@ -238,11 +264,18 @@ pub fn mem_pair(layout: SlotLayout) -> (MemSlots, MemSlots) {
     )
 }
 
+/// What arrived at one end of a [`mem_pair`], as the verbs would say it.
+enum MemArrival {
+    /// Written into the buffer: (immediate, length).
+    Written(u32, u32),
+    /// A control message.
+    Control(Vec<u8>),
+}
+
 struct MemSide {
     /// This end's receive buffer.
     buffer: Mutex<Vec<u8>>,
-    /// Announced writes into it, in order: (immediate, length).
-    arrived: Mutex<VecDeque<(u32, u32)>>,
+    arrived: Mutex<VecDeque<MemArrival>>,
 }
 
 /// One end of a [`mem_pair`].
@@ -263,7 +296,12 @@ impl MemSlots {
     /// `offset`, unchecked: a misbehaving peer, for tests.
     pub fn write_raw(&self, imm: u32, offset: usize, bytes: &[u8]) {
         lock(&self.theirs.buffer)[offset..offset + bytes.len()].copy_from_slice(bytes);
-        lock(&self.theirs.arrived).push_back((imm, bytes.len() as u32));
+        lock(&self.theirs.arrived).push_back(MemArrival::Written(imm, bytes.len() as u32));
+    }
+
+    /// Sends a raw control message, unchecked.
+    pub fn send_raw(&self, raw: Vec<u8>) {
+        lock(&self.theirs.arrived).push_back(MemArrival::Control(raw));
     }
 
     fn check(&self) -> Result<(), LinkError> {
@@ -287,18 +325,19 @@ impl SlotLink for MemSlots {
         "memory".into()
     }
 
-    fn poll(&mut self) -> Result<Option<(u32, u32)>, LinkError> {
+    fn poll(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError> {
         self.check()?;
-        match lock(&self.ours.arrived).pop_front() {
-            Some((imm, len)) => Ok(Some((self.layout.arrived(imm, len)?, len))),
+        let arrival = lock(&self.ours.arrived).pop_front();
+        match arrival {
             None => Ok(None),
+            Some(MemArrival::Control(raw)) => parse_control(self.layout, raw).map(Some),
+            Some(MemArrival::Written(imm, len)) => {
+                let slot = self.layout.arrived(imm, len)?;
+                let start = self.layout.offset(slot) as usize;
+                let bytes = lock(&self.ours.buffer)[start..start + len as usize].to_vec();
+                Ok(Some((slot, bytes)))
+            }
         }
-    }
-
-    fn read(&self, slot: u32, len: u32) -> Result<Vec<u8>, LinkError> {
-        self.check()?;
-        let start = self.layout.offset(slot) as usize;
-        Ok(lock(&self.ours.buffer)[start..start + len as usize].to_vec())
     }
 
     fn write(
@@ -307,25 +346,29 @@ impl SlotLink for MemSlots {
         fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, LinkError>,
     ) -> Result<(), LinkError> {
         self.check()?;
-        let start = self.layout.offset(slot) as usize;
         let mut staging = vec![0u8; self.layout.slot_len() as usize];
         let len = fill(&mut staging)?;
         assert!(len <= staging.len(), "a message fits its slot");
-        self.write_raw(slot, start, &staging[..len]);
+        if len <= MAX_CONTROL_MESSAGE {
+            self.send_raw(control_message(slot, &staging[..len]));
+        } else {
+            self.write_raw(slot, self.layout.offset(slot) as usize, &staging[..len]);
+        }
         Ok(())
     }
 }
 
 /// A data-path connection over RDMA verbs: a queue pair with the
-/// layout's receive buffer and a staging region as large, each message
-/// one RDMA write with immediate.
+/// layout's receive buffer and a staging region as large. A message with
+/// chunk data is one RDMA write with immediate into its slot; a smaller
+/// one (a read request, an acknowledgement) is one send.
 #[cfg(feature = "rdma")]
 pub struct RdmaSlots {
     conn: crate::rdma::Connection,
     staging: crate::rdma::MemoryRegion,
     layout: SlotLayout,
-    /// Arrivals polled while waiting for a write to complete.
-    early: VecDeque<(u32, u32)>,
+    /// Arrivals polled while waiting for room in the send queue.
+    early: VecDeque<(u32, Vec<u8>)>,
 }
 
 #[cfg(feature = "rdma")]
@@ -336,8 +379,10 @@ impl RdmaSlots {
         let transport = |e: crate::rdma::RdmaError| LinkError::Transport(e.to_string());
         let config = crate::rdma::ConnectionConfig {
             recv_buffer_len: layout.buffer_len(),
-            // Every write with immediate takes a posted receive: one per slot.
+            // Every message (a send, or a write with immediate) takes one
+            // posted receive, and each slot has one on its way at most.
             control_slots: layout.slots(),
+            control_slot_len: (CONTROL_PREFIX + MAX_CONTROL_MESSAGE) as u32,
             max_writes_in_flight: layout.slots(),
             ..crate::rdma::ConnectionConfig::default()
         };
@@ -349,6 +394,12 @@ impl RdmaSlots {
                 layout.buffer_len()
             )));
         }
+        if conn.max_control_len() < CONTROL_PREFIX + MAX_CONTROL_MESSAGE {
+            return Err(LinkError::Transport(format!(
+                "the peer takes control messages of {} bytes at most",
+                conn.max_control_len()
+            )));
+        }
         let staging = conn.register(layout.buffer_len()).map_err(transport)?;
         Ok(RdmaSlots {
             conn,
@@ -358,19 +409,24 @@ impl RdmaSlots {
         })
     }
 
-    /// The next completion that matters: an arrival, checked. Completions
-    /// of our own writes only free their places in the send queue.
-    fn next(&mut self) -> Result<Option<(u32, u32)>, LinkError> {
+    /// The next message from the peer. Completions of our own writes and
+    /// sends only free their places in the send queue.
+    fn next(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError> {
         use crate::rdma::Event;
+        let transport = |e: crate::rdma::RdmaError| LinkError::Transport(e.to_string());
         loop {
-            match self.conn.poll() {
-                Ok(None) => return Ok(None),
-                Ok(Some(Event::WriteComplete { .. } | Event::SendComplete { .. })) => continue,
-                Ok(Some(Event::Control(_))) => return Err(LinkError::Control),
-                Ok(Some(Event::DataWritten { imm, byte_len })) => {
-                    return Ok(Some((self.layout.arrived(imm, byte_len)?, byte_len)))
+            match self.conn.poll().map_err(transport)? {
+                None => return Ok(None),
+                Some(Event::WriteComplete { .. } | Event::SendComplete { .. }) => continue,
+                Some(Event::Control(raw)) => return parse_control(self.layout, raw).map(Some),
+                Some(Event::DataWritten { imm, byte_len }) => {
+                    let slot = self.layout.arrived(imm, byte_len)?;
+                    let mut bytes = vec![0u8; byte_len as usize];
+                    self.conn
+                        .read_received(self.layout.offset(slot) as usize, &mut bytes)
+                        .map_err(transport)?;
+                    return Ok(Some((slot, bytes)));
                 }
-                Err(e) => return Err(LinkError::Transport(e.to_string())),
             }
         }
     }
@@ -386,19 +442,11 @@ impl SlotLink for RdmaSlots {
         self.conn.device_name().to_string()
     }
 
-    fn poll(&mut self) -> Result<Option<(u32, u32)>, LinkError> {
+    fn poll(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError> {
         match self.early.pop_front() {
             Some(arrival) => Ok(Some(arrival)),
             None => self.next(),
         }
-    }
-
-    fn read(&self, slot: u32, len: u32) -> Result<Vec<u8>, LinkError> {
-        let mut out = vec![0u8; len as usize];
-        self.conn
-            .read_received(self.layout.offset(slot) as usize, &mut out)
-            .map_err(|e| LinkError::Transport(e.to_string()))?;
-        Ok(out)
     }
 
     fn write(
@@ -406,26 +454,31 @@ impl SlotLink for RdmaSlots {
         slot: u32,
         fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, LinkError>,
     ) -> Result<(), LinkError> {
+        use crate::rdma::RdmaError;
         let offset = self.layout.offset(slot) as usize;
         let slot_len = self.layout.slot_len() as usize;
-        // The peer answers (or asks) in a slot only after it read what we
-        // last wrote from this one, so its staging bytes are free again.
+        // The peer answers (or asks) in a slot only after it took what we
+        // last sent for it, so its staging bytes are free again.
         let len = fill(&mut self.staging.as_mut_slice()[offset..offset + slot_len])?;
         assert!(len <= slot_len, "a message fits its slot");
-        // One write per slot is out at a time, but the completion of the
-        // last one from a slot may not have been polled when the next one
+        let control = (len <= MAX_CONTROL_MESSAGE)
+            .then(|| control_message(slot, &self.staging.as_slice()[offset..offset + len]));
+        // One message per slot is out at a time, but the completion of the
+        // last one for a slot may not have been polled when the next one
         // goes: then wait for completions (keeping arrivals for `poll`).
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         loop {
-            let local = self
-                .staging
-                .slice(offset, len)
-                .map_err(|e| LinkError::Transport(e.to_string()))?;
-            match self.conn.write_with_imm(local, offset as u64, slot) {
-                Ok(_) => return Ok(()),
-                Err(crate::rdma::RdmaError::SendQueueFull { .. })
-                    if std::time::Instant::now() < deadline =>
-                {
+            let posted = match &control {
+                Some(message) => self.conn.send(message).map(drop),
+                None => self
+                    .staging
+                    .slice(offset, len)
+                    .and_then(|local| self.conn.write_with_imm(local, offset as u64, slot))
+                    .map(drop),
+            };
+            match posted {
+                Ok(()) => return Ok(()),
+                Err(RdmaError::SendQueueFull { .. }) if std::time::Instant::now() < deadline => {
                     if let Some(arrival) = self.next()? {
                         self.early.push_back(arrival);
                     }
@@ -435,7 +488,6 @@ impl SlotLink for RdmaSlots {
         }
     }
 }
-
 /// Why setting up a data-path connection failed.
 #[derive(Debug, Error)]
 pub enum DataPathError {
@@ -539,6 +591,65 @@ mod tests {
                 for s in 0..7 {
                     prop_assert_eq!(pool.is_busy(s), held.contains(&s));
                 }
+            }
+        }
+    }
+
+    /// Small messages travel as control messages and large ones into the
+    /// slot, and both reach the peer for their slot, byte for byte.
+    #[test]
+    fn memory_links_carry_small_and_large_messages_for_their_slots() {
+        let layout = SlotLayout::new(3, 64 << 10).unwrap();
+        let (mut a, mut b) = mem_pair(layout);
+        let sizes = [
+            0usize,
+            1,
+            MAX_CONTROL_MESSAGE,
+            MAX_CONTROL_MESSAGE + 1,
+            64 << 10,
+        ];
+        for (k, &len) in sizes.iter().enumerate() {
+            let slot = k as u32 % 3;
+            let msg: Vec<u8> = (0..len).map(|i| (i * 31 + k) as u8).collect();
+            a.write(slot, &mut |room| {
+                room[..len].copy_from_slice(&msg);
+                Ok(len)
+            })
+            .unwrap();
+            assert_eq!(b.poll().unwrap(), Some((slot, msg)), "{len} bytes");
+        }
+        assert_eq!(b.poll().unwrap(), None);
+        b.send_raw(vec![1, 0]);
+        assert!(matches!(a.poll(), Err(LinkError::ShortControl { len: 2 })));
+        b.send_raw(control_message(3, b"x"));
+        assert!(matches!(
+            a.poll(),
+            Err(LinkError::Slot(SlotError::NoSuchSlot { imm: 3, .. }))
+        ));
+        a.break_link();
+        assert!(b.poll().is_err() && a.poll().is_err());
+    }
+
+    proptest! {
+        /// A control message names its slot and keeps its bytes; anything
+        /// shorter than the prefix, or naming no slot, is refused.
+        #[test]
+        fn control_messages_round_trip(slot in any::<u32>(), msg in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let layout = SlotLayout::new(8, 4096).unwrap();
+            let parsed = parse_control(layout, control_message(slot, &msg));
+            if slot < 8 {
+                prop_assert_eq!(parsed.unwrap(), (slot, msg));
+            } else {
+                prop_assert!(parsed.is_err());
+            }
+        }
+
+        #[test]
+        fn arbitrary_control_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..16)) {
+            let layout = SlotLayout::new(8, 4096).unwrap();
+            if let Ok((slot, rest)) = parse_control(layout, raw.clone()) {
+                prop_assert!(slot < 8);
+                prop_assert_eq!(&rest[..], &raw[CONTROL_PREFIX..]);
             }
         }
     }

@@ -131,9 +131,9 @@ impl<L: SlotLink> Service<L> {
             while let Some(served) = self.links.get_mut(&id) {
                 match served.link.poll() {
                     Ok(None) => break,
-                    Ok(Some((slot, len))) => {
+                    Ok(Some((slot, body))) => {
                         worked = true;
-                        if let Err(why) = self.arrived(id, slot, len) {
+                        if let Err(why) = self.arrived(id, slot, body) {
                             broken.push((id, why));
                             break;
                         }
@@ -160,8 +160,8 @@ impl<L: SlotLink> Service<L> {
         worked
     }
 
-    /// A request of `len` bytes arrived in slot `slot` of link `id`.
-    fn arrived(&mut self, id: u32, slot: u32, len: u32) -> Result<(), LinkError> {
+    /// A request arrived for slot `slot` of link `id`.
+    fn arrived(&mut self, id: u32, slot: u32, body: Vec<u8>) -> Result<(), LinkError> {
         let Some(served) = self.links.get_mut(&id) else {
             return Ok(());
         };
@@ -172,7 +172,6 @@ impl<L: SlotLink> Service<L> {
             )));
         }
         *busy = true;
-        let body = served.link.read(slot, len)?;
         metrics::counter!("govfs_data_path_calls_total").increment(1);
         let refused = match decode_client_msg(body) {
             Ok(ClientMsg::Chunk(req)) => {
@@ -458,8 +457,7 @@ mod tests {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 self.service.turn();
-                if let Some((slot, len)) = self.client.poll().expect("poll") {
-                    let bytes = self.client.read(slot, len).expect("read");
+                if let Some((slot, bytes)) = self.client.poll().expect("poll") {
                     let msg = govfs_core::codec::decode_exact(&bytes).expect("decode");
                     return (slot, msg);
                 }
@@ -579,8 +577,9 @@ mod tests {
     }
 
     /// A peer that breaks the protocol loses its link: a request into a
-    /// slot whose last request is unanswered, an immediate naming no slot,
-    /// more bytes than a slot holds, or a broken transport.
+    /// slot whose last request is unanswered, an immediate or a control
+    /// message naming no slot, more bytes than a slot holds, a control
+    /// message too short to name one, or a broken transport.
     #[test]
     fn protocol_breaches_drop_the_link() {
         let g = rig().grant(0);
@@ -594,6 +593,8 @@ mod tests {
             }),
             Box::new(|c| c.write_raw(4, 0, &body)),
             Box::new(|c| c.write_raw(1, offset(1), &vec![0; (1 << 20) + 1][..])),
+            Box::new(|c| c.send_raw(govfs_net::data_path::control_message(4, &body))),
+            Box::new(|c| c.send_raw(vec![0; 3])),
             Box::new(|c| c.break_link()),
         ];
         for (k, breach) in cases.iter().enumerate() {
