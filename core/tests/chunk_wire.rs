@@ -221,3 +221,22 @@ fn existing_chunk_variants_keep_their_tags() {
     let bytes = postcard::to_stdvec(&refused).unwrap();
     assert_eq!(bytes[0], 2, "Refused is the third reply, before Deleted");
 }
+
+proptest! {
+    /// The data-path question and its answer round-trip, and cut or
+    /// bit-flipped answers decode to an error or to some answer, never a
+    /// panic.
+    #[test]
+    fn data_path_messages_round_trip(port in proptest::option::of(any::<u16>()), cut in any::<usize>(), flip in any::<(usize, u8)>()) {
+        let ask = postcard::to_stdvec(&ClientMsg::DataPath).unwrap();
+        prop_assert_eq!(decode_client_msg(ask).unwrap(), ClientMsg::DataPath);
+        let msg = ServerMsg::DataPath(govfs_core::node::DataPathInfo { rdma_port: port });
+        let mut bytes = postcard::to_stdvec(&msg).unwrap();
+        prop_assert_eq!(decode_exact::<ServerMsg>(&bytes).unwrap(), msg);
+        let i = flip.0 % bytes.len();
+        bytes[i] ^= flip.1;
+        let _ = decode_exact::<ServerMsg>(&bytes);
+        bytes.truncate(cut % (bytes.len() + 1));
+        let _ = decode_exact::<ServerMsg>(&bytes);
+    }
+}
