@@ -94,7 +94,6 @@ struct Inner {
     /// Members' addresses per ministry, for reads (spread over them).
     members: Mutex<HashMap<GroupId, Vec<SocketAddr>>>,
     lamport: crate::chunks::Lamport,
-    #[cfg(feature = "rdma")]
     data_paths: crate::data_path::DataPaths,
 }
 
@@ -151,7 +150,6 @@ impl Client {
                 leaders: Mutex::new(HashMap::new()),
                 members: Mutex::new(HashMap::new()),
                 lamport: Default::default(),
-                #[cfg(feature = "rdma")]
                 data_paths: Default::default(),
             }),
         };
@@ -174,13 +172,11 @@ impl Client {
         &self.inner.lamport
     }
 
-    #[cfg(feature = "rdma")]
     pub(crate) fn data_paths(&self) -> &crate::data_path::DataPaths {
         &self.inner.data_paths
     }
 
     /// The cluster key and who this client is, for connections of its own.
-    #[cfg(feature = "rdma")]
     pub(crate) fn identity(&self) -> (govfs_net::ClusterKey, govfs_net::Identity) {
         (self.inner.settings.key.clone(), self.inner.settings.local)
     }

@@ -358,6 +358,136 @@ impl SlotLink for MemSlots {
     }
 }
 
+/// Set to `1` on both ends (the node daemons and the client process), the
+/// data path runs without RDMA: its slots travel over the setup's TCP
+/// socket ([`TcpSlots`]). For tests on machines without an RDMA device:
+/// everything above the link (the node's listener and service, the
+/// client's routes and links) then runs across real processes. Nothing
+/// is faster for it; production leaves it unset.
+pub const OVER_TCP_ENV: &str = "GOVFS_DATA_PATH_OVER_TCP";
+
+/// Whether [`OVER_TCP_ENV`] asks for the data path over TCP.
+pub fn over_tcp() -> bool {
+    std::env::var_os(OVER_TCP_ENV).is_some_and(|v| v == "1")
+}
+
+/// Slots carried over a TCP stream (see [`OVER_TCP_ENV`]): each message is
+/// `[slot u32][length u32][bytes]`, checked on arrival like an RDMA one.
+pub struct TcpSlots {
+    stream: TcpStream,
+    layout: SlotLayout,
+    /// Bytes received and not yet a whole message.
+    input: Vec<u8>,
+}
+
+/// Header of a message on a [`TcpSlots`] stream.
+const TCP_SLOT_HEADER: usize = 8;
+
+impl TcpSlots {
+    pub fn new(stream: TcpStream, layout: SlotLayout) -> std::io::Result<TcpSlots> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        Ok(TcpSlots {
+            stream,
+            layout,
+            input: Vec::new(),
+        })
+    }
+
+    /// A whole message at the front of the input, if there is one.
+    fn take(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError> {
+        let Some(header) = self.input.first_chunk::<TCP_SLOT_HEADER>() else {
+            return Ok(None);
+        };
+        let (slot, len) = header.split_at(4);
+        let slot = u32::from_le_bytes(slot.try_into().expect("4 bytes"));
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes"));
+        let slot = self.layout.arrived(slot, len)?;
+        let end = TCP_SLOT_HEADER + len as usize;
+        if self.input.len() < end {
+            return Ok(None);
+        }
+        let message = self.input[TCP_SLOT_HEADER..end].to_vec();
+        self.input.drain(..end);
+        Ok(Some((slot, message)))
+    }
+}
+
+impl SlotLink for TcpSlots {
+    fn layout(&self) -> SlotLayout {
+        self.layout
+    }
+
+    fn name(&self) -> String {
+        "TCP (emulated)".into()
+    }
+
+    fn poll(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError> {
+        use std::io::Read;
+        if let Some(message) = self.take()? {
+            return Ok(Some(message));
+        }
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(LinkError::Transport("peer closed".into())),
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(LinkError::Transport(e.to_string())),
+            }
+        }
+        self.take()
+    }
+
+    fn write(
+        &mut self,
+        slot: u32,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, LinkError>,
+    ) -> Result<(), LinkError> {
+        use std::io::Write;
+        let slot_len = self.layout.slot_len() as usize;
+        let mut out = vec![0u8; TCP_SLOT_HEADER + slot_len];
+        let len = fill(&mut out[TCP_SLOT_HEADER..])?;
+        assert!(len <= slot_len, "a message fits its slot");
+        out[..4].copy_from_slice(&slot.to_le_bytes());
+        out[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+        let mut rest = &out[..TCP_SLOT_HEADER + len];
+        while !rest.is_empty() {
+            match self.stream.write(rest) {
+                Ok(0) => return Err(LinkError::Transport("peer closed".into())),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(LinkError::Transport(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: SlotLink + ?Sized> SlotLink for Box<T> {
+    fn layout(&self) -> SlotLayout {
+        (**self).layout()
+    }
+
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn poll(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError> {
+        (**self).poll()
+    }
+
+    fn write(
+        &mut self,
+        slot: u32,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, LinkError>,
+    ) -> Result<(), LinkError> {
+        (**self).write(slot, fill)
+    }
+}
+
 /// A data-path connection over RDMA verbs: a queue pair with the
 /// layout's receive buffer and a staging region as large. A message with
 /// chunk data is one RDMA write with immediate into its slot; a smaller
@@ -439,7 +569,7 @@ impl SlotLink for RdmaSlots {
     }
 
     fn name(&self) -> String {
-        self.conn.device_name().to_string()
+        format!("RDMA on {}", self.conn.device_name())
     }
 
     fn poll(&mut self) -> Result<Option<(u32, Vec<u8>)>, LinkError> {
@@ -652,6 +782,56 @@ mod tests {
                 prop_assert_eq!(&rest[..], &raw[CONTROL_PREFIX..]);
             }
         }
+    }
+
+    /// Over a real TCP socket: messages of every size, in order, each for
+    /// its slot; a slot that does not exist breaks the link.
+    #[test]
+    fn tcp_slots_carry_messages_for_their_slots() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let layout = SlotLayout::new(4, 1 << 20).unwrap();
+        let dialed = TcpStream::connect(addr).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let mut a = TcpSlots::new(dialed, layout).unwrap();
+        let mut b = TcpSlots::new(accepted, layout).unwrap();
+        let sizes = [0usize, 7, 4096, 300_000, 1 << 20];
+        let sender = std::thread::spawn(move || {
+            for (k, &len) in sizes.iter().enumerate() {
+                let msg: Vec<u8> = (0..len).map(|i| (i * 13 + k) as u8).collect();
+                a.write(k as u32 % 4, &mut |room| {
+                    room[..len].copy_from_slice(&msg);
+                    Ok(len)
+                })
+                .unwrap();
+            }
+            a
+        });
+        for (k, &len) in sizes.iter().enumerate() {
+            let got = loop {
+                if let Some(m) = b.poll().unwrap() {
+                    break m;
+                }
+                std::thread::yield_now();
+            };
+            let msg: Vec<u8> = (0..len).map(|i| (i * 13 + k) as u8).collect();
+            assert_eq!(got, (k as u32 % 4, msg));
+        }
+        let a = sender.join().unwrap();
+        use std::io::Write;
+        (&a.stream).write_all(&[9, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap();
+        let err = loop {
+            match b.poll() {
+                Ok(None) => std::thread::yield_now(),
+                Ok(Some(m)) => panic!("no message: {m:?}"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(err, LinkError::Slot(SlotError::NoSuchSlot { imm: 9, .. })),
+            "{err}"
+        );
+        drop(a);
     }
 
     fn identity(node_id: u64, role: Role) -> Identity {

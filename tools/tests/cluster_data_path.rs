@@ -9,34 +9,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{pattern, TestCluster};
-use govfs_client::{FileSystem, FsOptions, OpenMode};
+use common::{pattern, round_trip, TestCluster};
+use govfs_client::{FileSystem, FsOptions};
 use govfs_core::node::{ClientMsg, ServerMsg};
 use govfs_net::rdma_choice::LocalRdma;
 
 const MIB: usize = 1 << 20;
-
-/// Writes `data` in 1 MiB pieces (each fits a data-path slot) and reads
-/// it back the same way and whole; every byte must match.
-async fn round_trip(fs: &mut FileSystem, path: &str, data: &[u8]) {
-    let mut f = fs.open_file(path, OpenMode::Write).await.expect("open");
-    for (k, piece) in data.chunks(MIB).enumerate() {
-        f.write_at((k * MIB) as u64, piece)
-            .await
-            .unwrap_or_else(|e| panic!("write {k}: {e}"));
-    }
-    f.close().await.expect("close");
-    let mut r = fs.open_file(path, OpenMode::Read).await.expect("open");
-    for (k, piece) in data.chunks(MIB).enumerate() {
-        let got = r
-            .read_at((k * MIB) as u64, piece.len() as u64)
-            .await
-            .unwrap_or_else(|e| panic!("read {k}: {e}"));
-        assert!(got == piece, "piece {k} reads back as written");
-    }
-    let all = r.read_at(0, data.len() as u64 + 1).await.expect("read");
-    assert!(all == data, "the whole file reads back as written");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_requests_take_rdma_where_both_ends_have_a_device_and_tcp_otherwise() {
@@ -90,7 +68,7 @@ async fn chunk_requests_take_rdma_where_both_ends_have_a_device_and_tcp_otherwis
     for &addr in &cluster.addrs {
         loop {
             let how = client.data_path(addr);
-            if how.starts_with("RDMA") {
+            if how.starts_with("data path: RDMA") {
                 break;
             }
             assert!(Instant::now() < deadline, "{addr}: still {how}");

@@ -221,86 +221,90 @@ impl<L: SlotLink> Service<L> {
     }
 }
 
-/// A running RDMA data path: its address, for `ClientMsg::DataPath`.
-#[cfg(feature = "rdma")]
-pub struct RdmaData {
+/// A running data-path listener: its address, for `ClientMsg::DataPath`.
+pub struct DataPathListener {
     pub addr: std::net::SocketAddr,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
-#[cfg(feature = "rdma")]
-impl RdmaData {
+impl DataPathListener {
     /// Waits for both threads, which end once `stop` is set.
     pub fn join(self) {
         for t in self.threads {
             if t.join().is_err() {
-                warn!("an RDMA data path thread panicked");
+                warn!("a data path thread panicked");
             }
         }
     }
 }
 
-/// Starts the RDMA data path on `ip` (a port of the kernel's choosing)
-/// when this node has a usable RDMA device; `None` (logged) otherwise.
-#[cfg(feature = "rdma")]
+/// A link of whichever kind the setup made.
+type AnyLink = Box<dyn SlotLink>;
+
+/// Starts the data path on `ip` (a port of the kernel's choosing) when
+/// this node has a usable RDMA device and the `rdma` feature, or when
+/// `GOVFS_DATA_PATH_OVER_TCP=1` asks for it over TCP (tests); `None`
+/// (logged) otherwise.
 pub fn start(
     ip: std::net::IpAddr,
     key: govfs_net::ClusterKey,
     id: govfs_core::raft::NodeId,
     chunks: ChunkInbox,
     stop: std::sync::Arc<AtomicBool>,
-) -> std::io::Result<Option<RdmaData>> {
-    use govfs_net::data_path::{RdmaSlots, SlotLayout};
+) -> std::io::Result<Option<DataPathListener>> {
+    use govfs_net::data_path::{over_tcp, SlotLayout};
     use govfs_net::rdma_choice::LocalRdma;
     use std::net::{SocketAddr, TcpListener};
     use std::sync::Arc;
 
-    match LocalRdma::probe() {
-        LocalRdma::Available => {}
-        other => {
-            info!(
-                ?other,
-                "RDMA data path off: no usable RDMA device; chunks go over TCP"
-            );
-            return Ok(None);
-        }
+    let rdma = LocalRdma::probe();
+    let over_tcp = over_tcp();
+    if rdma != LocalRdma::Available && !over_tcp {
+        info!(
+            ?rdma,
+            "data path off (no usable RDMA device): chunks go over TCP"
+        );
+        return Ok(None);
     }
     let listener = TcpListener::bind(SocketAddr::new(ip, 0))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let (new_tx, new_rx) = unbounded::<NewLink<RdmaSlots>>();
+    let (new_tx, new_rx) = unbounded::<NewLink<AnyLink>>();
     let local = govfs_net::Identity {
         node_id: id,
         role: govfs_net::Role::Node,
     };
     let accept_stop = Arc::clone(&stop);
     let accept = thread::Builder::new()
-        .name("govfs-rdma-accept".into())
-        .spawn(move || rdma::accept_loop(&listener, &key, local, &new_tx, &accept_stop))?;
+        .name("govfs-data-accept".into())
+        .spawn(move || setup::accept_loop(&listener, &key, local, &new_tx, &accept_stop))?;
     let service = thread::Builder::new()
         .name("govfs-data-path".into())
         .spawn(move || Service::new(chunks, new_rx).run(&stop))?;
-    info!(%addr, layout = ?SlotLayout::DEFAULT, "RDMA data path listening");
-    Ok(Some(RdmaData {
+    if over_tcp {
+        warn!(%addr, "data path listening, its slots over TCP ({} is set: for tests)", govfs_net::data_path::OVER_TCP_ENV);
+    } else {
+        info!(%addr, layout = ?SlotLayout::DEFAULT, "RDMA data path listening");
+    }
+    Ok(Some(DataPathListener {
         addr,
         threads: vec![accept, service],
     }))
 }
 
-#[cfg(feature = "rdma")]
-mod rdma {
+mod setup {
     use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread;
     use std::time::Duration;
 
     use crossbeam_channel::Sender;
-    use govfs_net::data_path::{answer, RdmaSlots, SlotLayout};
-    use govfs_net::rdma_choice::{Choice, LocalRdma};
+    use govfs_net::data_path::{answer, over_tcp, SlotLayout, TcpSlots};
+    use govfs_net::rdma_choice::LocalRdma;
     use govfs_net::{ClusterKey, Identity};
     use tracing::{debug, warn};
 
-    use super::NewLink;
+    use super::{AnyLink, NewLink};
 
     /// A peer must finish the handshake, the choice and the queue-pair
     /// exchange within this time.
@@ -310,7 +314,7 @@ mod rdma {
         listener: &TcpListener,
         key: &ClusterKey,
         local: Identity,
-        new_links: &Sender<NewLink<RdmaSlots>>,
+        new_links: &Sender<NewLink<AnyLink>>,
         stop: &AtomicBool,
     ) {
         while !stop.load(Ordering::Relaxed) {
@@ -319,24 +323,24 @@ mod rdma {
                     let key = key.clone();
                     let new_links = new_links.clone();
                     let spawned = thread::Builder::new()
-                        .name("govfs-rdma-setup".into())
+                        .name("govfs-data-setup".into())
                         .spawn(move || match set_up(stream, &key, local) {
                             Ok(Some((link, peer))) => {
                                 let peer = format!("{addr} ({peer:?})");
                                 let _ = new_links.send(NewLink { link, peer });
                             }
                             Ok(None) => debug!(%addr, "data path peer stays on TCP"),
-                            Err(e) => warn!(%addr, "RDMA data path setup failed: {e}"),
+                            Err(e) => warn!(%addr, "data path setup failed: {e}"),
                         });
                     if let Err(e) = spawned {
-                        warn!(%addr, "cannot start an RDMA setup thread: {e}");
+                        warn!(%addr, "cannot start a data path setup thread: {e}");
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
-                    warn!("RDMA data path accept failed: {e}");
+                    warn!("data path accept failed: {e}");
                     thread::sleep(Duration::from_millis(20));
                 }
             }
@@ -347,17 +351,24 @@ mod rdma {
         stream: TcpStream,
         key: &ClusterKey,
         local: Identity,
-    ) -> Result<Option<(RdmaSlots, Identity)>, String> {
+    ) -> Result<Option<(AnyLink, Identity)>, String> {
         stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-        let (mut stream, choice, peer) =
-            answer(stream, key, local, LocalRdma::Available, SETUP_TIMEOUT)
+        let (stream, choice, peer) = answer(stream, key, local, LocalRdma::probe(), SETUP_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        let layout = SlotLayout::DEFAULT;
+        #[cfg(feature = "rdma")]
+        if choice == govfs_net::rdma_choice::Choice::Rdma {
+            let mut stream = stream;
+            let link = govfs_net::data_path::RdmaSlots::establish(&mut stream, layout)
                 .map_err(|e| e.to_string())?;
-        if choice != Choice::Rdma {
-            return Ok(None);
+            return Ok(Some((Box::new(link), peer)));
         }
-        let link =
-            RdmaSlots::establish(&mut stream, SlotLayout::DEFAULT).map_err(|e| e.to_string())?;
-        Ok(Some((link, peer)))
+        debug!(%choice, "no RDMA between us");
+        if over_tcp() {
+            let link = TcpSlots::new(stream, layout).map_err(|e| e.to_string())?;
+            return Ok(Some((Box::new(link), peer)));
+        }
+        Ok(None)
     }
 }
 

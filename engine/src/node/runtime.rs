@@ -161,8 +161,7 @@ pub fn run<A: App + Send + 'static>(
         }
         None => (None, Vec::new()),
     };
-    #[cfg(feature = "rdma")]
-    let rdma_data = match &chunks {
+    let data_path = match &chunks {
         Some(inbox) => super::data_path::start(
             listen.ip(),
             settings.key.clone(),
@@ -173,10 +172,7 @@ pub fn run<A: App + Send + 'static>(
         .map_err(NodeError::Spawn)?,
         None => None,
     };
-    #[cfg(feature = "rdma")]
-    let rdma_addr = rdma_data.as_ref().map(|r| r.addr);
-    #[cfg(not(feature = "rdma"))]
-    let rdma_addr = None;
+    let data_path_addr = data_path.as_ref().map(|r| r.addr);
     let shared = Arc::new(Shared {
         id,
         cores,
@@ -190,7 +186,7 @@ pub fn run<A: App + Send + 'static>(
         stop: Arc::clone(&stop),
         chunks,
         clock,
-        rdma_data: rdma_addr,
+        rdma_data: data_path_addr,
     });
     let storage_threads =
         chunks::spawn(storage_shards, Arc::clone(&shared)).map_err(NodeError::Spawn)?;
@@ -245,8 +241,7 @@ pub fn run<A: App + Send + 'static>(
             first_error.get_or_insert(NodeError::ChunkStore("a storage thread panicked".into()));
         }
     }
-    #[cfg(feature = "rdma")]
-    if let Some(r) = rdma_data {
+    if let Some(r) = data_path {
         r.join();
     }
     info!(id, "stopped");

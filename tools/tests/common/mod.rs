@@ -283,3 +283,27 @@ pub fn tcp_connections_to(addr: SocketAddr) -> usize {
         .filter(|c| c.len() > 9 && c[2] == remote && c[3] == "01" && ours.contains(c[9]))
         .count()
 }
+
+/// Writes `data` in 1 MiB pieces (each fits a data-path slot) and reads
+/// it back the same way and whole; every byte must match.
+pub async fn round_trip(fs: &mut govfs_client::FileSystem, path: &str, data: &[u8]) {
+    use govfs_client::OpenMode;
+    const MIB: usize = 1 << 20;
+    let mut f = fs.open_file(path, OpenMode::Write).await.expect("open");
+    for (k, piece) in data.chunks(MIB).enumerate() {
+        f.write_at((k * MIB) as u64, piece)
+            .await
+            .unwrap_or_else(|e| panic!("write {k}: {e}"));
+    }
+    f.close().await.expect("close");
+    let mut r = fs.open_file(path, OpenMode::Read).await.expect("open");
+    for (k, piece) in data.chunks(MIB).enumerate() {
+        let got = r
+            .read_at((k * MIB) as u64, piece.len() as u64)
+            .await
+            .unwrap_or_else(|e| panic!("read {k}: {e}"));
+        assert!(got == piece, "piece {k} reads back as written");
+    }
+    let all = r.read_at(0, data.len() as u64 + 1).await.expect("read");
+    assert!(all == data, "the whole file reads back as written");
+}
