@@ -378,6 +378,8 @@ pub struct TcpSlots {
     layout: SlotLayout,
     /// Bytes received and not yet a whole message.
     input: Vec<u8>,
+    /// Where a message is put together before it is sent.
+    output: Vec<u8>,
 }
 
 /// Header of a message on a [`TcpSlots`] stream.
@@ -391,6 +393,7 @@ impl TcpSlots {
             stream,
             layout,
             input: Vec::new(),
+            output: vec![0; TCP_SLOT_HEADER + layout.slot_len() as usize],
         })
     }
 
@@ -447,7 +450,7 @@ impl SlotLink for TcpSlots {
     ) -> Result<(), LinkError> {
         use std::io::Write;
         let slot_len = self.layout.slot_len() as usize;
-        let mut out = vec![0u8; TCP_SLOT_HEADER + slot_len];
+        let out = &mut self.output;
         let len = fill(&mut out[TCP_SLOT_HEADER..])?;
         assert!(len <= slot_len, "a message fits its slot");
         out[..4].copy_from_slice(&slot.to_le_bytes());
