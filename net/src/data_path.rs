@@ -179,6 +179,36 @@ pub enum SlotError {
     NotBusy { slot: u32 },
 }
 
+/// How a thread that polls links waits when a turn found nothing: it
+/// spins for `spin_turns` turns (an answer is often microseconds away),
+/// then rests between turns (its caller says how).
+#[derive(Debug)]
+pub struct IdleSpin {
+    idle: u32,
+    spin_turns: u32,
+}
+
+impl IdleSpin {
+    pub fn new(spin_turns: u32) -> IdleSpin {
+        IdleSpin {
+            idle: 0,
+            spin_turns,
+        }
+    }
+
+    /// After a turn: nothing if it `worked`, a spin, or `rest()`.
+    pub fn after(&mut self, worked: bool, rest: impl FnOnce()) {
+        if worked {
+            self.idle = 0;
+        } else if self.idle < self.spin_turns {
+            self.idle += 1;
+            std::hint::spin_loop();
+        } else {
+            rest();
+        }
+    }
+}
+
 /// Why a data-path connection broke.
 #[derive(Debug, Error)]
 pub enum LinkError {

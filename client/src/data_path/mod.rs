@@ -12,8 +12,9 @@
 //!
 //! Each data-path connection has a thread of its own that owns the queue
 //! pair: it copies each request into its registered memory, writes it into
-//! a free slot of the node's buffer, and polls for the answers (without
-//! sleeping while calls are out; blocked on its queue when none are).
+//! a free slot of the node's buffer, and polls for the answers while calls
+//! are out (spinning, then napping briefly); it blocks on its queue when
+//! none are.
 //!
 //! With `GOVFS_DATA_PATH_OVER_TCP=1` (`govfs_net::data_path::OVER_TCP_ENV`)
 //! on the client and the nodes, the same runs with the slots carried over

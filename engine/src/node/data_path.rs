@@ -30,7 +30,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use govfs_core::data::{ChunkRefusal, ChunkReply};
 use govfs_core::node::wire::decode_client_msg;
 use govfs_core::node::{ClientMsg, ServerMsg};
-use govfs_net::data_path::{LinkError, SlotLink};
+use govfs_net::data_path::{IdleSpin, LinkError, SlotLink};
 use tracing::{info, warn};
 
 use super::chunks::{Answer, ChunkInbox};
@@ -88,7 +88,7 @@ impl<L: SlotLink> Service<L> {
 
     /// Serves until `stop` is set.
     pub fn run(mut self, stop: &AtomicBool) {
-        let mut idle = 0u32;
+        let mut idle = IdleSpin::new(SPIN_TURNS);
         let mut last_gauge = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let worked = self.turn();
@@ -96,14 +96,7 @@ impl<L: SlotLink> Service<L> {
                 metrics::gauge!("govfs_data_path_links").set(self.links.len() as f64);
                 last_gauge = Instant::now();
             }
-            if worked {
-                idle = 0;
-            } else if idle < SPIN_TURNS {
-                idle += 1;
-                std::hint::spin_loop();
-            } else {
-                thread::sleep(IDLE_SLEEP);
-            }
+            idle.after(worked, || thread::sleep(IDLE_SLEEP));
         }
     }
 
