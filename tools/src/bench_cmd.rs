@@ -12,6 +12,7 @@
 //! * `chunks`: the chunk store against the raw disk (`bench_chunks.rs`).
 //! * `locks`: ranged write leases, the thesis's table (`bench_locks.rs`).
 //! * `data`: the data plane against the raw disk (`bench_data.rs`).
+//! * `rtt`: where the time of one small request goes (`bench_rtt.rs`).
 //! * `thesis`: the thesis's evaluation, plotted and reported (`bench_thesis.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +41,8 @@ pub enum BenchCmd {
     Data(crate::bench_data::DataArgs),
     /// Ranged write leases: the thesis's section 5.2 table, lease latency and rate.
     Locks(crate::bench_locks::LocksArgs),
+    /// One request at a time, hop by hop: ping-pong, core loop, storage shard, disk.
+    Rtt(crate::bench_rtt::RttArgs),
     /// The thesis's five experiments (section 5): CSV, figures and docs/evaluation.md.
     Thesis(crate::bench_thesis::ThesisArgs),
 }
@@ -76,6 +79,7 @@ pub async fn run(cmd: BenchCmd) -> i32 {
             BenchCmd::Chunks(a) => crate::bench_chunks::run(&a),
             BenchCmd::Locks(a) => crate::bench_locks::run(&a).await,
             BenchCmd::Data(a) => crate::bench_data::run(&a).await,
+            BenchCmd::Rtt(a) => crate::bench_rtt::run(&a).await,
             BenchCmd::Thesis(a) => crate::bench_thesis::run(&a).await,
         }
     };

@@ -5,6 +5,7 @@ mod bench_cmd;
 mod bench_data;
 mod bench_locks;
 mod bench_meta;
+mod bench_rtt;
 mod bench_thesis;
 mod cluster_cmd;
 mod config;
