@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{pattern, round_trip, TestCluster};
 use govfs_client::{Client, FileSystem, FsOptions};
+use govfs_core::data::ChunkRef;
+use govfs_core::meta::{MetaOp, MetaReply};
 use govfs_core::node::{ClientMsg, ServerMsg};
 use govfs_net::data_path::OVER_TCP_ENV;
 
@@ -65,14 +67,41 @@ async fn chunk_requests_take_the_data_path_and_fall_back_to_tcp_when_it_breaks()
 
     // A node restarted under the client: its link breaks at the next call,
     // which goes over TCP instead; nothing is lost.
+    let (ministry, attr) = fs.locate("/second", true).await.expect("locate");
+    let op = MetaOp::Chunks {
+        ino: attr.ino,
+        first: 0,
+        count: 1,
+    };
+    let place = match fs.call(ministry, op, "/second").await.expect("chunks") {
+        MetaReply::Chunks(list) => list.into_iter().next().expect("chunk 0"),
+        other => panic!("a chunk list, not {other:?}"),
+    };
+    assert!(place.replicas.contains(&3), "node 3 holds chunk 0: {place:?}");
+    let chunk = ChunkRef {
+        file: attr.ino,
+        index: 0,
+    }
+    .id()
+    .expect("id");
     let third = cluster.addrs[2];
     cluster.kill(3);
     cluster.start(3);
     cluster.wait_serving(1, Duration::from_secs(30)).await;
-    fs.create("/third", 0o644, true).await.expect("create");
-    round_trip(&mut fs, "/third", &pattern(5 * MIB + 7, 3)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.call(third, &ClientMsg::Status).await.is_err() {
+        assert!(Instant::now() < deadline, "node 3 did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = client
+        .read_chunk(3, chunk, place.version, 0, 4096)
+        .await
+        .expect("read from the restarted node");
+    assert_eq!(got, pattern(9 * MIB + 4321, 2)[..4096]);
     let how = client.data_path(third);
     assert!(how.starts_with("TCP: data path dropped"), "{third}: {how}");
+    fs.create("/third", 0o644, true).await.expect("create");
+    round_trip(&mut fs, "/third", &pattern(5 * MIB + 7, 3)).await;
     // The other nodes kept theirs.
     for &addr in &cluster.addrs[..2] {
         assert_eq!(client.data_path(addr), EMULATED, "{addr}");
