@@ -457,3 +457,69 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Batches of writes over three chunks, overlapping and in partial
+    /// blocks, read back as if written one after another, also after the
+    /// syncs and a reopen, on both backends.
+    #[test]
+    fn batches_of_writes_land_as_if_written_in_order(
+        batches in prop::collection::vec(
+            prop::collection::vec((0u64..3, 0usize..CHUNK, 1usize..(40 * BLOCK), any::<u8>()), 1..12),
+            1..4,
+        ),
+        blocking in any::<bool>(),
+    ) {
+        use govfs_engine::chunk::BatchWrite;
+        let backend = if blocking { BackendChoice::Blocking } else { BackendChoice::Auto };
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), backend);
+        let mut model: Vec<Vec<u8>> = vec![Vec::new(); 3];
+        for batch in batches {
+            let datas: Vec<(u64, usize, Vec<u8>)> = batch
+                .iter()
+                .map(|&(chunk, offset, len, seed)| {
+                    let len = len.min(CHUNK - offset);
+                    (chunk, offset, pattern(seed, len))
+                })
+                .collect();
+            let writes: Vec<BatchWrite> = datas
+                .iter()
+                .map(|(chunk, offset, data)| BatchWrite {
+                    chunk: *chunk,
+                    version: 0,
+                    offset: *offset as u64,
+                    data,
+                })
+                .collect();
+            for r in s.write_batch(&writes) {
+                r.unwrap();
+            }
+            for (chunk, offset, data) in &datas {
+                let m = &mut model[*chunk as usize];
+                if m.len() < offset + data.len() {
+                    m.resize(offset + data.len(), 0);
+                }
+                m[*offset..offset + data.len()].copy_from_slice(data);
+            }
+            // Readable before the sync, as written.
+            for (chunk, m) in model.iter().enumerate() {
+                if !m.is_empty() {
+                    prop_assert_eq!(&s.read(chunk as u64, 0, CHUNK).unwrap(), m);
+                }
+            }
+            for chunk in 0..3 {
+                s.sync(chunk).unwrap();
+            }
+        }
+        drop(s);
+        let mut s = store(dir.path(), backend);
+        for (chunk, m) in model.iter().enumerate() {
+            if !m.is_empty() {
+                prop_assert_eq!(&s.read(chunk as u64, 0, CHUNK).unwrap(), m);
+                prop_assert!(s.scrub(chunk as u64).unwrap().is_empty());
+            }
+        }
+    }
+}

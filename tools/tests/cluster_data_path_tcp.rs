@@ -77,7 +77,10 @@ async fn chunk_requests_take_the_data_path_and_fall_back_to_tcp_when_it_breaks()
         MetaReply::Chunks(list) => list.into_iter().next().expect("chunk 0"),
         other => panic!("a chunk list, not {other:?}"),
     };
-    assert!(place.replicas.contains(&3), "node 3 holds chunk 0: {place:?}");
+    assert!(
+        place.replicas.contains(&3),
+        "node 3 holds chunk 0: {place:?}"
+    );
     let chunk = ChunkRef {
         file: attr.ino,
         index: 0,

@@ -96,6 +96,10 @@ struct Open {
     dirty: bool,
     /// File bytes `[from, to)` of blocks a cut cleared, to free after the sync.
     punch: Option<(u64, u64)>,
+    /// A write to it failed since the last sync: what is on the disk is
+    /// unknown, so the sync fails (nothing written since is acknowledged)
+    /// and the chunk is reloaded.
+    failed: bool,
 }
 
 pub struct ChunkStore {
@@ -108,6 +112,41 @@ pub struct ChunkStore {
     buf: AlignedBuf,
     /// Where a write's checksum-table blocks and header are staged.
     meta: (AlignedBuf, AlignedBuf),
+    /// Buffers of written batches, for the next ones.
+    spare: Vec<AlignedBuf>,
+    spare_meta: Vec<(AlignedBuf, AlignedBuf)>,
+}
+
+/// One write of [`ChunkStore::write_batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct BatchWrite<'a> {
+    pub chunk: ChunkId,
+    pub version: u64,
+    pub offset: u64,
+    pub data: &'a [u8],
+}
+
+/// Writes staged in a batch, submitted together at most.
+const GROUP_MAX: usize = 8;
+
+/// A write of a batch, copied and checksummed, not yet on the disk.
+struct Staged {
+    /// Its place in the batch.
+    index: usize,
+    chunk: ChunkId,
+    blocks: std::ops::Range<usize>,
+    /// Where its blocks go in the chunk's file.
+    at: u64,
+    buf: AlignedBuf,
+    /// `buf` is the store's own buffer (`ChunkStore::buf`), to give back.
+    own: bool,
+}
+
+/// The blocks `len` bytes at `offset` touch (at least one).
+fn block_range(offset: u64, len: usize) -> std::ops::Range<usize> {
+    let end = offset + len as u64;
+    (offset / BLOCK as u64) as usize
+        ..(end.div_ceil(BLOCK as u64) as usize).max((offset / BLOCK as u64) as usize + 1)
 }
 
 /// Stages the checksum-table blocks holding entries `blocks` in `table`
@@ -191,6 +230,8 @@ impl ChunkStore {
             uses: 0,
             buf,
             meta,
+            spare: Vec::new(),
+            spare_meta: Vec::new(),
         })
     }
 
@@ -295,6 +336,7 @@ impl ChunkStore {
                 last_use: 0,
                 dirty: false,
                 punch: None,
+                failed: false,
             });
         }
         let file = self.io.open(&path, OpenMode::Existing)?;
@@ -311,6 +353,7 @@ impl ChunkStore {
                 last_use: 0,
                 dirty: false,
                 punch: None,
+                failed: false,
             })
         } else if bytes.len() < meta_len {
             Err(ChunkError::BadHeader {
@@ -341,6 +384,7 @@ impl ChunkStore {
                         last_use: 0,
                         dirty: false,
                         punch: None,
+                        failed: false,
                     })
                 }
             }
@@ -409,6 +453,13 @@ impl ChunkStore {
         let Some(o) = self.open.get_mut(&chunk) else {
             return Ok(());
         };
+        if o.failed {
+            self.open.remove(&chunk);
+            return Err(ChunkError::Disk(DiskError::Os {
+                op: "chunk write",
+                source: std::io::Error::other("a write since the last sync failed"),
+            }));
+        }
         if !o.dirty {
             return Ok(());
         }
@@ -449,9 +500,61 @@ impl ChunkStore {
         offset: u64,
         data: &[u8],
     ) -> Result<(), ChunkError> {
+        let write = BatchWrite {
+            chunk,
+            version,
+            offset,
+            data,
+        };
+        self.write_batch(&[write])
+            .pop()
+            .expect("one result per write")
+    }
+
+    /// [`Self::write_unsynced`] of several writes at once, with a result
+    /// for each, in order. Their data goes to the disk together (up to 16
+    /// at a time, so a disk that works on several IOs at once does),
+    /// submitted with each touched chunk's checksum table and header, in
+    /// one wait. A write overlapping one before it in the same chunk waits
+    /// for it, so writes to a chunk land in their order.
+    pub fn write_batch(&mut self, writes: &[BatchWrite<'_>]) -> Vec<Result<(), ChunkError>> {
+        let mut results: Vec<Option<Result<(), ChunkError>>> =
+            writes.iter().map(|_| None).collect();
+        let mut group: Vec<Staged> = Vec::new();
+        for (index, w) in writes.iter().enumerate() {
+            let blocks = block_range(w.offset, w.data.len());
+            let overlaps = group.iter().any(|g| {
+                g.chunk == w.chunk && g.blocks.start < blocks.end && blocks.start < g.blocks.end
+            });
+            if overlaps || group.len() == GROUP_MAX {
+                self.flush(&mut group, &mut results);
+            }
+            match self.stage(index, w) {
+                Ok(Some(staged)) => group.push(staged),
+                Ok(None) => results[index] = Some(Ok(())),
+                Err(e) => results[index] = Some(Err(e)),
+            }
+        }
+        self.flush(&mut group, &mut results);
+        results
+            .into_iter()
+            .map(|r| r.expect("every write has a result"))
+            .collect()
+    }
+
+    /// Checks one write, copies and checksums its blocks into a buffer of
+    /// its own and updates the chunk's table, size and version in memory;
+    /// `None` for an empty write.
+    fn stage(&mut self, index: usize, w: &BatchWrite<'_>) -> Result<Option<Staged>, ChunkError> {
+        let BatchWrite {
+            chunk,
+            version,
+            offset,
+            data,
+        } = *w;
         self.check_range(chunk, offset, data.len())?;
         if data.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let cs = self.opts.chunk_size;
         let have = self.get(chunk, true)?.version;
@@ -463,14 +566,13 @@ impl ChunkStore {
             });
         }
         let end = offset + data.len() as u64;
-        let (b0, b1) = (
-            (offset / BLOCK as u64) as usize,
-            end.div_ceil(BLOCK as u64) as usize,
-        );
+        let blocks = block_range(offset, data.len());
+        let (b0, b1) = (blocks.start, blocks.end);
         let n = (b1 - b0) * BLOCK;
         // Partial first and last blocks keep their other bytes: read them
         // (verified) first. With them and the data every byte of the
         // staged blocks is written, so the write buffer is filled in place.
+        // (No staged write covers them: `write_batch` flushed any first.)
         let head = (offset % BLOCK as u64) as usize;
         let (read_first, read_last) = (
             head != 0,
@@ -483,7 +585,18 @@ impl ChunkStore {
         if read_last {
             self.read_block(chunk, b1 - 1, &mut last)?;
         }
-        let mut buf = self.buffer(n);
+        // The store's own (registered) buffer for the first write of a
+        // group, so a lone write is a `WriteFixed`; spares for the others.
+        let own = self.buf.capacity() >= n;
+        let mut buf = if own {
+            std::mem::replace(&mut self.buf, AlignedBuf::new(0))
+        } else {
+            match self.spare.pop() {
+                Some(b) if b.capacity() >= n => b,
+                _ => self.io.buffer(n),
+            }
+        };
+        buf.clear();
         let staged = buf.prepare_read(n);
         if read_first {
             staged[..BLOCK].copy_from_slice(&first);
@@ -507,22 +620,81 @@ impl ChunkStore {
         // A cut not yet synced must not free blocks this write fills: its
         // space is then left to the next cut.
         o.punch = None;
-        let (table, header) = &mut self.meta;
-        let result = persist_meta(
-            &mut *self.io,
-            o,
+        // Dirty from now: an open chunk with writes on their way is never
+        // closed to make room for another.
+        o.dirty = true;
+        Ok(Some(Staged {
+            index,
             chunk,
-            cs,
-            b0..b1,
-            Some((data_offset(cs, b0), &buf)),
-            (table, header),
-        );
-        if result.is_err() {
-            // What is on disk is unknown: reload it next time.
-            self.open.remove(&chunk);
+            blocks,
+            at: data_offset(cs, b0),
+            buf,
+            own,
+        }))
+    }
+
+    /// Writes the staged writes' data and their chunks' tables and headers,
+    /// all submitted at once; records each write's result. On an error
+    /// what reached the disk is unknown: the chunks are reloaded from it
+    /// next time, and their writes fail.
+    fn flush(&mut self, group: &mut Vec<Staged>, results: &mut [Option<Result<(), ChunkError>>]) {
+        if group.is_empty() {
+            return;
         }
-        self.buf = buf;
-        result
+        let cs = self.opts.chunk_size;
+        // Each touched chunk's table blocks (covering its writes) and header.
+        let mut chunks: Vec<(ChunkId, std::ops::Range<usize>)> = Vec::new();
+        for g in group.iter() {
+            match chunks.iter_mut().find(|(c, _)| *c == g.chunk) {
+                Some((_, r)) => *r = r.start.min(g.blocks.start)..r.end.max(g.blocks.end),
+                None => chunks.push((g.chunk, g.blocks.clone())),
+            }
+        }
+        let mut meta = Vec::with_capacity(chunks.len());
+        for (chunk, blocks) in &chunks {
+            let o = self.open.get(chunk).expect("a staged chunk stays open");
+            let (mut table, mut header) = match self.spare_meta.pop() {
+                Some(pair) => pair,
+                None => (self.io.buffer(BLOCK), self.io.buffer(BLOCK)),
+            };
+            let at = stage_meta(o, *chunk, cs, blocks.clone(), &mut table, &mut header);
+            meta.push((*chunk, at, table, header));
+        }
+        let mut writes: Vec<(&IoFile, u64, &AlignedBuf)> = Vec::new();
+        for g in group.iter() {
+            writes.push((&self.open[&g.chunk].file, g.at, &g.buf));
+        }
+        for (chunk, at, table, header) in &meta {
+            let file = &self.open[chunk].file;
+            writes.push((file, *at, table));
+            writes.push((file, 0, header));
+        }
+        let written = self.io.write_many(&writes);
+        drop(writes);
+        for g in group.drain(..) {
+            results[g.index] = Some(match &written {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    if let Some(o) = self.open.get_mut(&g.chunk) {
+                        o.failed = true;
+                    }
+                    Err(ChunkError::Disk(DiskError::Os {
+                        op: "chunk write",
+                        source: std::io::Error::other(e.to_string()),
+                    }))
+                }
+            });
+            if g.own {
+                self.buf = g.buf;
+            } else {
+                self.spare.push(g.buf);
+            }
+        }
+        self.spare.truncate(GROUP_MAX);
+        for (_, _, table, header) in meta {
+            self.spare_meta.push((table, header));
+        }
+        self.spare_meta.truncate(GROUP_MAX);
     }
 
     /// Cuts `chunk` to its first `keep` bytes for replica-set `version`,
@@ -608,7 +780,10 @@ impl ChunkStore {
             )
         })();
         if result.is_err() {
-            self.open.remove(&chunk);
+            // The sync must fail: see `Open::failed`.
+            if let Some(o) = self.open.get_mut(&chunk) {
+                o.failed = true;
+            }
         }
         self.buf = buf;
         result

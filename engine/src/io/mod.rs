@@ -80,14 +80,24 @@ pub trait DiskIo: Send {
 
     /// Writes each `(offset, buf)` of `writes` to `file`, in no particular
     /// order: done when all are (not durable before [`DiskIo::sync`]).
-    /// io_uring submits up to four at once and waits once, where
-    /// [`DiskIo::write_at`] one after another waits for each.
     fn write_all_at(
         &mut self,
         file: &IoFile,
         writes: &[(u64, &AlignedBuf)],
     ) -> Result<(), DiskError> {
-        for (offset, buf) in writes {
+        let writes: Vec<(&IoFile, u64, &AlignedBuf)> =
+            writes.iter().map(|(o, b)| (file, *o, *b)).collect();
+        self.write_many(&writes)
+    }
+
+    /// Writes each `(file, offset, buf)` of `writes`, in no particular
+    /// order (so no two may overlap): done when all are, not durable
+    /// before [`DiskIo::sync`]. io_uring submits up to 16 at once and waits
+    /// once, so the disk sees them together; the blocking backend writes
+    /// one after another. On an error, which of them reached the file is
+    /// unknown.
+    fn write_many(&mut self, writes: &[(&IoFile, u64, &AlignedBuf)]) -> Result<(), DiskError> {
+        for (file, offset, buf) in writes {
             self.write_at(file, *offset, buf)?;
         }
         Ok(())

@@ -48,7 +48,7 @@ const RUN: u64 = 1 << 63;
 const WRITE: u64 = RUN;
 const SYNC: u64 = RUN | 1;
 /// Entries one blocking call submits at most.
-const RUN_MAX: usize = 4;
+const RUN_MAX: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct UringOptions {
@@ -699,43 +699,41 @@ impl DiskIo for UringIo {
         self.write(file, offset, buf, true)
     }
 
-    fn write_all_at(
-        &mut self,
-        file: &IoFile,
-        writes: &[(u64, &AlignedBuf)],
-    ) -> Result<(), DiskError> {
-        if writes.len() > RUN_MAX || writes.iter().any(|(_, b)| b.len() > MAX_WRITE) {
-            for (offset, buf) in writes {
+    fn write_many(&mut self, writes: &[(&IoFile, u64, &AlignedBuf)]) -> Result<(), DiskError> {
+        if writes.iter().any(|(_, _, b)| b.len() > MAX_WRITE) {
+            for (file, offset, buf) in writes {
                 self.write(file, *offset, buf, false)?;
             }
             return Ok(());
         }
-        let fd = types::Fd(file.file().as_raw_fd());
-        let mut entries = Vec::with_capacity(writes.len());
-        let mut bufs = Vec::with_capacity(writes.len());
-        for (k, (offset, buf)) in writes.iter().enumerate() {
-            file.check_aligned(*offset, buf)?;
-            let bytes = buf.as_slice();
-            // `bytes.len()` <= MAX_WRITE fits a u32.
-            let len = bytes.len() as u32;
-            let write = match buf.registration().filter(|r| r.ring == self.id) {
-                Some(r) => opcode::WriteFixed::new(fd, bytes.as_ptr(), len, r.index)
-                    .offset(*offset)
-                    .build(),
-                None => opcode::Write::new(fd, bytes.as_ptr(), len)
-                    .offset(*offset)
-                    .build(),
-            };
-            entries.push(write.user_data(RUN | k as u64));
-            bufs.push(*buf);
-        }
-        let results = self.run_with(&entries, &bufs)?;
-        for (k, (offset, buf)) in writes.iter().enumerate() {
-            let written = completion("write", results[k].unwrap_or(0))?;
-            if written < buf.len() {
-                // Rare (a signal, a full disk): the whole buffer again, one
-                // write at a time, which reports what stops it.
-                self.write(file, *offset, buf, false)?;
+        for group in writes.chunks(RUN_MAX) {
+            let mut entries = Vec::with_capacity(group.len());
+            let mut bufs = Vec::with_capacity(group.len());
+            for (k, (file, offset, buf)) in group.iter().enumerate() {
+                file.check_aligned(*offset, buf)?;
+                let fd = types::Fd(file.file().as_raw_fd());
+                let bytes = buf.as_slice();
+                // `bytes.len()` <= MAX_WRITE fits a u32.
+                let len = bytes.len() as u32;
+                let write = match buf.registration().filter(|r| r.ring == self.id) {
+                    Some(r) => opcode::WriteFixed::new(fd, bytes.as_ptr(), len, r.index)
+                        .offset(*offset)
+                        .build(),
+                    None => opcode::Write::new(fd, bytes.as_ptr(), len)
+                        .offset(*offset)
+                        .build(),
+                };
+                entries.push(write.user_data(RUN | k as u64));
+                bufs.push(*buf);
+            }
+            let results = self.run_with(&entries, &bufs)?;
+            for (k, (file, offset, buf)) in group.iter().enumerate() {
+                let written = completion("write", results[k].unwrap_or(0))?;
+                if written < buf.len() {
+                    // Rare (a signal, a full disk): the whole buffer again,
+                    // one write at a time, which reports what stops it.
+                    self.write(file, *offset, buf, false)?;
+                }
             }
         }
         Ok(())

@@ -24,8 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use govfs_core::data::{
-    verify, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock, Pending,
-    SignedGrant, Stamp, WriteId, DELETE_LEASE,
+    verify, ChunkData, ChunkId, ChunkRefusal, ChunkReply, ChunkRequest, GrantKey, LamportClock,
+    Pending, SignedGrant, Stamp, WriteId, DELETE_LEASE,
 };
 use govfs_core::node::ServerMsg;
 use govfs_core::president::StorageSpace;
@@ -35,7 +35,7 @@ use tracing::{info, warn};
 use super::core_loop::Shared;
 use super::lamport::Floor;
 use super::routing::{CoreMsg, ReplyTo};
-use crate::chunk::{ChunkError, ChunkOptions, ChunkStore};
+use crate::chunk::{BatchWrite, ChunkError, ChunkOptions, ChunkStore};
 
 /// Requests queued per storage shard before new ones are refused as busy.
 const QUEUE: usize = 1024;
@@ -76,6 +76,15 @@ enum Served {
 struct Job {
     req: ChunkRequest,
     reply: Answer,
+}
+
+/// A write whose grant was verified and stamp taken, to be written.
+struct Admitted {
+    chunk: ChunkId,
+    version: u64,
+    offset: u64,
+    data: ChunkData,
+    stamp: Stamp,
 }
 
 /// Where a chunk request's answer goes.
@@ -273,7 +282,19 @@ impl Shard {
             // Stamps go past everything the node heard from other nodes...
             let heard = self.pending.observe(shared.clock.now());
             debug_assert!(heard.is_ok(), "the node's clock stays below the bound");
+            // Writes are admitted (grant, stamp) as they come and written
+            // together (`ChunkStore::write_batch`: the disk gets them at
+            // once) before any other request, which may depend on them.
+            let mut writes: Vec<(Admitted, Answer)> = Vec::new();
             for Job { req, reply } in batch {
+                if let ChunkRequest::Write { .. } = &req {
+                    match self.admit(shared.id, req) {
+                        Ok(w) => writes.push((w, reply)),
+                        Err(a) => answer(reply, a),
+                    }
+                    continue;
+                }
+                self.write_admitted(&mut writes, &mut synced, &answer);
                 if let ChunkRequest::Read { chunk, .. } = &req {
                     if self.store.is_dirty(chunk.0) {
                         reads.push(Job { req, reply });
@@ -285,6 +306,7 @@ impl Shard {
                     Served::AfterSync(chunk, stamp) => synced.push((reply, chunk, stamp)),
                 }
             }
+            self.write_admitted(&mut writes, &mut synced, &answer);
             // ...and what the node tells them next goes past these stamps.
             let told = shared.clock.observe(self.pending.clock().now());
             debug_assert!(told.is_ok(), "a shard's clock stays below the bound");
@@ -326,6 +348,101 @@ impl Shard {
         self.store.close_all();
     }
 
+    /// A write, checked and stamped: its grant verified, its Lamport stamp
+    /// taken and the floor raised past it. Written by [`Self::write_admitted`].
+    fn admit(&mut self, node: NodeId, req: ChunkRequest) -> Result<Admitted, ChunkReply> {
+        let ChunkRequest::Write {
+            grant,
+            offset,
+            data,
+            write,
+            lamport,
+        } = req
+        else {
+            return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(
+                "not a write".into(),
+            )));
+        };
+        if let Err(e) = self.pending.observe(lamport) {
+            return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())));
+        }
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(
+                "range overflows".into(),
+            )));
+        };
+        let chunk = grant.grant.chunk_id;
+        if grant.grant.lease == DELETE_LEASE {
+            return Err(ChunkReply::Refused(ChunkRefusal::Grant(
+                "a delete grant does not allow writing".into(),
+            )));
+        }
+        let known = match self.store.stat(chunk.0) {
+            Ok(s) => s.map(|(_, version)| version),
+            Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
+        };
+        self.check(node, &grant, (offset, end), known)?;
+        let stamp = self.stamp(write)?;
+        Ok(Admitted {
+            chunk,
+            version: grant.grant.version,
+            offset,
+            data,
+            stamp,
+        })
+    }
+
+    /// The Lamport stamp of write `write`, with the floor raised past it.
+    fn stamp(&mut self, write: WriteId) -> Result<Stamp, ChunkReply> {
+        let stamp = self.pending.accept(write);
+        if let Err(e) = self.floor.raise(self.pending.clock().now()) {
+            // Without the floor a restart could reuse stamps: refuse.
+            let _ = self.pending.failed(stamp);
+            return Err(ChunkReply::Refused(ChunkRefusal::Disk(format!(
+                "lamport floor: {e}"
+            ))));
+        }
+        Ok(stamp)
+    }
+
+    /// Writes the admitted writes in one batch; each is acknowledged after
+    /// its chunk's sync (`synced`) or refused now.
+    fn write_admitted(
+        &mut self,
+        writes: &mut Vec<(Admitted, Answer)>,
+        synced: &mut Vec<(Answer, ChunkId, Stamp)>,
+        answer: &impl Fn(Answer, ChunkReply),
+    ) {
+        if writes.is_empty() {
+            return;
+        }
+        let batch: Vec<BatchWrite> = writes
+            .iter()
+            .map(|(w, _)| BatchWrite {
+                chunk: w.chunk.0,
+                version: w.version,
+                offset: w.offset,
+                data: &w.data,
+            })
+            .collect();
+        let results = self.store.write_batch(&batch);
+        drop(batch);
+        for ((w, reply), result) in writes.drain(..).zip(results) {
+            match result {
+                Ok(()) => {
+                    metrics::counter!("govfs_chunk_write_bytes_total")
+                        .increment(w.data.len() as u64);
+                    synced.push((reply, w.chunk, w.stamp));
+                }
+                Err(e) => {
+                    let _ = self.pending.failed(w.stamp);
+                    warn!(shard = self.index, chunk = ?w.chunk, "chunk write failed: {e}");
+                    answer(reply, ChunkReply::Refused(refusal(w.chunk, e)));
+                }
+            }
+        }
+    }
+
     /// A change to the grant's chunk: the grant is verified for `range`,
     /// then `change` runs as write `write`, acknowledged after the sync.
     fn granted(
@@ -347,14 +464,7 @@ impl Shard {
             Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
         };
         self.check(node, grant, range, known)?;
-        let stamp = self.pending.accept(write);
-        if let Err(e) = self.floor.raise(self.pending.clock().now()) {
-            // Without the floor a restart could reuse stamps: refuse.
-            let _ = self.pending.failed(stamp);
-            return Err(ChunkReply::Refused(ChunkRefusal::Disk(format!(
-                "lamport floor: {e}"
-            ))));
-        }
+        let stamp = self.stamp(write)?;
         match change(&mut self.store, grant.grant.version) {
             Ok(()) => Ok(Served::AfterSync(chunk, stamp)),
             Err(e) => {
@@ -456,23 +566,23 @@ impl Shard {
             return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())));
         }
         match req {
-            ChunkRequest::Write {
-                grant,
-                offset,
-                data,
-                write,
-                ..
-            } => {
-                let Some(end) = offset.checked_add(data.len() as u64) else {
-                    return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(
-                        "range overflows".into(),
-                    )));
+            // `run` writes them in batches; one on its own the same way.
+            write @ ChunkRequest::Write { .. } => {
+                let w = self.admit(node, write)?;
+                let one = BatchWrite {
+                    chunk: w.chunk.0,
+                    version: w.version,
+                    offset: w.offset,
+                    data: &w.data,
                 };
-                let served = self.granted(node, &grant, (offset, end), write, |store, v| {
-                    store.write_unsynced(grant.grant.chunk_id.0, v, offset, &data)
-                })?;
-                metrics::counter!("govfs_chunk_write_bytes_total").increment(data.len() as u64);
-                Ok(served)
+                match self.store.write_batch(&[one]).pop() {
+                    Some(Ok(())) => Ok(Served::AfterSync(w.chunk, w.stamp)),
+                    Some(Err(e)) => {
+                        let _ = self.pending.failed(w.stamp);
+                        Err(ChunkReply::Refused(refusal(w.chunk, e)))
+                    }
+                    None => unreachable!("one result per write"),
+                }
             }
             ChunkRequest::Truncate {
                 grant, keep, write, ..
