@@ -422,7 +422,8 @@ pub enum ServerMsg {
 pub struct DataPathInfo {
     /// The port of its RDMA data-path listener (`govfs_net::data_path`), on
     /// the address the client reached it at, when it has an RDMA device
-    /// and a build with the `rdma` feature.
+    /// and a build with the `rdma` feature (or runs the data path over TCP
+    /// for tests, `GOVFS_DATA_PATH_OVER_TCP=1`).
     pub rdma_port: Option<u16>,
 }
 

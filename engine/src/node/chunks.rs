@@ -91,7 +91,7 @@ struct Admitted {
 pub enum Answer {
     /// Back through the core loop whose connection the request came in on.
     Core(ReplyTo),
-    /// Into a channel, with the sender's token (the RDMA data path).
+    /// Into a channel, with the sender's token (the data path).
     Channel {
         tx: Sender<(u64, ChunkReply)>,
         token: u64,

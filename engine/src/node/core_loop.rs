@@ -64,7 +64,7 @@ pub struct Shared {
     pub chunks: Option<ChunkInbox>,
     /// The node's Lamport clock, on every message to another node.
     pub clock: NodeClock,
-    /// Where the node's RDMA data path listens, when it runs one.
+    /// Where the node's data path listens, when it runs one.
     pub rdma_data: Option<std::net::SocketAddr>,
 }
 
