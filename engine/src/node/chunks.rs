@@ -372,6 +372,26 @@ impl Shard {
             )));
         };
         let chunk = grant.grant.chunk_id;
+        let stamp = self.allowed(node, &grant, (offset, end), write)?;
+        Ok(Admitted {
+            chunk,
+            version: grant.grant.version,
+            offset,
+            data,
+            stamp,
+        })
+    }
+
+    /// Verifies `grant` (a write grant, not a delete grant) for bytes
+    /// `range` of its chunk here; then the stamp of write `write`.
+    fn allowed(
+        &mut self,
+        node: NodeId,
+        grant: &SignedGrant,
+        range: (u64, u64),
+        write: WriteId,
+    ) -> Result<Stamp, ChunkReply> {
+        let chunk = grant.grant.chunk_id;
         if grant.grant.lease == DELETE_LEASE {
             return Err(ChunkReply::Refused(ChunkRefusal::Grant(
                 "a delete grant does not allow writing".into(),
@@ -381,15 +401,8 @@ impl Shard {
             Ok(s) => s.map(|(_, version)| version),
             Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
         };
-        self.check(node, &grant, (offset, end), known)?;
-        let stamp = self.stamp(write)?;
-        Ok(Admitted {
-            chunk,
-            version: grant.grant.version,
-            offset,
-            data,
-            stamp,
-        })
+        self.check(node, grant, range, known)?;
+        self.stamp(write)
     }
 
     /// The Lamport stamp of write `write`, with the floor raised past it.
@@ -454,17 +467,7 @@ impl Shard {
         change: impl FnOnce(&mut ChunkStore, u64) -> Result<(), ChunkError>,
     ) -> Result<Served, ChunkReply> {
         let chunk = grant.grant.chunk_id;
-        if grant.grant.lease == DELETE_LEASE {
-            return Err(ChunkReply::Refused(ChunkRefusal::Grant(
-                "a delete grant does not allow writing".into(),
-            )));
-        }
-        let known = match self.store.stat(chunk.0) {
-            Ok(s) => s.map(|(_, version)| version),
-            Err(e) => return Err(ChunkReply::Refused(refusal(chunk, e))),
-        };
-        self.check(node, grant, range, known)?;
-        let stamp = self.stamp(write)?;
+        let stamp = self.allowed(node, grant, range, write)?;
         match change(&mut self.store, grant.grant.version) {
             Ok(()) => Ok(Served::AfterSync(chunk, stamp)),
             Err(e) => {
