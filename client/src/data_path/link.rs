@@ -1,11 +1,12 @@
-//! One data-path connection to a storage node: a thread that owns the
-//! link (a [`SlotLink`]: RDMA verbs, TCP for tests, memory for unit tests),
-//! writes each call into a free slot and hands each answer to its caller.
-//! With calls out it polls, spinning at first and then napping 20 µs
-//! between polls; with none it blocks on its queue.
+//! A client's data-path connections to storage nodes, all served by one
+//! thread (the [`Poller`]), as a node's service serves all of its own: it
+//! owns every link (a [`SlotLink`]: RDMA verbs, TCP for tests, memory for
+//! unit tests), writes each call into a free slot of its link and hands
+//! each answer to its caller. With calls out it polls, spinning at first
+//! and then napping 20 µs between polls; with none it blocks on its queue.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tracing::warn;
 
 use crate::conn::Body;
 
-/// Idle polls before a connection thread with calls out starts napping.
+/// Idle polls before the poller, with calls out, starts napping.
 const SPIN_TURNS: u32 = 1_000;
 /// Its nap between polls then: a slow answer (a write's sync) should not
 /// hold a core the caller's own work needs.
@@ -23,14 +24,45 @@ const IDLE_SLEEP: Duration = Duration::from_micros(20);
 
 type Done = oneshot::Sender<Result<Vec<u8>, String>>;
 
-struct Cmd {
-    body: Body,
-    done: Done,
+enum Cmd {
+    Attach {
+        id: u64,
+        link: Box<dyn SlotLink>,
+        dead: Arc<AtomicBool>,
+        peer: String,
+    },
+    Call {
+        id: u64,
+        body: Body,
+        done: Done,
+    },
 }
 
-/// The callers' handle on a connection thread. Dropping it ends the thread.
-pub(crate) struct Link {
+/// The thread serving a client's links; it ends when the last handle on
+/// it (the client's, and each link's) is gone.
+#[derive(Clone)]
+pub(crate) struct Poller {
     tx: mpsc::Sender<Cmd>,
+    next: Arc<AtomicU64>,
+}
+
+impl Poller {
+    pub(crate) fn start() -> std::io::Result<Poller> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("govfs-data-path".into())
+            .spawn(move || serve(&rx))?;
+        Ok(Poller {
+            tx,
+            next: Arc::new(AtomicU64::new(0)),
+        })
+    }
+}
+
+/// The callers' handle on one link. Dropping it closes the link.
+pub(crate) struct Link {
+    id: u64,
+    poller: Poller,
     dead: Arc<AtomicBool>,
     layout: SlotLayout,
     name: String,
@@ -38,34 +70,34 @@ pub(crate) struct Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The thread ends at its next turn.
+        // The poller drops it at its next turn.
         self.dead.store(true, Ordering::Relaxed);
     }
 }
 
 impl Link {
-    /// Starts the thread that serves calls over `link`; `peer` names the
-    /// other end in logs.
-    pub(crate) fn spawn<L: SlotLink + 'static>(link: L, peer: String) -> std::io::Result<Link> {
+    /// Hands `link` to `poller`; `peer` names the other end in logs.
+    pub(crate) fn attach<L: SlotLink + 'static>(
+        poller: &Poller,
+        link: L,
+        peer: String,
+    ) -> Result<Link, String> {
+        let id = poller.next.fetch_add(1, Ordering::Relaxed);
         let layout = link.layout();
         let name = link.name();
         let dead = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        let thread_dead = Arc::clone(&dead);
-        std::thread::Builder::new()
-            .name("govfs-data-path".into())
-            .spawn(move || {
-                let why = Worker {
-                    link,
-                    pool: SlotPool::new(layout),
-                    waiting: (0..layout.slots()).map(|_| None).collect(),
-                    queued: VecDeque::new(),
-                }
-                .run(&rx, &thread_dead);
-                warn!(%peer, "data path connection ended: {why}");
-            })?;
+        poller
+            .tx
+            .send(Cmd::Attach {
+                id,
+                link: Box::new(link),
+                dead: Arc::clone(&dead),
+                peer,
+            })
+            .map_err(|_| "the data path thread is gone".to_string())?;
         Ok(Link {
-            tx,
+            id,
+            poller: poller.clone(),
             dead,
             layout,
             name,
@@ -92,12 +124,14 @@ impl Link {
     pub(crate) async fn call(&self, body: Body, timeout: Duration) -> Result<Vec<u8>, String> {
         assert!(self.layout.fits(body.len()), "callers send only what fits");
         let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Cmd { body, done })
-            .map_err(|_| "connection thread gone".to_string())?;
+        let id = self.id;
+        self.poller
+            .tx
+            .send(Cmd::Call { id, body, done })
+            .map_err(|_| "the data path thread is gone".to_string())?;
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err("connection thread gone".into()),
+            Ok(Err(_)) => Err("the link closed".into()),
             Err(_) => {
                 self.dead.store(true, Ordering::Relaxed);
                 Err(format!("no answer within {timeout:?}"))
@@ -106,94 +140,143 @@ impl Link {
     }
 }
 
-struct Worker<L> {
-    link: L,
+/// The poller's loop: until every handle is gone and no link is left.
+fn serve(rx: &mpsc::Receiver<Cmd>) {
+    let mut links: HashMap<u64, Worker> = HashMap::new();
+    let mut idle = IdleSpin::new(SPIN_TURNS);
+    let mut open = true;
+    while open || !links.is_empty() {
+        let busy = links.values().any(Worker::busy);
+        if !busy {
+            // Nothing out: block instead of polling (waking now and then
+            // to drop links whose handles are gone).
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(cmd) => take(&mut links, cmd),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(cmd) => take(&mut links, cmd),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let mut worked = false;
+        links.retain(|_, w| match w.turn() {
+            Ok(did) => {
+                worked |= did;
+                true
+            }
+            Err(why) => {
+                w.end(&why);
+                false
+            }
+        });
+        if !open {
+            for (_, mut w) in links.drain() {
+                w.end("client closed");
+            }
+        }
+        idle.after(worked, || std::thread::sleep(IDLE_SLEEP));
+    }
+}
+
+fn take(links: &mut HashMap<u64, Worker>, cmd: Cmd) {
+    match cmd {
+        Cmd::Attach {
+            id,
+            link,
+            dead,
+            peer,
+        } => {
+            let layout = link.layout();
+            links.insert(
+                id,
+                Worker {
+                    link,
+                    dead,
+                    peer,
+                    pool: SlotPool::new(layout),
+                    waiting: (0..layout.slots()).map(|_| None).collect(),
+                    queued: VecDeque::new(),
+                },
+            );
+        }
+        Cmd::Call { id, body, done } => match links.get_mut(&id) {
+            Some(w) => w.queued.push_back((body, done)),
+            None => {
+                let _ = done.send(Err("the link closed".into()));
+            }
+        },
+    }
+}
+
+struct Worker {
+    link: Box<dyn SlotLink>,
+    dead: Arc<AtomicBool>,
+    peer: String,
     pool: SlotPool,
     /// Per slot, who waits for its answer.
     waiting: Vec<Option<Done>>,
     /// Calls waiting for a free slot.
-    queued: VecDeque<Cmd>,
+    queued: VecDeque<(Body, Done)>,
 }
 
-impl<L: SlotLink> Worker<L> {
-    /// Serves calls until the link is dropped or fails; why it ended.
-    /// Every call not answered gets that reason.
-    fn run(mut self, rx: &mpsc::Receiver<Cmd>, dead: &AtomicBool) -> String {
-        let why = self.serve(rx, dead);
+impl Worker {
+    fn busy(&self) -> bool {
+        self.pool.in_flight() > 0 || !self.queued.is_empty()
+    }
+
+    /// Sends what is queued into free slots and takes what arrived;
+    /// whether anything happened. An error ends the link.
+    fn turn(&mut self) -> Result<bool, String> {
+        if self.dead.load(Ordering::Relaxed) {
+            return Err("closed".into());
+        }
+        let mut worked = false;
+        while !self.queued.is_empty() {
+            let Some(slot) = self.pool.take() else { break };
+            let Some((body, done)) = self.queued.pop_front() else {
+                break;
+            };
+            worked = true;
+            self.link
+                .write(slot, &mut |room| {
+                    room[..body.len()].copy_from_slice(&body);
+                    Ok(body.len())
+                })
+                .map_err(|e| e.to_string())?;
+            self.waiting[slot as usize] = Some(done);
+        }
+        while let Some((slot, answer)) = self.link.poll().map_err(|e| e.to_string())? {
+            worked = true;
+            self.pool.give_back(slot).map_err(|e| e.to_string())?;
+            // A caller that gave up is gone; its slot is free again all the same.
+            if let Some(done) = self.waiting[slot as usize].take() {
+                let _ = done.send(Ok(answer));
+            }
+        }
+        Ok(worked)
+    }
+
+    /// Every call not answered gets `why`; the link is dead from now.
+    fn end(&mut self, why: &str) {
         // Dead before anyone hears why, so no new call is sent here.
-        dead.store(true, Ordering::Relaxed);
+        self.dead.store(true, Ordering::Relaxed);
         for done in self.waiting.iter_mut().filter_map(Option::take) {
-            let _ = done.send(Err(why.clone()));
+            let _ = done.send(Err(why.to_string()));
         }
-        for cmd in self.queued.drain(..) {
-            let _ = cmd.done.send(Err(why.clone()));
+        for (_, done) in self.queued.drain(..) {
+            let _ = done.send(Err(why.to_string()));
         }
-        why
-    }
-
-    fn serve(&mut self, rx: &mpsc::Receiver<Cmd>, dead: &AtomicBool) -> String {
-        let mut idle = IdleSpin::new(SPIN_TURNS);
-        loop {
-            if dead.load(Ordering::Relaxed) {
-                return "closed".into();
-            }
-            if self.pool.in_flight() == 0 && self.queued.is_empty() {
-                // Nothing out: block instead of polling.
-                match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(cmd) => self.queued.push_back(cmd),
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return "closed".into(),
-                }
-            }
-            while let Ok(cmd) = rx.try_recv() {
-                self.queued.push_back(cmd);
-            }
-            let mut worked = false;
-            while !self.queued.is_empty() {
-                let Some(slot) = self.pool.take() else { break };
-                let Some(cmd) = self.queued.pop_front() else {
-                    break;
-                };
-                worked = true;
-                if let Err(why) = self.send(slot, cmd) {
-                    return why;
-                }
-            }
-            loop {
-                match self.link.poll() {
-                    Ok(None) => break,
-                    Ok(Some((slot, answer))) => {
-                        worked = true;
-                        if let Err(why) = self.answered(slot, answer) {
-                            return why;
-                        }
-                    }
-                    Err(e) => return e.to_string(),
-                }
-            }
-            idle.after(worked, || std::thread::sleep(IDLE_SLEEP));
+        if why != "closed" {
+            warn!(peer = %self.peer, "data path connection ended: {why}");
         }
-    }
-
-    fn send(&mut self, slot: u32, cmd: Cmd) -> Result<(), String> {
-        let body = &cmd.body;
-        self.link
-            .write(slot, &mut |room| {
-                room[..body.len()].copy_from_slice(body);
-                Ok(body.len())
-            })
-            .map_err(|e| e.to_string())?;
-        self.waiting[slot as usize] = Some(cmd.done);
-        Ok(())
-    }
-
-    fn answered(&mut self, slot: u32, answer: Vec<u8>) -> Result<(), String> {
-        self.pool.give_back(slot).map_err(|e| e.to_string())?;
-        // A caller that gave up is gone; its slot is free again all the same.
-        if let Some(done) = self.waiting[slot as usize].take() {
-            let _ = done.send(Ok(answer));
-        }
-        Ok(())
     }
 }
 
@@ -234,7 +317,9 @@ mod tests {
     async fn every_call_gets_its_own_answer_through_the_slots() {
         let layout = SlotLayout::new(4, 16384).expect("layout");
         let (client, node_end) = mem_pair(layout);
-        let link = Arc::new(Link::spawn(client, "test".into()).expect("spawn"));
+        let link = Arc::new(
+            Link::attach(&Poller::start().expect("poller"), client, "test".into()).expect("attach"),
+        );
         let node = node(node_end, 3, 4);
         let calls = (0..12u32).map(|i| {
             let link = Arc::clone(&link);
@@ -263,13 +348,39 @@ mod tests {
         assert!(!link.is_dead());
     }
 
+    /// One poller serves several links at once; closing one leaves the
+    /// other working.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_poller_serves_several_links() {
+        let layout = SlotLayout::new(2, 4096).expect("layout");
+        let poller = Poller::start().expect("poller");
+        let (a, a_node) = mem_pair(layout);
+        let (b, b_node) = mem_pair(layout);
+        let a = Link::attach(&poller, a, "a".into()).expect("attach");
+        let b = Link::attach(&poller, b, "b".into()).expect("attach");
+        let (na, nb) = (node(a_node, 1, 2), node(b_node, 2, 1));
+        async fn call(link: &Link, bytes: &[u8]) -> Result<Vec<u8>, String> {
+            link.call(BodyBytes::new(bytes.to_vec()), Duration::from_secs(10))
+                .await
+        }
+        let (a1, a2, b1) = tokio::join!(call(&a, b"a1"), call(&a, b"a2"), call(&b, b"b1"));
+        assert_eq!(a1.expect("a1"), b"1a");
+        assert_eq!(a2.expect("a2"), b"2a");
+        assert_eq!(b1.expect("b1"), b"1b");
+        na.join().expect("node a");
+        drop(a);
+        assert_eq!(call(&b, b"b2").await.expect("b2"), b"2b");
+        nb.join().expect("node b");
+    }
+
     /// A call nobody answers fails after its timeout and the link is then
     /// not trusted; a broken link fails the calls it holds.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unanswered_and_broken_calls_fail() {
         let layout = SlotLayout::new(2, 4096).expect("layout");
         let (client, _silent) = mem_pair(layout);
-        let link = Link::spawn(client, "test".into()).expect("spawn");
+        let link =
+            Link::attach(&Poller::start().expect("poller"), client, "test".into()).expect("attach");
         let err = link
             .call(BodyBytes::new(vec![1, 2, 3]), Duration::from_millis(50))
             .await
@@ -278,7 +389,9 @@ mod tests {
         assert!(link.is_dead());
 
         let (client, node_end) = mem_pair(layout);
-        let link = Arc::new(Link::spawn(client, "test".into()).expect("spawn"));
+        let link = Arc::new(
+            Link::attach(&Poller::start().expect("poller"), client, "test".into()).expect("attach"),
+        );
         let waiting = {
             let link = Arc::clone(&link);
             tokio::spawn(async move {
@@ -302,7 +415,8 @@ mod tests {
     async fn an_answer_for_no_call_breaks_the_link() {
         let layout = SlotLayout::new(2, 4096).expect("layout");
         let (client, node_end) = mem_pair(layout);
-        let link = Link::spawn(client, "test".into()).expect("spawn");
+        let link =
+            Link::attach(&Poller::start().expect("poller"), client, "test".into()).expect("attach");
         let call = link.call(BodyBytes::new(vec![1]), Duration::from_secs(10));
         let answer_elsewhere = async {
             tokio::time::sleep(Duration::from_millis(20)).await;

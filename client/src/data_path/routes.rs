@@ -13,7 +13,7 @@ use govfs_net::rdma_choice::{Choice, LocalRdma};
 use govfs_net::{ClusterKey, Identity};
 use tracing::{info, warn};
 
-use super::link::Link;
+use super::link::{Link, Poller};
 use crate::client::Client;
 use crate::conn::Body;
 use crate::error::ClientError;
@@ -29,11 +29,23 @@ pub(crate) struct DataPaths {
     calls: AtomicU64,
     /// Why no data path can be set up from here, if none can (asked once).
     impossible: OnceLock<Option<Choice>>,
+    /// The thread serving every link, started with the first.
+    poller: Mutex<Option<Poller>>,
 }
 
 impl DataPaths {
     pub(super) fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    fn poller(&self) -> Result<Poller, String> {
+        let mut poller = lock(&self.poller);
+        if let Some(p) = &*poller {
+            return Ok(p.clone());
+        }
+        let p = Poller::start().map_err(|e| format!("data path thread: {e}"))?;
+        *poller = Some(p.clone());
+        Ok(p)
     }
 
     /// Why no data path can be set up from here: neither an RDMA device
@@ -133,7 +145,14 @@ async fn set_up(client: Client, addr: SocketAddr) {
                 let to = SocketAddr::new(addr.ip(), port);
                 let (key, local) = client.identity();
                 let timeout = client.options().request_timeout;
-                match tokio::task::spawn_blocking(move || open(to, &key, local, timeout)).await {
+                let opened = match client.data_paths().poller() {
+                    Ok(poller) => {
+                        tokio::task::spawn_blocking(move || open(&poller, to, &key, local, timeout))
+                            .await
+                    }
+                    Err(why) => Ok(Err(why)),
+                };
+                match opened {
                     Ok(Ok(link)) => Ok(link),
                     Ok(Err(why)) => Err(why),
                     Err(e) => Err(format!("setup task: {e}")),
@@ -162,6 +181,7 @@ async fn set_up(client: Client, addr: SocketAddr) {
 /// Sets up the data path to the listener at `addr`: RDMA when both ends
 /// have a device, the slots over TCP when that is asked for.
 fn open(
+    poller: &Poller,
     addr: SocketAddr,
     key: &ClusterKey,
     local: Identity,
@@ -175,11 +195,11 @@ fn open(
         let mut stream = stream;
         let link = govfs_net::data_path::RdmaSlots::establish(&mut stream, layout)
             .map_err(|e| e.to_string())?;
-        return Link::spawn(link, addr.to_string()).map_err(|e| e.to_string());
+        return Link::attach(poller, link, addr.to_string());
     }
     if !over_tcp() {
         return Err(choice.to_string());
     }
     let link = TcpSlots::new(stream, layout).map_err(|e| e.to_string())?;
-    Link::spawn(link, addr.to_string()).map_err(|e| e.to_string())
+    Link::attach(poller, link, addr.to_string())
 }
