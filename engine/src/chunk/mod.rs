@@ -512,10 +512,10 @@ impl ChunkStore {
     }
 
     /// [`Self::write_unsynced`] of several writes at once, with a result
-    /// for each, in order. Their data goes to the disk together (up to 16
-    /// at a time, so a disk that works on several IOs at once does),
+    /// for each, in order. Their data goes to the disk together (up to 8
+    /// writes at a time, so a disk that works on several IOs at once does),
     /// submitted with each touched chunk's checksum table and header, in
-    /// one wait. A write overlapping one before it in the same chunk waits
+    /// one wait (two, past 16 entries). A write overlapping one before it in the same chunk waits
     /// for it, so writes to a chunk land in their order.
     pub fn write_batch(&mut self, writes: &[BatchWrite<'_>]) -> Vec<Result<(), ChunkError>> {
         let mut results: Vec<Option<Result<(), ChunkError>>> =
