@@ -532,6 +532,8 @@ pub struct RdmaSlots {
     layout: SlotLayout,
     /// Arrivals polled while waiting for room in the send queue.
     early: VecDeque<(u32, Vec<u8>)>,
+    /// Where a control message is put together (reused).
+    control: Vec<u8>,
 }
 
 #[cfg(feature = "rdma")]
@@ -569,6 +571,7 @@ impl RdmaSlots {
             staging,
             layout,
             early: VecDeque::new(),
+            control: Vec::with_capacity(CONTROL_PREFIX + MAX_CONTROL_MESSAGE),
         })
     }
 
@@ -624,20 +627,25 @@ impl SlotLink for RdmaSlots {
         // last sent for it, so its staging bytes are free again.
         let len = fill(&mut self.staging.as_mut_slice()[offset..offset + slot_len])?;
         assert!(len <= slot_len, "a message fits its slot");
-        let control = (len <= MAX_CONTROL_MESSAGE)
-            .then(|| control_message(slot, &self.staging.as_slice()[offset..offset + len]));
+        let control = len <= MAX_CONTROL_MESSAGE;
+        if control {
+            self.control.clear();
+            self.control.extend_from_slice(&slot.to_le_bytes());
+            self.control
+                .extend_from_slice(&self.staging.as_slice()[offset..offset + len]);
+        }
         // One message per slot is out at a time, but the completion of the
         // last one for a slot may not have been polled when the next one
         // goes: then wait for completions (keeping arrivals for `poll`).
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         loop {
-            let posted = match &control {
-                Some(message) => self.conn.send(message).map(drop),
-                None => self
-                    .staging
+            let posted = if control {
+                self.conn.send(&self.control).map(drop)
+            } else {
+                self.staging
                     .slice(offset, len)
                     .and_then(|local| self.conn.write_with_imm(local, offset as u64, slot))
-                    .map(drop),
+                    .map(drop)
             };
             match posted {
                 Ok(()) => return Ok(()),

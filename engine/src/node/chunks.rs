@@ -287,8 +287,15 @@ impl Shard {
             // once) before any other request, which may depend on them.
             let mut writes: Vec<(Admitted, Answer)> = Vec::new();
             for Job { req, reply } in batch {
-                if let ChunkRequest::Write { .. } = &req {
-                    match self.admit(shared.id, req) {
+                if let ChunkRequest::Write {
+                    grant,
+                    offset,
+                    data,
+                    write,
+                    lamport,
+                } = req
+                {
+                    match self.admit(shared.id, grant, offset, data, (write, lamport)) {
                         Ok(w) => writes.push((w, reply)),
                         Err(a) => answer(reply, a),
                     }
@@ -350,19 +357,14 @@ impl Shard {
 
     /// A write, checked and stamped: its grant verified, its Lamport stamp
     /// taken and the floor raised past it. Written by [`Self::write_admitted`].
-    fn admit(&mut self, node: NodeId, req: ChunkRequest) -> Result<Admitted, ChunkReply> {
-        let ChunkRequest::Write {
-            grant,
-            offset,
-            data,
-            write,
-            lamport,
-        } = req
-        else {
-            return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(
-                "not a write".into(),
-            )));
-        };
+    fn admit(
+        &mut self,
+        node: NodeId,
+        grant: SignedGrant,
+        offset: u64,
+        data: ChunkData,
+        (write, lamport): (WriteId, Stamp),
+    ) -> Result<Admitted, ChunkReply> {
         if let Err(e) = self.pending.observe(lamport) {
             return Err(ChunkReply::Refused(ChunkRefusal::BadRequest(e.to_string())));
         }
@@ -570,22 +572,8 @@ impl Shard {
         }
         match req {
             // `run` writes them in batches; one on its own the same way.
-            write @ ChunkRequest::Write { .. } => {
-                let w = self.admit(node, write)?;
-                let one = BatchWrite {
-                    chunk: w.chunk.0,
-                    version: w.version,
-                    offset: w.offset,
-                    data: &w.data,
-                };
-                match self.store.write_batch(&[one]).pop() {
-                    Some(Ok(())) => Ok(Served::AfterSync(w.chunk, w.stamp)),
-                    Some(Err(e)) => {
-                        let _ = self.pending.failed(w.stamp);
-                        Err(ChunkReply::Refused(refusal(w.chunk, e)))
-                    }
-                    None => unreachable!("one result per write"),
-                }
+            ChunkRequest::Write { .. } => {
+                unreachable!("`run` admits writes and writes them in batches")
             }
             ChunkRequest::Truncate {
                 grant, keep, write, ..

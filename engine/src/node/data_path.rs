@@ -119,14 +119,14 @@ impl<L: SlotLink> Service<L> {
             );
         }
         let mut broken = Vec::new();
-        let ids: Vec<u32> = self.links.keys().copied().collect();
-        for id in ids {
-            while let Some(served) = self.links.get_mut(&id) {
+        for (&id, served) in self.links.iter_mut() {
+            loop {
                 match served.link.poll() {
                     Ok(None) => break,
                     Ok(Some((slot, body))) => {
                         worked = true;
-                        if let Err(why) = self.arrived(id, slot, body) {
+                        let to = (&self.chunks, &self.answers_tx);
+                        if let Err(why) = served.arrived(to, id, slot, body) {
                             broken.push((id, why));
                             break;
                         }
@@ -141,8 +141,11 @@ impl<L: SlotLink> Service<L> {
         while let Ok((token, reply)) = self.answers.try_recv() {
             worked = true;
             let (id, slot) = ((token >> 32) as u32, token as u32);
-            if let Err(why) = self.answer(id, slot, reply) {
-                broken.push((id, why));
+            // The client went away meanwhile: nobody to answer.
+            if let Some(served) = self.links.get_mut(&id) {
+                if let Err(why) = served.answer(slot, reply) {
+                    broken.push((id, why));
+                }
             }
         }
         for (id, why) in broken {
@@ -152,13 +155,19 @@ impl<L: SlotLink> Service<L> {
         }
         worked
     }
+}
 
-    /// A request arrived for slot `slot` of link `id`.
-    fn arrived(&mut self, id: u32, slot: u32, body: Vec<u8>) -> Result<(), LinkError> {
-        let Some(served) = self.links.get_mut(&id) else {
-            return Ok(());
-        };
-        let busy = &mut served.busy[slot as usize];
+impl<L: SlotLink> Served<L> {
+    /// A request arrived for slot `slot` of this link (`id`): to the
+    /// storage shards, whose answer comes back through `answers`.
+    fn arrived(
+        &mut self,
+        (chunks, answers): (&ChunkInbox, &Sender<(u64, ChunkReply)>),
+        id: u32,
+        slot: u32,
+        body: Vec<u8>,
+    ) -> Result<(), LinkError> {
+        let busy = &mut self.busy[slot as usize];
         if *busy {
             return Err(LinkError::Transport(format!(
                 "a request into slot {slot}, whose last one is not answered yet"
@@ -169,10 +178,10 @@ impl<L: SlotLink> Service<L> {
         let refused = match decode_client_msg(body) {
             Ok(ClientMsg::Chunk(req)) => {
                 let to = Answer::Channel {
-                    tx: self.answers_tx.clone(),
+                    tx: answers.clone(),
                     token: token(id, slot),
                 };
-                self.chunks.submit(req, to).err()
+                chunks.submit(req, to).err()
             }
             Ok(_) => Some(ChunkRefusal::BadRequest(
                 "only chunk requests travel the data path".into(),
@@ -182,22 +191,18 @@ impl<L: SlotLink> Service<L> {
             ))),
         };
         match refused {
-            Some(r) => self.answer(id, slot, ChunkReply::Refused(r)),
+            Some(r) => self.answer(slot, ChunkReply::Refused(r)),
             None => Ok(()),
         }
     }
 
-    /// Writes `reply` into slot `slot` of link `id`'s client.
-    fn answer(&mut self, id: u32, slot: u32, reply: ChunkReply) -> Result<(), LinkError> {
-        // The client went away meanwhile: nobody to answer.
-        let Some(served) = self.links.get_mut(&id) else {
-            return Ok(());
-        };
-        let busy = &mut served.busy[slot as usize];
+    /// Writes `reply` into slot `slot` of this link's client.
+    fn answer(&mut self, slot: u32, reply: ChunkReply) -> Result<(), LinkError> {
+        let busy = &mut self.busy[slot as usize];
         assert!(*busy, "an answer for slot {slot}, which holds no request");
         *busy = false;
         let msg = ServerMsg::Chunk(reply);
-        served.link.write(slot, &mut |room| {
+        self.link.write(slot, &mut |room| {
             match postcard::to_slice(&msg, room) {
                 Ok(used) => Ok(used.len()),
                 // Clients ask here only for what fits: say so if not.
