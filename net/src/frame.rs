@@ -151,7 +151,7 @@ impl FrameHeader {
             crc: U32::new(0),
         };
         let head = crc32c::crc32c(&header.as_bytes()[..CRC_COVERED_LEN]);
-        header.crc = U32::new(crc32c::crc32c_combine(head, body_crc, body_len));
+        header.crc = U32::new(crate::crc::combine(head, body_crc, body_len));
         header
     }
 

@@ -60,6 +60,7 @@ pub mod auth;
 pub mod backoff;
 pub mod batch;
 pub mod conn;
+pub mod crc;
 pub mod data_path;
 pub mod frame;
 #[cfg(feature = "rdma")]
