@@ -15,6 +15,13 @@
 //!   passes it (the lag a consumer committing offsets would see).
 //!
 //! With three nodes on one machine, R=3 writes the same disk three times.
+//!
+//! `--rounds N` measures the raw disk and the GovFS rows N times, each
+//! round the raw disk first and then GovFS right after it, and reports
+//! each row's medians and the spread of its ratio: on a shared host the
+//! disk's own speed drifts between runs by a quarter, so ratios of two
+//! measurements taken close together, repeated, say more than one taken
+//! once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -51,6 +58,9 @@ pub struct DataArgs {
     /// Sequential blocks in flight in the pipelined rows (GovFS and raw).
     #[arg(long, default_value_t = 8)]
     depth: usize,
+    /// Rounds of raw disk then GovFS rows (medians and the ratios' spread).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 const K4: u64 = 4096;
@@ -135,6 +145,130 @@ async fn sequential(
     ))
 }
 
+/// One round: the raw disk, then the same rows through GovFS; (raw,
+/// GovFS) per row, in the order of [`row_names`].
+async fn round(
+    fs: &mut FileSystem,
+    a: &DataArgs,
+    n: usize,
+    dir: &std::path::Path,
+) -> Result<Vec<(f64, f64)>, String> {
+    let label = if a.rounds > 1 {
+        format!(" (round {} of {})", n + 1, a.rounds)
+    } else {
+        String::new()
+    };
+    eprintln!("bench data: raw disk{label}");
+    let raw = raw_disk(dir, a.bytes as usize, a.block as usize, a.random_reads, 1)?;
+    let raw_d = raw_disk(dir, a.bytes as usize, a.block as usize, 0, a.depth)?;
+    let file = |name: &str| format!("/{name}-{n}");
+    eprintln!("bench data: sequential, R=1, one at a time{label}");
+    let (w1, r1) = sequential(fs, &file("seq-r1"), 1, a, 1).await?;
+    eprintln!("bench data: sequential, R=3, one at a time{label}");
+    let (w3, r3) = sequential(fs, &file("seq-r3"), 3, a, 1).await?;
+    eprintln!("bench data: sequential, R=1, {} in flight{label}", a.depth);
+    let (dw1, dr1) = sequential(fs, &file("seq-d-r1"), 1, a, a.depth).await?;
+    eprintln!("bench data: sequential, R=3, {} in flight{label}", a.depth);
+    let (dw3, dr3) = sequential(fs, &file("seq-d-r3"), 3, a, a.depth).await?;
+
+    eprintln!("bench data: random 4 KiB reads, R=1{label}");
+    let mut f = fs
+        .open_file(&file("seq-r1"), OpenMode::Read)
+        .await
+        .map_err(e)?;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let t = Instant::now();
+    for _ in 0..a.random_reads {
+        let at = next(&mut rng) % (a.bytes / K4) * K4;
+        let got = f.read_at(at, K4).await.map_err(e)?;
+        if got.len() as u64 != K4 {
+            return Err(format!("short random read at {at}"));
+        }
+    }
+    let iops = a.random_reads as f64 / t.elapsed().as_secs_f64();
+    Ok(vec![
+        (raw.write_mib_s, w1),
+        (raw.read_mib_s, r1),
+        (raw.write_mib_s, w3),
+        (raw.read_mib_s, r3),
+        (raw_d.write_mib_s, dw1),
+        (raw_d.read_mib_s, dr1),
+        (raw_d.write_mib_s, dw3),
+        (raw_d.read_mib_s, dr3),
+        (raw.random_iops, iops),
+    ])
+}
+
+/// The rows [`round`] measures, in its order.
+fn row_names(a: &DataArgs) -> Vec<String> {
+    let kib = a.block >> 10;
+    let mut names = Vec::new();
+    for depth in [
+        "one at a time".to_string(),
+        format!("{} in flight", a.depth),
+    ] {
+        for r in [1, 3] {
+            for op in ["write", "read"] {
+                names.push(format!(
+                    "sequential {op}, {kib} KiB blocks, {depth}, R={r} (MiB/s)"
+                ));
+            }
+        }
+    }
+    names.push("random 4 KiB reads, one at a time, R=1 (IOPS)".into());
+    names
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// The table: one round's numbers, or each row's medians with the
+/// smallest and largest of its per-round ratios.
+fn table(a: &DataArgs, rounds: &[Vec<(f64, f64)>]) -> String {
+    use std::fmt::Write;
+    let names = row_names(a);
+    assert!(
+        rounds.iter().all(|r| r.len() == names.len()),
+        "a round measures every row"
+    );
+    let mut out = String::new();
+    if let [one] = rounds {
+        out.push_str("| measure | raw disk | GovFS | GovFS / raw |\n|---|---:|---:|---:|\n");
+        for (name, (raw, ours)) in names.iter().zip(one) {
+            let _ = writeln!(out, "| {name} | {raw:.0} | {ours:.0} | {:.2} |", ours / raw);
+        }
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{} rounds, medians; a round's ratio is GovFS over the raw disk measured just before it.\n",
+        rounds.len()
+    );
+    out.push_str(
+        "| measure | raw disk | GovFS | GovFS / raw | lowest | highest |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, name) in names.iter().enumerate() {
+        let raw = median(rounds.iter().map(|r| r[i].0).collect());
+        let ours = median(rounds.iter().map(|r| r[i].1).collect());
+        let ratios: Vec<f64> = rounds.iter().map(|r| r[i].1 / r[i].0).collect();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let _ = writeln!(
+            out,
+            "| {name} | {raw:.0} | {ours:.0} | {:.2} | {lo:.2} | {hi:.2} |",
+            median(ratios)
+        );
+    }
+    out
+}
+
 pub async fn run(a: &DataArgs) -> Result<(), String> {
     let most = govfs_engine::io::uring::MAX_IN_FLIGHT;
     if a.depth == 0 || a.depth > most {
@@ -147,20 +281,14 @@ pub async fn run(a: &DataArgs) -> Result<(), String> {
             "--block must be a multiple of 4096 up to 4 MiB, and --bytes at least that".into(),
         );
     }
+    if a.rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
     let tmp = tempfile::Builder::new()
         .prefix("govfs-bench-data-")
         .tempdir()
         .map_err(|e| format!("temporary directory: {e}"))?;
     eprintln!("bench data: raw disk under {}", tmp.path().display());
-    let raw = raw_disk(
-        tmp.path(),
-        a.bytes as usize,
-        a.block as usize,
-        a.random_reads,
-        1,
-    )?;
-    let raw_d = raw_disk(tmp.path(), a.bytes as usize, a.block as usize, 0, a.depth)?;
-    drop(tmp);
 
     let mut up = UpArgs::local(3);
     up.app = AppKind::Meta;
@@ -171,30 +299,15 @@ pub async fn run(a: &DataArgs) -> Result<(), String> {
     let client = cluster.0.client_with(options).await?;
     let mut fs = FileSystem::new(client, FsOptions::default());
 
-    eprintln!("bench data: sequential, R=1, one at a time");
-    let (w1, r1) = sequential(&mut fs, "/seq-r1", 1, a, 1).await?;
-    eprintln!("bench data: sequential, R=3, one at a time");
-    let (w3, r3) = sequential(&mut fs, "/seq-r3", 3, a, 1).await?;
-    eprintln!("bench data: sequential, R=1, {} in flight", a.depth);
-    let (dw1, dr1) = sequential(&mut fs, "/seq-d-r1", 1, a, a.depth).await?;
-    eprintln!("bench data: sequential, R=3, {} in flight", a.depth);
-    let (dw3, dr3) = sequential(&mut fs, "/seq-d-r3", 3, a, a.depth).await?;
-
-    eprintln!("bench data: random 4 KiB reads, R=1");
-    let mut f = fs.open_file("/seq-r1", OpenMode::Read).await.map_err(e)?;
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let t = Instant::now();
-    for _ in 0..a.random_reads {
-        let at = next(&mut rng) % (a.bytes / K4) * K4;
-        let got = f.read_at(at, K4).await.map_err(e)?;
-        if got.len() as u64 != K4 {
-            return Err(format!("short random read at {at}"));
-        }
+    let mut rounds = Vec::with_capacity(a.rounds);
+    for n in 0..a.rounds {
+        rounds.push(round(&mut fs, a, n, tmp.path()).await?);
     }
-    let iops = a.random_reads as f64 / t.elapsed().as_secs_f64();
+    drop(tmp);
 
     eprintln!("bench data: 4 KiB replicated writes, R=3");
     let mut f = file(&mut fs, "/small-r3", 3).await?;
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let small = vec![0x5Au8; K4 as usize];
     let span = 64 << 20;
     let mut lat = Vec::with_capacity(a.small_writes);
@@ -242,57 +355,7 @@ pub async fn run(a: &DataArgs) -> Result<(), String> {
     f.close().await.map_err(e)?;
     lag_ms.sort_by(f64::total_cmp);
 
-    println!("\n| measure | raw disk | GovFS | GovFS / raw |\n|---|---:|---:|---:|");
-    let row = |what: &str, raw: f64, ours: f64| {
-        println!("| {what} | {raw:.0} | {ours:.0} | {:.2} |", ours / raw);
-    };
-    let kib = a.block >> 10;
-    row(
-        &format!("sequential write, {kib} KiB blocks, one at a time, R=1 (MiB/s)"),
-        raw.write_mib_s,
-        w1,
-    );
-    row(
-        &format!("sequential read, {kib} KiB blocks, one at a time, R=1 (MiB/s)"),
-        raw.read_mib_s,
-        r1,
-    );
-    row(
-        &format!("sequential write, {kib} KiB blocks, one at a time, R=3 (MiB/s)"),
-        raw.write_mib_s,
-        w3,
-    );
-    row(
-        &format!("sequential read, {kib} KiB blocks, one at a time, R=3 (MiB/s)"),
-        raw.read_mib_s,
-        r3,
-    );
-    let d = a.depth;
-    row(
-        &format!("sequential write, {kib} KiB blocks, {d} in flight, R=1 (MiB/s)"),
-        raw_d.write_mib_s,
-        dw1,
-    );
-    row(
-        &format!("sequential read, {kib} KiB blocks, {d} in flight, R=1 (MiB/s)"),
-        raw_d.read_mib_s,
-        dr1,
-    );
-    row(
-        &format!("sequential write, {kib} KiB blocks, {d} in flight, R=3 (MiB/s)"),
-        raw_d.write_mib_s,
-        dw3,
-    );
-    row(
-        &format!("sequential read, {kib} KiB blocks, {d} in flight, R=3 (MiB/s)"),
-        raw_d.read_mib_s,
-        dr3,
-    );
-    row(
-        "random 4 KiB reads, one at a time, R=1 (IOPS)",
-        raw.random_iops,
-        iops,
-    );
+    print!("\n{}", table(a, &rounds));
     println!(
         "\n4 KiB replicated write (R=3), one at a time, {} writes: p50 {:.0} µs, p99 {:.0} µs",
         lat.len(),
@@ -323,5 +386,57 @@ fn watermark_lag(f: &mut File, issued: &mut BTreeMap<u64, Instant>, lag_ms: &mut
         }
         lag_ms.push(now.duration_since(*entry.get()).as_secs_f64() * 1e3);
         entry.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(rounds: usize) -> DataArgs {
+        DataArgs {
+            bytes: 1 << 20,
+            block: 1 << 20,
+            random_reads: 1,
+            small_writes: 1,
+            async_writes: 1,
+            window: 1,
+            depth: 8,
+            rounds,
+        }
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![7.0]), 7.0);
+    }
+
+    #[test]
+    fn rounds_report_medians_and_the_spread_of_each_rows_ratio() {
+        let a = args(3);
+        let names = row_names(&a);
+        assert_eq!(names.len(), 9);
+        // Row 0's ratios per round: 0.5, 0.25, 1.0; the raw disk moves too.
+        let round = |raw: f64, ours: f64| vec![(raw, ours); names.len()];
+        let rounds = [round(100.0, 50.0), round(200.0, 50.0), round(80.0, 80.0)];
+        let t = table(&a, &rounds);
+        let first = t
+            .lines()
+            .find(|l| l.contains("write, 1024 KiB blocks, one at a time, R=1"))
+            .unwrap();
+        assert_eq!(
+            first,
+            "| sequential write, 1024 KiB blocks, one at a time, R=1 (MiB/s) | 100 | 50 | 0.50 | 0.25 | 1.00 |"
+        );
+        assert!(t.contains("| random 4 KiB reads, one at a time, R=1 (IOPS) |"));
+        assert!(t.contains("8 in flight, R=3"));
+        // One round: the plain table, ratio only.
+        let one = table(&args(1), &[round(100.0, 50.0)]);
+        assert!(one.contains(
+            "| sequential read, 1024 KiB blocks, 8 in flight, R=1 (MiB/s) | 100 | 50 | 0.50 |\n"
+        ));
+        assert!(!one.contains("lowest"));
     }
 }
