@@ -100,6 +100,9 @@ struct Open {
     /// unknown, so the sync fails (nothing written since is acknowledged)
     /// and the chunk is reloaded.
     failed: bool,
+    /// Its name in the directory is durable. A new chunk's is made so by
+    /// its first sync, after the file's own (see [`ChunkStore::sync`]).
+    named: bool,
 }
 
 pub struct ChunkStore {
@@ -149,9 +152,13 @@ fn block_range(offset: u64, len: usize) -> std::ops::Range<usize> {
         ..(end.div_ceil(BLOCK as u64) as usize).max((offset / BLOCK as u64) as usize + 1)
 }
 
-/// Stages the checksum-table blocks holding entries `blocks` in `table`
-/// and the header of an open chunk in `header`; returns where the table
-/// blocks go in the file.
+/// Stages the header of an open chunk and its checksum-table blocks
+/// holding entries `blocks`: returns where `table` goes in the file and
+/// whether it holds the header too. When the table blocks start with the
+/// table's first, which lies right after the header (always, for chunks
+/// of up to 4 MiB), both go in `table` as one write from offset 0: one IO
+/// instead of two for every write batch. Otherwise the header is in
+/// `header`, written at offset 0.
 fn stage_meta(
     o: &Open,
     chunk: ChunkId,
@@ -159,21 +166,31 @@ fn stage_meta(
     blocks: std::ops::Range<usize>,
     table: &mut AlignedBuf,
     header: &mut AlignedBuf,
-) -> u64 {
+) -> (u64, bool) {
     let per_block = BLOCK / 4;
     let (t0, t1) = (blocks.start / per_block, blocks.end.div_ceil(per_block));
-    if table.capacity() < (t1 - t0) * BLOCK {
-        *table = AlignedBuf::new((t1 - t0) * BLOCK);
+    let with_header = t0 == 0;
+    let len = (t1 - t0 + usize::from(with_header)) * BLOCK;
+    if table.capacity() < len {
+        *table = AlignedBuf::new(len);
     }
+    let head = Header::new(chunk, o.version, o.size, cs as u32);
     table.clear();
+    if with_header {
+        table.fill_from(head.as_bytes());
+        table.pad_to_block();
+    }
     for c in &o.table[t0 * per_block..(t1 * per_block).min(o.table.len())] {
         table.fill_from(&c.to_le_bytes());
     }
     table.pad_to_block();
     header.clear();
-    header.fill_from(Header::new(chunk, o.version, o.size, cs as u32).as_bytes());
+    if with_header {
+        return (0, true);
+    }
+    header.fill_from(head.as_bytes());
     header.pad_to_block();
-    ((1 + t0) * BLOCK) as u64
+    (((1 + t0) * BLOCK) as u64, false)
 }
 
 /// Writes the checksum-table blocks holding entries `blocks` and the
@@ -191,12 +208,14 @@ fn persist_meta(
     data: Option<(u64, &AlignedBuf)>,
     (table, header): (&mut AlignedBuf, &mut AlignedBuf),
 ) -> Result<(), ChunkError> {
-    let at = stage_meta(o, chunk, cs, blocks, table, header);
-    let meta = [(at, &*table), (0, &*header)];
-    match data {
-        Some(d) => io.write_all_at(&o.file, &[d, meta[0], meta[1]])?,
-        None => io.write_all_at(&o.file, &meta)?,
+    let (at, with_header) = stage_meta(o, chunk, cs, blocks, table, header);
+    let mut writes = Vec::with_capacity(3);
+    writes.extend(data);
+    writes.push((at, &*table));
+    if !with_header {
+        writes.push((0, &*header));
     }
+    io.write_all_at(&o.file, &writes)?;
     o.dirty = true;
     Ok(())
 }
@@ -318,16 +337,11 @@ impl ChunkStore {
                 return Err(ChunkError::NoSuchChunk { chunk });
             }
             let file = self.io.open(&path, OpenMode::CreateNew)?;
-            // The new name must survive a crash as the data will: sync the
-            // directory now (once per chunk).
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| ChunkError::Dir {
-                    dir: self.dir.clone(),
-                    source,
-                })?;
-            // Nothing is on disk until the first write's header: a crash
-            // before it leaves an empty file, which opens as an empty chunk.
+            // The new name must survive a crash as the data will: the
+            // first sync syncs the directory too (`named`). Nothing is on
+            // disk until the first write's header: a crash before that
+            // sync leaves no file or an empty one, which opens as an empty
+            // chunk, and nothing written to it was acknowledged.
             return Ok(Open {
                 file,
                 version: 0,
@@ -337,6 +351,7 @@ impl ChunkStore {
                 dirty: false,
                 punch: None,
                 failed: false,
+                named: false,
             });
         }
         let file = self.io.open(&path, OpenMode::Existing)?;
@@ -354,6 +369,7 @@ impl ChunkStore {
                 dirty: false,
                 punch: None,
                 failed: false,
+                named: true,
             })
         } else if bytes.len() < meta_len {
             Err(ChunkError::BadHeader {
@@ -385,6 +401,7 @@ impl ChunkStore {
                         dirty: false,
                         punch: None,
                         failed: false,
+                        named: true,
                     })
                 }
             }
@@ -465,6 +482,22 @@ impl ChunkStore {
         }
         match self.io.sync(&o.file) {
             Ok(()) => {
+                if !o.named {
+                    // A new chunk: its name must be as durable as what is
+                    // acknowledged in it. Synced here rather than at
+                    // creation, the file's own sync has (on a journaling
+                    // file system) usually committed the name already, so
+                    // this one is cheap: one journal commit per new chunk,
+                    // not two.
+                    if let Err(source) = std::fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+                        self.open.remove(&chunk);
+                        return Err(ChunkError::Dir {
+                            dir: self.dir.clone(),
+                            source,
+                        });
+                    }
+                    o.named = true;
+                }
                 o.dirty = false;
                 // Only now: punched before the table said "hole", a crash
                 // would leave zeros under old checksums, which read as
@@ -657,17 +690,20 @@ impl ChunkStore {
                 Some(pair) => pair,
                 None => (self.io.buffer(BLOCK), self.io.buffer(BLOCK)),
             };
-            let at = stage_meta(o, *chunk, cs, blocks.clone(), &mut table, &mut header);
-            meta.push((*chunk, at, table, header));
+            let (at, with_header) =
+                stage_meta(o, *chunk, cs, blocks.clone(), &mut table, &mut header);
+            meta.push((*chunk, at, with_header, table, header));
         }
         let mut writes: Vec<(&IoFile, u64, &AlignedBuf)> = Vec::new();
         for g in group.iter() {
             writes.push((&self.open[&g.chunk].file, g.at, &g.buf));
         }
-        for (chunk, at, table, header) in &meta {
+        for (chunk, at, with_header, table, header) in &meta {
             let file = &self.open[chunk].file;
             writes.push((file, *at, table));
-            writes.push((file, 0, header));
+            if !with_header {
+                writes.push((file, 0, header));
+            }
         }
         let written = self.io.write_many(&writes);
         drop(writes);
@@ -691,7 +727,7 @@ impl ChunkStore {
             }
         }
         self.spare.truncate(GROUP_MAX);
-        for (_, _, table, header) in meta {
+        for (_, _, _, table, header) in meta {
             self.spare_meta.push((table, header));
         }
         self.spare_meta.truncate(GROUP_MAX);
