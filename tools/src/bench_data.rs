@@ -17,7 +17,8 @@
 //! With three nodes on one machine, R=3 writes the same disk three times.
 //!
 //! `--rounds N` measures the raw disk and the GovFS rows N times, each
-//! round the raw disk first and then GovFS right after it, and reports
+//! round the raw disk first (the cluster up, idle) and then GovFS right
+//! after it, and reports
 //! each row's medians and the spread of its ratio: on a shared host the
 //! disk's own speed drifts between runs by a quarter, so ratios of two
 //! measurements taken close together, repeated, say more than one taken
